@@ -1,0 +1,31 @@
+// Byte coding for on-disk keys and values (LevelDB's coding.h, big-endian).
+//
+// Fixed-width integers are big-endian so that byte order is numeric order.
+// Variable-length fields are length-prefixed. Getters consume from the front
+// of `in` and return false when it is too short.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace oms {
+
+void put_fixed8(std::string& out, std::uint8_t v);
+void put_fixed32_be(std::string& out, std::uint32_t v);
+void put_fixed64_be(std::string& out, std::uint64_t v);
+// A 1-byte length followed by the bytes (s.size() must be < 256).
+void put_short_bytes(std::string& out, std::string_view s);
+// A 4-byte big-endian length followed by the bytes.
+void put_bytes32(std::string& out, std::string_view s);
+
+bool get_fixed8(std::string_view& in, std::uint8_t& v);
+bool get_fixed32_be(std::string_view& in, std::uint32_t& v);
+bool get_fixed64_be(std::string_view& in, std::uint64_t& v);
+bool get_short_bytes(std::string_view& in, std::string_view& s);
+bool get_bytes32(std::string_view& in, std::string_view& s);
+
+std::uint64_t decode_fixed64_be(const char* p);
+void encode_fixed64_be(char* p, std::uint64_t v);
+
+}  // namespace oms
