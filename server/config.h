@@ -1,0 +1,87 @@
+// omsd configuration: defaults, the TOML file (toml++) and command-line flags.
+//
+// Precedence: built-in defaults < TOML file (--config) < flags. Every key is
+// documented in deploy/omsd.toml and README.md. A bad value or an unknown key
+// stops the process at start with a message that names the key.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/status.h"
+
+namespace oms::server {
+
+struct Config {
+  // [server]
+  std::string data_dir = "./oms-data";
+  std::string listen = "127.0.0.1:8080";
+  std::string admin_listen = "127.0.0.1:8081";
+  unsigned io_threads = 0;        // 0 = one per core
+  unsigned store_threads = 2;     // blocking RocksDB reads / admin work
+  std::string jwt_secret_file;    // empty = DATA_DIR/jwt.secret (generated)
+  std::string admin_token_file;   // empty = DATA_DIR/admin.token (generated)
+
+  // [auth]
+  std::int64_t signin_timeout_ms = 10'000;
+  std::int64_t leeway_seconds = 30;
+  std::string issuer;    // empty = not checked
+  std::string audience;  // empty = not checked
+
+  // [mailbox]
+  std::uint64_t max_messages = 10'000;
+  std::uint64_t max_bytes = 52'428'800;
+  std::uint32_t ttl_days = 30;
+  std::int64_t ttl_seconds = 0;  // > 0 overrides ttl_days (tests, short-lived deployments)
+  std::int64_t sweep_interval_seconds = 3600;
+  std::int64_t dedup_window_seconds = 86'400;
+
+  // [delivery]
+  std::size_t window = 256;             // unacked messages per session
+  std::size_t max_send_queue = 4096;    // queued outgoing frames per session; beyond: close 4008
+
+  // [limits]
+  std::size_t max_body_bytes = 16'384;
+  std::size_t max_frame_bytes = 65'536;
+  double send_rate_per_second = 1000;   // per user, token bucket
+  double send_burst = 2000;
+  std::size_t max_sessions_per_user = 16;
+  std::size_t max_subscriptions = 1000;
+  std::size_t max_connections = 100'000;
+  std::int64_t idle_timeout_seconds = 120;
+  std::int64_t handshake_timeout_seconds = 10;
+  std::size_t max_admin_body_bytes = 65'536;
+
+  // [store]
+  bool sync = true;
+  std::size_t max_batch = 8192;
+  std::size_t max_queued_writes = 200'000;
+  std::size_t block_cache_mb = 64;
+
+  // [log]
+  std::string log_level = "info";  // trace, debug, info, warn, error, off
+  std::string log_format = "text"; // text | json
+
+  std::string config_file;  // where the TOML came from (empty = none)
+
+  std::int64_t ttl_ms() const {
+    if (ttl_seconds > 0) return ttl_seconds * 1000;
+    return static_cast<std::int64_t>(ttl_days) * 86'400'000;
+  }
+};
+
+// Defaults, then --config FILE, then the other flags. `help` is set for
+// --help (usage printed by the caller).
+Result<Config> load_config(int argc, char** argv, bool& help);
+std::string usage();
+
+// "HOST:PORT" split; port 0 allowed.
+struct Endpoint {
+  std::string host;
+  unsigned short port = 0;
+};
+Result<Endpoint> parse_endpoint(const std::string& s, const char* key);
+
+}  // namespace oms::server

@@ -1,0 +1,44 @@
+// What every part of a running omsd shares: configuration, the store, the
+// presence registry, metrics and the secrets. Owned by Server (server.h),
+// outlives every session.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "common/clock.h"
+#include "server/config.h"
+#include "server/metrics.h"
+#include "server/presence.h"
+#include "storage/mailbox_store.h"
+
+namespace oms::server {
+
+class Router;
+
+struct ServerContext {
+  Config config;
+  const Clock* clock = &SystemClock::instance();
+  std::unique_ptr<storage::MailboxStore> store;
+  PresenceRegistry registry;
+  Metrics metrics;
+  std::unique_ptr<Router> router;
+  std::string jwt_secret;
+  std::string admin_token;
+  std::atomic<bool> shutting_down{false};
+  std::atomic<bool> listeners_ready{false};
+
+  // Runs `fn` on the blocking pool (RocksDB reads, admin work): never on an
+  // I/O thread. Set by Server.
+  std::function<void(std::function<void()>)> run_blocking;
+
+  // Every open client connection, for the shutdown close (1001).
+  std::mutex connections_mu;
+  std::unordered_map<const void*, std::weak_ptr<class WsSession>> connections;
+};
+
+}  // namespace oms::server

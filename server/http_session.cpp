@@ -1,0 +1,109 @@
+// The admin endpoint's HTTP/1.1 plumbing (Beast): read a request with a
+// deadline and a body limit, run AdminApi::handle on the blocking pool, write
+// the answer, keep the connection alive while the client wants.
+#include <boost/asio/post.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+#include "server/admin_api.h"
+#include "server/context.h"
+#include "server/endpoints.h"
+
+namespace oms::server {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr std::size_t kMaxHeaderBytes = 8192;
+
+class AdminHttpSession : public std::enable_shared_from_this<AdminHttpSession> {
+ public:
+  AdminHttpSession(ServerContext& ctx, AdminApi& api, tcp::socket&& socket)
+      : ctx_(ctx), api_(api), stream_(std::move(socket)) {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
+  void run() { do_read(); }
+
+ private:
+  void do_read() {
+    parser_.emplace();
+    parser_->header_limit(kMaxHeaderBytes);
+    parser_->body_limit(ctx_.config.max_admin_body_bytes);
+    // Slow or idle clients are dropped: the whole request must arrive in time.
+    stream_.expires_after(std::chrono::seconds(ctx_.config.handshake_timeout_seconds));
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&AdminHttpSession::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec == http::error::body_limit) {
+      AdminResponse res{413, "application/json",
+                        R"({"error":{"code":"too_large","message":"the request body exceeds limits.max_admin_body_bytes"}})"};
+      return write(res, false);
+    }
+    if (ec == http::error::end_of_stream || ec) {
+      beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      return;
+    }
+    req_ = parser_->release();
+    stream_.expires_never();
+    ctx_.run_blocking([self = shared_from_this()] {
+      AdminRequest r;
+      r.method = self->req_.method_string();
+      r.target = self->req_.target();
+      r.authorization = self->req_[http::field::authorization];
+      r.body = self->req_.body();
+      r.remote = self->remote_;
+      AdminResponse res = self->api_.handle(r);
+      net::post(self->stream_.get_executor(), [self, res = std::move(res)] {
+        self->write(res, self->req_.keep_alive());
+      });
+    });
+  }
+
+  void write(const AdminResponse& r, bool keep_alive) {
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status),
+                                                                   req_.version() ? req_.version() : 11);
+    res->set(http::field::server, "omsd");
+    res->set(http::field::content_type, r.content_type);
+    if (r.status == 401) res->set(http::field::www_authenticate, "Bearer");
+    res->keep_alive(keep_alive);
+    res->body() = req_.method() == http::verb::head ? std::string() : r.body;
+    res->prepare_payload();
+    stream_.expires_after(std::chrono::seconds(ctx_.config.handshake_timeout_seconds));
+    http::async_write(stream_, *res, [self = shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
+      if (ec) return;
+      if (!keep_alive) {
+        beast::error_code ignored;
+        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        return;
+      }
+      self->do_read();
+    });
+  }
+
+  ServerContext& ctx_;
+  AdminApi& api_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::request<http::string_body> req_;
+  std::string remote_ = "?";
+};
+
+}  // namespace
+
+void serve_admin_connection(ServerContext& ctx, AdminApi& api, tcp::socket socket) {
+  std::make_shared<AdminHttpSession>(ctx, api, std::move(socket))->run();
+}
+
+}  // namespace oms::server

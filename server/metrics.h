@@ -1,0 +1,69 @@
+// Process metrics, rendered in the Prometheus text format at /metrics.
+//
+// Counters and gauges are relaxed atomics: cheap on hot paths, thread-safe.
+// Histograms have fixed buckets chosen per quantity.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "storage/mailbox_store.h"
+
+namespace oms::server {
+
+class Histogram {
+ public:
+  // Upper bounds (inclusive), increasing; +Inf is implicit.
+  static constexpr std::size_t kMaxBuckets = 16;
+  Histogram(std::initializer_list<double> bounds);
+  void observe(double v);
+  void render(std::string& out, std::string_view name, std::string_view help) const;
+
+ private:
+  std::array<double, kMaxBuckets> bounds_{};
+  std::size_t n_ = 0;
+  std::array<std::atomic<std::uint64_t>, kMaxBuckets + 1> counts_{};
+  std::atomic<std::uint64_t> count_{0};
+  std::atomic<std::uint64_t> sum_micro_{0};  // sum * 1e6
+};
+
+// The error codes a send can be refused with (labels of oms_send_errors_total).
+inline constexpr std::array<std::string_view, 10> kSendErrorCodes = {
+    "offline_disabled", "client_unsupported", "mailbox_full", "too_large", "bad_request",
+    "rate_limited", "unavailable", "store_error", "internal", "unauthenticated"};
+
+class Metrics final : public storage::BatchObserver {
+ public:
+  Metrics();
+
+  std::atomic<std::int64_t> connections_open{0};
+  std::atomic<std::uint64_t> connections_total{0};
+  std::atomic<std::uint64_t> connections_refused{0};
+  std::atomic<std::int64_t> sessions_open{0};
+  std::atomic<std::uint64_t> signins_total{0};
+  std::atomic<std::uint64_t> signin_failures_total{0};
+  std::atomic<std::uint64_t> sent_delivered{0};
+  std::atomic<std::uint64_t> sent_stored{0};
+  std::atomic<std::uint64_t> sent_missed{0};
+  std::atomic<std::uint64_t> sent_duplicate{0};
+  std::atomic<std::uint64_t> pushed_total{0};
+  std::atomic<std::uint64_t> acked_total{0};
+  std::atomic<std::uint64_t> slow_consumer_closes{0};
+  std::atomic<std::uint64_t> admin_requests_total{0};
+  std::atomic<std::uint64_t> admin_unauthorized_total{0};
+  std::array<std::atomic<std::uint64_t>, kSendErrorCodes.size()> send_errors{};
+
+  Histogram store_append_seconds;  // append → durable callback
+  Histogram store_batch_requests;  // requests per group-commit batch
+  Histogram store_write_seconds;   // one synced WriteBatch
+
+  void count_send_error(std::string_view code);
+  void on_batch(std::size_t requests, std::int64_t write_micros, bool ok) override;
+
+  std::string render(const storage::StoreCounters& store, bool store_writable) const;
+};
+
+}  // namespace oms::server

@@ -1,0 +1,215 @@
+#include "server/router.h"
+
+#include <chrono>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/ids.h"
+#include "common/json_codec.h"
+#include "server/context.h"
+#include "server/ws_session.h"
+#include "storage/policy_store.h"
+
+namespace oms::server {
+
+using proto::MessageKind;
+using proto::PresenceState;
+
+namespace {
+
+std::shared_ptr<const std::string> share(std::string s) {
+  return std::make_shared<const std::string>(std::move(s));
+}
+
+std::string_view store_error_code(const Status& s) {
+  switch (s.code()) {
+    case Code::kMailboxFull: return "mailbox_full";
+    case Code::kUnavailable: return "unavailable";
+    case Code::kIoError: return "store_error";
+    case Code::kInvalidArgument: return "bad_request";
+    case Code::kTooLarge: return "too_large";
+    default: return "internal";
+  }
+}
+
+// The first reply of an idempotent send, kept with its dedup entry.
+std::string dedup_payload(std::string_view status, PresenceState recipient) {
+  return fmt::format("{}/{}", status, proto::presence_name(recipient));
+}
+
+void parse_dedup_payload(std::string_view payload, std::string& status, PresenceState& recipient) {
+  auto slash = payload.find('/');
+  status = std::string(payload.substr(0, slash));
+  recipient = PresenceState::kOffline;
+  if (slash != std::string_view::npos)
+    recipient = proto::parse_presence(payload.substr(slash + 1)).value_or(PresenceState::kOffline);
+}
+
+// At most `max` bytes of `s`, cut on a UTF-8 character boundary.
+std::string utf8_prefix(std::string_view s, std::size_t max) {
+  if (s.size() <= max) return std::string(s);
+  std::size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return std::string(s.substr(0, n));
+}
+
+}  // namespace
+
+void Router::refuse(const std::shared_ptr<WsSession>& sender, const proto::Rid& rid,
+                    std::string_view code, std::string_view message) {
+  ctx_.metrics.count_send_error(code);
+  sender->post_frame(share(proto::encode_error(rid, code, message)));
+}
+
+void Router::send(const std::shared_ptr<WsSession>& sender, const std::string& from,
+                  bool sender_capable, proto::Send&& req) {
+  const Config& cfg = ctx_.config;
+  if (req.body.size() > cfg.max_body_bytes) {
+    return refuse(sender, req.rid, "too_large",
+                  fmt::format("body is {} bytes; the limit is {}", req.body.size(), cfg.max_body_bytes));
+  }
+  if (!ctx_.registry.take_send_token(from, ctx_.clock->now_ms(), cfg.send_rate_per_second,
+                                     cfg.send_burst)) {
+    return refuse(sender, req.rid, "rate_limited",
+                  fmt::format("send rate above {}/s; slow down and retry", cfg.send_rate_per_second));
+  }
+
+  const PresenceState state = ctx_.registry.state_of(req.to);
+  MessageKind kind = MessageKind::kLive;
+  std::string_view status = "delivered";
+  std::string reason;
+  if (state == PresenceState::kOffline || state == PresenceState::kAppearOffline) {
+    const auto& policies = ctx_.store->policies();
+    if (!policies.im_configuration().enable_offline_im) {
+      return refuse(sender, req.rid, "offline_disabled",
+                    "the recipient is offline and offline messages are turned off for the organisation");
+    }
+    storage::EffectivePolicy eff = policies.effective_policy_for(from);
+    if (!eff.policy.enable_im_auto_archiving) {
+      return refuse(sender, req.rid, "offline_disabled",
+                    fmt::format("the recipient is offline and your client policy '{}' does not allow "
+                                "offline messages",
+                                eff.policy.identity));
+    }
+    if (!sender_capable) {
+      return refuse(sender, req.rid, "client_unsupported",
+                    "the recipient is offline and this client does not support offline messages");
+    }
+    kind = MessageKind::kOffline;
+    status = "stored";
+  } else if (proto::suppresses_interruptions(state)) {
+    kind = MessageKind::kMissed;
+    status = "missed";
+    reason = std::string(proto::presence_name(state));
+  }
+
+  // The body is kept for the fan-out frame only when someone may be online.
+  std::shared_ptr<std::string> body_copy;
+  if (kind != MessageKind::kOffline) body_copy = std::make_shared<std::string>(req.body);
+
+  storage::AppendRequest append;
+  append.mailbox = req.to;
+  append.from = from;
+  append.body = std::move(req.body);
+  append.kind = kind;
+  append.reason = reason;
+  append.client_msg_id = std::move(req.client_msg_id);
+  append.dedup_payload = dedup_payload(status, state);
+
+  const auto started = std::chrono::steady_clock::now();
+  ctx_.store->append(
+      std::move(append),
+      [this, sender, rid = std::move(req.rid), to = std::move(req.to), from, kind, state,
+       status = std::string(status), reason = std::move(reason), body_copy,
+       started](Result<storage::AppendResult> r) {
+        // Writer thread: post only.
+        if (!r) {
+          std::string_view code = store_error_code(r.status());
+          ctx_.metrics.count_send_error(code);
+          sender->post_frame(share(proto::encode_error(
+              rid, code, r.status().message().empty() ? std::string(code) : r.status().message())));
+          return;
+        }
+        const storage::AppendResult& res = r.value();
+        proto::Sent sent;
+        sent.rid = rid;
+        sent.id = format_message_id(res.seq);
+        if (res.duplicate) {
+          ctx_.metrics.sent_duplicate.fetch_add(1, std::memory_order_relaxed);
+          parse_dedup_payload(res.dedup_payload, sent.status, sent.recipient);
+          sent.duplicate = true;
+          sender->post_frame(share(proto::encode_sent(sent)));
+          return;
+        }
+        ctx_.metrics.store_append_seconds.observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+
+        // Fan out to whoever is signed in now (not only who was at decision time).
+        auto sessions = ctx_.registry.sessions_of(to);
+        if (!sessions.empty()) {
+          auto d = std::make_shared<Delivery>();
+          d->seq = res.seq;
+          d->kind = kind;
+          if (body_copy) {
+            proto::Message m;
+            m.id = sent.id;
+            m.from = from;
+            m.sent_at_ms = res.sent_at_ms;
+            m.body = *body_copy;
+            m.kind = kind;
+            d->message_frame = share(proto::encode_message(m));
+            if (kind == MessageKind::kMissed) {
+              proto::Missed notice;
+              notice.id = sent.id;
+              notice.from = from;
+              notice.sent_at_ms = res.sent_at_ms;
+              notice.reason = reason;
+              constexpr std::size_t kPreviewBytes = 100;
+              notice.preview = utf8_prefix(*body_copy, kPreviewBytes);
+              d->missed_notice = share(proto::encode(proto::ServerFrame{std::move(notice)}));
+            }
+          }
+          std::shared_ptr<const Delivery> shared = std::move(d);
+          for (const auto& s : sessions) s->post_stored(shared);
+        }
+
+        sent.status = status;
+        sent.recipient = state;
+        if (status == "delivered") ctx_.metrics.sent_delivered.fetch_add(1, std::memory_order_relaxed);
+        else if (status == "stored") ctx_.metrics.sent_stored.fetch_add(1, std::memory_order_relaxed);
+        else ctx_.metrics.sent_missed.fetch_add(1, std::memory_order_relaxed);
+        sender->post_frame(share(proto::encode_sent(sent)));
+      });
+}
+
+void Router::presence_changed(const std::string& user, const PresenceRegistry::StateChange& change) {
+  const PresenceState before = PresenceRegistry::visible(change.before);
+  const PresenceState after = PresenceRegistry::visible(change.after);
+  if (before != after) {
+    auto watchers = ctx_.registry.watchers_of(user);
+    if (!watchers.empty()) {
+      auto frame = share(proto::encode(proto::ServerFrame{proto::PresenceEvent{user, after}}));
+      for (const auto& w : watchers) w->post_frame(frame);
+    }
+  }
+  const bool left_suppression = proto::suppresses_interruptions(change.before) &&
+                                !proto::suppresses_interruptions(change.after) &&
+                                change.after != PresenceState::kOffline;
+  if (!left_suppression) return;
+  // The digest of missed messages that arrived meanwhile and are still unacked.
+  ctx_.run_blocking([this, user, since = change.suppressed_since_seq] {
+    auto summary = ctx_.store->summary(user, since, /*missed_only=*/true);
+    if (!summary) {
+      spdlog::warn("missed.summary for {} failed: {}", user, summary.status().to_string());
+      return;
+    }
+    proto::MissedSummary digest;
+    digest.count = summary->count;
+    for (auto& [from, n] : summary->from) digest.from.push_back({from, n});
+    auto frame = share(proto::encode(proto::ServerFrame{std::move(digest)}));
+    for (const auto& s : ctx_.registry.sessions_of(user)) s->post_frame(frame);
+  });
+}
+
+}  // namespace oms::server

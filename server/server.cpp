@@ -1,0 +1,302 @@
+#include "server/server.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/jwt.h"
+#include "server/admin_api.h"
+#include "server/context.h"
+#include "server/endpoints.h"
+#include "server/router.h"
+#include "server/ws_session.h"
+#include "storage/mailbox_store.h"
+
+namespace oms::server {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+namespace fs = std::filesystem;
+
+namespace {
+
+// How long the shutdown waits for sessions to finish their close handshake.
+constexpr auto kShutdownGrace = std::chrono::seconds(5);
+constexpr std::size_t kSecretBytes = 32;
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t'))
+    s.pop_back();
+  return s;
+}
+
+Result<std::string> read_secret(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::invalid_argument(fmt::format("{}: cannot read {}", what, path));
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  s = trim(std::move(s));
+  if (s.size() < 16) return Status::invalid_argument(fmt::format("{}: {} holds fewer than 16 bytes", what, path));
+  return s;
+}
+
+// Reads `path`, or creates it (mode 0600) with a fresh random secret.
+Result<std::string> read_or_create_secret(const std::string& path, const char* what) {
+  if (fs::exists(path)) return read_secret(path, what);
+  std::string secret = random_hex(kSecretBytes);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) return read_secret(path, what);
+    return Status::io_error(fmt::format("{}: cannot create {}: {}", what, path, std::strerror(errno)));
+  }
+  std::string line = secret + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) return Status::io_error(fmt::format("{}: cannot write {}", what, path));
+  spdlog::info("generated {} in {}", what, path);
+  return secret;
+}
+
+Status write_file_atomically(const fs::path& path, const std::string& content) {
+  fs::path tmp = path;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << content;
+    if (!out) return Status::io_error(fmt::format("cannot write {}", tmp.string()));
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return Status::io_error(fmt::format("cannot rename {}: {}", tmp.string(), ec.message()));
+  return Status::ok();
+}
+
+}  // namespace
+
+// Accepts connections on one endpoint; each socket gets its own strand.
+class Listener {
+ public:
+  enum class Kind { kClient, kAdmin };
+  Listener(net::io_context& ioc, ServerContext& ctx, AdminApi& api, Kind kind)
+      : ioc_(ioc), ctx_(ctx), api_(api), kind_(kind), acceptor_(net::make_strand(ioc)) {}
+
+  Status open(const Endpoint& ep, const char* key) {
+    boost::system::error_code ec;
+    auto addr = net::ip::make_address(ep.host, ec);
+    if (ec) return Status::invalid_argument(fmt::format("{}: '{}' is not an IP address", key, ep.host));
+    tcp::endpoint endpoint(addr, ep.port);
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec)
+      return Status::io_error(fmt::format("{}: cannot listen on {}:{}: {}", key, ep.host, ep.port, ec.message()));
+    port_ = acceptor_.local_endpoint().port();
+    return Status::ok();
+  }
+
+  unsigned short port() const { return port_; }
+
+  void accept() {
+    acceptor_.async_accept(net::make_strand(ioc_), [this](boost::system::error_code ec, tcp::socket socket) {
+      if (ec) {
+        if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+        spdlog::warn("accept: {}", ec.message());  // e.g. EMFILE: keep serving
+      } else {
+        socket.set_option(tcp::no_delay(true), ec);
+        if (kind_ == Kind::kClient) serve_client_connection(ctx_, std::move(socket));
+        else serve_admin_connection(ctx_, api_, std::move(socket));
+      }
+      accept();
+    });
+  }
+
+  void close() {
+    net::post(acceptor_.get_executor(), [this] {
+      boost::system::error_code ignored;
+      acceptor_.close(ignored);
+    });
+  }
+
+ private:
+  net::io_context& ioc_;
+  ServerContext& ctx_;
+  AdminApi& api_;
+  Kind kind_;
+  tcp::acceptor acceptor_;
+  unsigned short port_ = 0;
+};
+
+class Server::Impl {
+ public:
+  explicit Impl(Config config)
+      : threads_(config.io_threads ? config.io_threads : std::max(1u, std::thread::hardware_concurrency())),
+        ioc_(static_cast<int>(threads_)),
+        blocking_(config.store_threads),
+        signals_(ioc_, SIGINT, SIGTERM),
+        sweep_timer_(ioc_),
+        grace_timer_(ioc_),
+        api_(ctx_),
+        client_(ioc_, ctx_, api_, Listener::Kind::kClient),
+        admin_(ioc_, ctx_, api_, Listener::Kind::kAdmin) {
+    ctx_.config = std::move(config);
+    ctx_.router = std::make_unique<Router>(ctx_);
+    ctx_.run_blocking = [this](std::function<void()> fn) { net::post(blocking_, std::move(fn)); };
+  }
+
+  Status start() {
+    const Config& cfg = ctx_.config;
+    std::error_code ec;
+    fs::create_directories(cfg.data_dir, ec);
+    if (ec) return Status::io_error(fmt::format("server.data_dir: cannot create {}: {}", cfg.data_dir, ec.message()));
+    fs::permissions(cfg.data_dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+    const fs::path dir(cfg.data_dir);
+    fs::remove(dir / "ports.json", ec);
+
+    auto jwt = cfg.jwt_secret_file.empty()
+                   ? read_or_create_secret((dir / "jwt.secret").string(), "JWT secret")
+                   : read_secret(cfg.jwt_secret_file, "server.jwt_secret_file");
+    if (!jwt) return jwt.status();
+    ctx_.jwt_secret = std::move(*jwt);
+    auto token = cfg.admin_token_file.empty()
+                     ? read_or_create_secret((dir / "admin.token").string(), "admin token")
+                     : read_secret(cfg.admin_token_file, "server.admin_token_file");
+    if (!token) return token.status();
+    ctx_.admin_token = std::move(*token);
+
+    storage::StoreOptions so;
+    so.path = (dir / "store").string();
+    so.max_messages = cfg.max_messages;
+    so.max_bytes = cfg.max_bytes;
+    so.ttl_days = cfg.ttl_days;
+    // TODO(ttl_seconds): pass cfg.ttl_ms() once StoreOptions takes milliseconds.
+    so.dedup_window_ms = cfg.dedup_window_seconds * 1000;
+    so.sync = cfg.sync;
+    so.max_batch_requests = cfg.max_batch;
+    so.max_queued_requests = cfg.max_queued_writes;
+    so.block_cache_bytes = cfg.block_cache_mb << 20;
+    so.clock = ctx_.clock;
+    auto store = storage::MailboxStore::open(so);
+    if (!store) return store.status();
+    ctx_.store = std::move(*store);
+    ctx_.store->set_batch_observer(&ctx_.metrics);
+    if (!cfg.sync) spdlog::warn("store.sync = false: acknowledged messages can be lost in a crash");
+
+    auto client_ep = parse_endpoint(cfg.listen, "server.listen");
+    auto admin_ep = parse_endpoint(cfg.admin_listen, "server.admin_listen");
+    if (!client_ep) return client_ep.status();
+    if (!admin_ep) return admin_ep.status();
+    if (Status s = client_.open(*client_ep, "server.listen"); !s) return s;
+    if (Status s = admin_.open(*admin_ep, "server.admin_listen"); !s) return s;
+    client_.accept();
+    admin_.accept();
+
+    signals_.async_wait([this](boost::system::error_code ec, int sig) {
+      if (ec) return;
+      spdlog::info("signal {}: shutting down", sig);
+      begin_shutdown();
+    });
+    schedule_sweep();
+
+    ctx_.listeners_ready.store(true);
+    if (Status s = write_file_atomically(
+            dir / "ports.json", fmt::format("{{\"client\":{},\"admin\":{}}}\n", client_.port(), admin_.port()));
+        !s)
+      return s;
+    spdlog::info("omsd ready: client ws://{}:{}/v1/ws admin http://{}:{} data {} ({} I/O threads)",
+                 client_ep->host, client_.port(), admin_ep->host, admin_.port(), cfg.data_dir, threads_);
+    return Status::ok();
+  }
+
+  int run() {
+    std::vector<std::thread> threads;
+    for (unsigned i = 1; i < threads_; ++i) threads.emplace_back([this] { ioc_.run(); });
+    ioc_.run();
+    for (auto& t : threads) t.join();
+    blocking_.join();
+    // Completes every queued write, then closes RocksDB.
+    ctx_.store.reset();
+    spdlog::info("omsd stopped");
+    return 0;
+  }
+
+  void begin_shutdown() {
+    net::post(ioc_, [this] {
+      if (ctx_.shutting_down.exchange(true)) return;
+      ctx_.listeners_ready.store(false);
+      client_.close();
+      admin_.close();
+      signals_.cancel();
+      sweep_timer_.cancel();
+      std::vector<std::shared_ptr<WsSession>> open;
+      {
+        std::lock_guard lock(ctx_.connections_mu);
+        for (auto& [_, w] : ctx_.connections)
+          if (auto s = w.lock()) open.push_back(std::move(s));
+      }
+      for (auto& s : open) s->post_close(1001, "server shutting down");
+      deadline_ = std::chrono::steady_clock::now() + kShutdownGrace;
+      wait_for_sessions();
+    });
+  }
+
+ private:
+  void wait_for_sessions() {
+    if (ctx_.metrics.connections_open.load() <= 0) return;  // run() returns once idle
+    if (std::chrono::steady_clock::now() >= deadline_) {
+      spdlog::warn("shutdown: {} connections did not close in time; stopping", ctx_.metrics.connections_open.load());
+      ioc_.stop();
+      return;
+    }
+    grace_timer_.expires_after(std::chrono::milliseconds(20));
+    grace_timer_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) wait_for_sessions();
+    });
+  }
+
+  void schedule_sweep() {
+    sweep_timer_.expires_after(std::chrono::seconds(ctx_.config.sweep_interval_seconds));
+    sweep_timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec || ctx_.shutting_down.load()) return;
+      ctx_.store->sweep_expired([](Result<std::uint64_t> r) {
+        if (!r) spdlog::warn("expiry sweep failed: {}", r.status().to_string());
+        else if (*r) spdlog::info("expiry sweep removed {} messages", *r);
+      });
+      schedule_sweep();
+    });
+  }
+
+  unsigned threads_;
+  ServerContext ctx_;
+  net::io_context ioc_;
+  net::thread_pool blocking_;
+  net::signal_set signals_;
+  net::steady_timer sweep_timer_;
+  net::steady_timer grace_timer_;
+  std::chrono::steady_clock::time_point deadline_{};
+  AdminApi api_;
+  Listener client_;
+  Listener admin_;
+};
+
+Server::Server(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+Server::~Server() = default;
+Status Server::start() { return impl_->start(); }
+int Server::run() { return impl_->run(); }
+void Server::shutdown() { impl_->begin_shutdown(); }
+
+}  // namespace oms::server

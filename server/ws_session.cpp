@@ -1,0 +1,530 @@
+// The client endpoint: HTTP upgrade, then one WsSessionImpl per connection.
+//
+// Each connection runs on its own strand (the socket's executor); every
+// handler holds shared_from_this(). One async_write at a time; later frames
+// wait in a bounded deque. Stored messages are pushed in sequence order,
+// within a window of unacked messages; RocksDB reads run on the blocking
+// pool and post back here.
+#include "server/ws_session.h"
+
+#include <deque>
+#include <set>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/ids.h"
+#include "common/json_codec.h"
+#include "common/jwt.h"
+#include "server/context.h"
+#include "server/endpoints.h"
+#include "server/router.h"
+#include "storage/mailbox_store.h"
+
+namespace oms::server {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = net::ip::tcp;
+using proto::MessageKind;
+using proto::PresenceState;
+
+namespace {
+
+// Close codes beyond RFC 6455's (4000–4999 are the application's).
+constexpr std::uint16_t kCloseUnauthenticated = 4401;
+constexpr std::uint16_t kCloseSigninTimeout = 4408;
+constexpr std::uint16_t kCloseTooManySessions = 4429;
+constexpr std::uint16_t kCloseSlowConsumer = 4008;
+// Stored messages read per page (also bounded by the window's free room).
+constexpr std::size_t kPageMessages = 256;
+constexpr std::size_t kMaxHttpHeaderBytes = 8192;
+
+std::shared_ptr<const std::string> share(std::string s) {
+  return std::make_shared<const std::string>(std::move(s));
+}
+
+bool is_shutdown_error(const beast::error_code& ec) {
+  return ec == net::error::operation_aborted || ec == websocket::error::closed ||
+         ec == net::error::eof || ec == net::error::connection_reset ||
+         ec == beast::error::timeout || ec == net::error::broken_pipe;
+}
+
+class WsSessionImpl final : public WsSession, public std::enable_shared_from_this<WsSessionImpl> {
+ public:
+  WsSessionImpl(ServerContext& ctx, beast::tcp_stream&& stream)
+      : ctx_(ctx), ws_(std::move(stream)), hello_timer_(ws_.get_executor()) {
+    session_id_ = random_hex(8);
+  }
+
+  ~WsSessionImpl() override { ctx_.metrics.connections_open.fetch_sub(1, std::memory_order_relaxed); }
+
+  void start(http::request<http::string_body> req) {
+    const Config& cfg = ctx_.config;
+    ws_.set_option(websocket::stream_base::timeout{
+        std::chrono::seconds(cfg.handshake_timeout_seconds),
+        std::chrono::seconds(cfg.idle_timeout_seconds), /*keep_alive_pings=*/true});
+    ws_.read_message_max(cfg.max_frame_bytes);
+    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+      res.set(http::field::server, "omsd");
+    }));
+    {
+      std::lock_guard lock(ctx_.connections_mu);
+      ctx_.connections[this] = weak_from_this();
+    }
+    ws_.async_accept(req, beast::bind_front_handler(&WsSessionImpl::on_accept, shared_from_this()));
+  }
+
+  // ---- WsSession (any thread) ----
+  void post_frame(std::shared_ptr<const std::string> frame) override {
+    net::post(ws_.get_executor(), [self = shared_from_this(), f = std::move(frame)]() mutable {
+      if (self->signed_in_) self->enqueue(std::move(f));
+    });
+  }
+  void post_stored(std::shared_ptr<const Delivery> d) override {
+    net::post(ws_.get_executor(),
+              [self = shared_from_this(), d = std::move(d)] { self->on_stored(*d); });
+  }
+  void post_close(std::uint16_t code, std::string reason) override {
+    net::post(ws_.get_executor(), [self = shared_from_this(), code, r = std::move(reason)] {
+      self->close(code, r);
+    });
+  }
+
+ private:
+  // ---- connection ----
+  void on_accept(beast::error_code ec) {
+    if (ec) return fail(ec, "accept");
+    hello_timer_.expires_after(std::chrono::milliseconds(ctx_.config.signin_timeout_ms));
+    hello_timer_.async_wait([self = shared_from_this()](beast::error_code tec) {
+      if (tec || self->signed_in_ || self->signing_in_) return;
+      self->refuse_signin(kCloseSigninTimeout, "no hello within the sign-in timeout");
+    });
+    do_read();
+  }
+
+  void do_read() {
+    ws_.async_read(buffer_, beast::bind_front_handler(&WsSessionImpl::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec) return fail(ec, "read");
+    if (!ws_.got_text()) {
+      buffer_.consume(buffer_.size());
+      close(websocket::close_code::unknown_data, "binary frames are not accepted");
+    } else {
+      std::string text = beast::buffers_to_string(buffer_.data());
+      buffer_.consume(buffer_.size());
+      if (!close_requested_) handle_text(text);
+    }
+    do_read();  // keep reading until the close handshake completes
+  }
+
+  void fail(beast::error_code ec, const char* what) {
+    if (!is_shutdown_error(ec))
+      spdlog::debug("session {} ({}): {}: {}", session_id_, user_, what, ec.message());
+    finish();
+  }
+
+  // Runs once, when the connection is over.
+  void finish() {
+    if (finished_) return;
+    finished_ = true;
+    hello_timer_.cancel();
+    {
+      std::lock_guard lock(ctx_.connections_mu);
+      ctx_.connections.erase(this);
+    }
+    for (const auto& u : subscriptions_) ctx_.registry.unsubscribe(u, this);
+    subscriptions_.clear();
+    if (registered_) {
+      registered_ = false;
+      ctx_.metrics.sessions_open.fetch_sub(1, std::memory_order_relaxed);
+      if (auto before = ctx_.registry.remove_session(user_, this)) {
+        ctx_.router->presence_changed(user_, {*before, PresenceState::kOffline, 0});
+      }
+    }
+    queue_.clear();
+  }
+
+  // ---- sending ----
+  void enqueue(std::shared_ptr<const std::string> frame) {
+    if (close_requested_ || finished_) return;
+    if (queue_.size() >= ctx_.config.max_send_queue) {
+      ctx_.metrics.slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
+      spdlog::info("session {} ({}): send queue full, closing slow consumer", session_id_, user_);
+      // Keep only the frame being written; the messages stay in the mailbox.
+      if (writing_) queue_.erase(queue_.begin() + 1, queue_.end());
+      else queue_.clear();
+      close(kCloseSlowConsumer, "slow consumer");
+      return;
+    }
+    queue_.push_back(std::move(frame));
+    if (!writing_) do_write();
+  }
+
+  void do_write() {
+    writing_ = true;
+    ws_.text(true);
+    ws_.async_write(net::buffer(*queue_.front()),
+                    beast::bind_front_handler(&WsSessionImpl::on_write, shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, std::size_t) {
+    writing_ = false;
+    if (ec) return fail(ec, "write");
+    queue_.pop_front();
+    if (!queue_.empty()) return do_write();
+    if (close_requested_ && !close_sent_) do_close();
+  }
+
+  // Sends what is queued, then the close frame.
+  void close(std::uint16_t code, std::string_view reason) {
+    if (close_requested_ || finished_) return;
+    close_requested_ = true;
+    close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code), reason);
+    if (!writing_ && queue_.empty()) do_close();
+  }
+
+  void do_close() {
+    close_sent_ = true;
+    ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) self->fail(ec, "close");
+    });
+  }
+
+  void send_error(const proto::Rid& rid, std::string_view code, std::string_view message) {
+    ctx_.metrics.count_send_error(code);
+    enqueue(share(proto::encode_error(rid, code, message)));
+  }
+
+  void refuse_signin(std::uint16_t close_code, std::string_view message) {
+    ctx_.metrics.signin_failures_total.fetch_add(1, std::memory_order_relaxed);
+    // Before welcome the queue only carries this error.
+    queue_.push_back(share(proto::encode_error({}, "unauthenticated", message)));
+    if (!writing_) do_write();
+    close(close_code, "unauthenticated");
+  }
+
+  // ---- requests ----
+  void handle_text(const std::string& text) {
+    proto::DecodeLimits limits;
+    limits.max_body_bytes = ctx_.config.max_frame_bytes;
+    auto decoded = proto::decode_client_frame(text, limits);
+    if (!signed_in_) {
+      if (signing_in_) return refuse_signin(kCloseUnauthenticated, "no frame is accepted before welcome");
+      if (!decoded.ok() || !std::holds_alternative<proto::Hello>(decoded.frame()))
+        return refuse_signin(kCloseUnauthenticated, "the first frame must be a valid hello");
+      return on_hello(std::get<proto::Hello>(decoded.frame()));
+    }
+    if (!decoded.ok()) return send_error(decoded.error().rid, "bad_request", decoded.error().message);
+    std::visit([this](auto& f) { on_frame(f); }, decoded.frame());
+  }
+
+  void on_hello(proto::Hello& hello) {
+    JwtVerifyOptions opts;
+    opts.now_s = ctx_.clock->now_s();
+    opts.leeway_s = ctx_.config.leeway_seconds;
+    if (!ctx_.config.issuer.empty()) opts.issuer = ctx_.config.issuer;
+    if (!ctx_.config.audience.empty()) opts.audience = ctx_.config.audience;
+    auto claims = verify_jwt(hello.token, ctx_.jwt_secret, opts);
+    if (!claims) return refuse_signin(kCloseUnauthenticated, claims.status().message());
+    user_ = std::move(claims->sub);
+    client_ = std::move(hello.client);
+    capable_ = client_.supports_offline_messages();
+    SessionInfo info{session_id_, client_, ctx_.clock->now_ms()};
+    signin_seq_ = ctx_.store->last_seq();
+    auto added = ctx_.registry.add_session(user_, shared_from_this(), std::move(info),
+                                           ctx_.config.max_sessions_per_user);
+    if (!added) {
+      ctx_.metrics.signin_failures_total.fetch_add(1, std::memory_order_relaxed);
+      queue_.push_back(share(proto::encode_error(
+          hello.rid, "too_many_sessions",
+          fmt::format("{} already has {} sessions", user_, ctx_.config.max_sessions_per_user))));
+      if (!writing_) do_write();
+      return close(kCloseTooManySessions, "too many sessions");
+    }
+    registered_ = true;
+    signing_in_ = true;
+    hello_timer_.cancel();
+    ctx_.metrics.sessions_open.fetch_add(1, std::memory_order_relaxed);
+    if (added->first)
+      ctx_.router->presence_changed(user_, {PresenceState::kOffline, added->state, 0});
+    // The sign-in notification needs a mailbox scan: off the I/O thread.
+    ctx_.run_blocking([self = shared_from_this(), rid = hello.rid]() mutable {
+      auto summary = self->ctx_.store->summary(self->user_);
+      net::post(self->ws_.get_executor(), [self, rid = std::move(rid), s = std::move(summary)]() mutable {
+        self->on_summary(std::move(rid), std::move(s));
+      });
+    });
+  }
+
+  void on_summary(proto::Rid rid, Result<storage::MailboxSummary> summary) {
+    if (finished_ || close_requested_) return;
+    if (!summary) {
+      spdlog::error("session {} ({}): mailbox summary failed: {}", session_id_, user_,
+                    summary.status().to_string());
+      queue_.push_back(share(proto::encode_error(rid, "unavailable", "the mailbox cannot be read now")));
+      if (!writing_) do_write();
+      return close(websocket::close_code::internal_error, "store unavailable");
+    }
+    proto::Welcome w;
+    w.rid = std::move(rid);
+    w.user = user_;
+    w.session = session_id_;
+    w.presence = ctx_.registry.state_of(user_);
+    w.mailbox.count = summary->count;
+    w.mailbox.missed = summary->missed;
+    w.mailbox.bytes = summary->bytes;
+    w.mailbox.oldest_ms = summary->oldest_ms;
+    for (auto& [from, n] : summary->from) w.mailbox.from.push_back({from, n});
+    signing_in_ = false;
+    signed_in_ = true;
+    ctx_.metrics.signins_total.fetch_add(1, std::memory_order_relaxed);
+    enqueue(share(proto::encode(proto::ServerFrame{std::move(w)})));
+    if (capable_) maybe_read();
+  }
+
+  void on_frame(proto::Hello& f) { send_error(f.rid, "bad_request", "already signed in"); }
+
+  void on_frame(proto::Ping& f) {
+    enqueue(share(proto::encode(proto::ServerFrame{proto::Pong{f.rid}})));
+  }
+
+  void on_frame(proto::PresenceSet& f) {
+    auto change = ctx_.registry.set_state(user_, f.state, ctx_.store->last_seq());
+    enqueue(share(proto::encode(proto::ServerFrame{proto::Ok{f.rid}})));
+    ctx_.router->presence_changed(user_, change);
+  }
+
+  void on_frame(proto::PresenceSubscribe& f) {
+    std::size_t fresh = 0;
+    for (const auto& u : f.users)
+      if (std::find(subscriptions_.begin(), subscriptions_.end(), u) == subscriptions_.end()) ++fresh;
+    if (subscriptions_.size() + fresh > ctx_.config.max_subscriptions) {
+      return send_error(f.rid, "limit_exceeded",
+                        fmt::format("at most {} presence subscriptions per session",
+                                    ctx_.config.max_subscriptions));
+    }
+    for (const auto& u : f.users)
+      if (ctx_.registry.subscribe(u, shared_from_this())) subscriptions_.push_back(u);
+    enqueue(share(proto::encode(proto::ServerFrame{proto::Ok{f.rid}})));
+    for (const auto& u : f.users) {
+      auto state = PresenceRegistry::visible(ctx_.registry.state_of(u));
+      enqueue(share(proto::encode(proto::ServerFrame{proto::PresenceEvent{u, state}})));
+    }
+  }
+
+  void on_frame(proto::Send& f) {
+    ctx_.router->send(shared_from_this(), user_, capable_, std::move(f));
+  }
+
+  void on_frame(proto::Ack& f) {
+    for (auto seq : f.ids) in_flight_.erase(seq);
+    ctx_.metrics.acked_total.fetch_add(f.ids.size(), std::memory_order_relaxed);
+    ++pending_ack_writes_;
+    ctx_.store->ack(user_, std::move(f.ids),
+                    [self = shared_from_this(), rid = std::move(f.rid)](Result<std::uint64_t> r) mutable {
+                      net::post(self->ws_.get_executor(), [self, rid = std::move(rid), r = std::move(r)] {
+                        self->on_ack_written(rid, r);
+                      });
+                    });
+    if (capable_) maybe_read();
+  }
+
+  void on_ack_written(const proto::Rid& rid, const Result<std::uint64_t>& r) {
+    --pending_ack_writes_;
+    if (!r) {
+      if (!std::holds_alternative<std::monostate>(rid))
+        send_error(rid, "store_error", r.status().message());
+      return;
+    }
+    if (!std::holds_alternative<std::monostate>(rid))
+      enqueue(share(proto::encode(proto::ServerFrame{proto::Ok{rid}})));
+    check_drained();
+  }
+
+  // ---- delivery (stored messages in order, within the window) ----
+  void on_stored(const Delivery& d) {
+    if (!signed_in_ || close_requested_ || finished_) return;
+    if (!capable_) {
+      // Older clients chat live only; stored messages wait for a capable client.
+      if (d.kind == MessageKind::kLive && d.message_frame) push(d.seq, d.message_frame, false);
+      return;
+    }
+    if (d.missed_notice) enqueue(d.missed_notice);
+    if (d.seq <= cursor_) return;
+    if (caught_up_ && !reading_ && d.message_frame && in_flight_.size() < ctx_.config.window) {
+      push(d.seq, d.message_frame, true);
+      return;
+    }
+    caught_up_ = false;
+    if (reading_) dirty_ = true;
+    else maybe_read();
+  }
+
+  void push(std::uint64_t seq, std::shared_ptr<const std::string> frame, bool track) {
+    if (track) {
+      in_flight_.insert(seq);
+      cursor_ = seq;
+    }
+    ctx_.metrics.pushed_total.fetch_add(1, std::memory_order_relaxed);
+    enqueue(std::move(frame));
+  }
+
+  void maybe_read() {
+    if (reading_ || caught_up_ || close_requested_ || finished_) return;
+    const std::size_t window = ctx_.config.window;
+    if (in_flight_.size() >= window) return;
+    const std::size_t limit = std::min(kPageMessages, window - in_flight_.size());
+    reading_ = true;
+    dirty_ = false;
+    ctx_.run_blocking([self = shared_from_this(), after = cursor_, limit] {
+      auto page = self->ctx_.store->read(self->user_, after, limit);
+      net::post(self->ws_.get_executor(), [self, limit, p = std::move(page)]() mutable {
+        self->on_page(std::move(p), limit);
+      });
+    });
+  }
+
+  void on_page(Result<std::vector<storage::StoredMessage>> page, std::size_t limit) {
+    reading_ = false;
+    if (finished_ || close_requested_) return;
+    if (!page) {
+      spdlog::error("session {} ({}): mailbox read failed: {}", session_id_, user_,
+                    page.status().to_string());
+      return close(websocket::close_code::internal_error, "store unavailable");
+    }
+    for (auto& m : *page) {
+      if (m.seq <= cursor_) continue;
+      proto::Message msg;
+      msg.id = format_message_id(m.seq);
+      msg.from = std::move(m.from);
+      msg.sent_at_ms = m.sent_at_ms;
+      msg.body = std::move(m.body);
+      // A live message that waited for this sign-in is an offline one now.
+      msg.kind = (m.kind == MessageKind::kLive && m.seq <= signin_seq_) ? MessageKind::kOffline : m.kind;
+      push(m.seq, share(proto::encode_message(msg)), true);
+    }
+    if (page->size() >= limit) return maybe_read();  // more may wait
+    if (dirty_) {
+      dirty_ = false;
+      return maybe_read();
+    }
+    caught_up_ = true;
+    initial_done_ = true;
+    check_drained();
+  }
+
+  void check_drained() {
+    if (drained_sent_ || !initial_done_ || pending_ack_writes_ != 0) return;
+    if (!in_flight_.empty() && *in_flight_.begin() <= signin_seq_) return;
+    drained_sent_ = true;
+    enqueue(share(proto::encode(proto::ServerFrame{proto::MailboxDrained{}})));
+  }
+
+  ServerContext& ctx_;
+  websocket::stream<beast::tcp_stream> ws_;
+  beast::flat_buffer buffer_;
+  net::steady_timer hello_timer_;
+  std::string session_id_;
+
+  // sign-in
+  bool signing_in_ = false;  // hello accepted, welcome not yet sent
+  bool signed_in_ = false;
+  bool registered_ = false;
+  bool finished_ = false;
+  std::string user_;
+  proto::ClientInfo client_;
+  bool capable_ = false;
+  std::vector<std::string> subscriptions_;
+
+  // send queue
+  std::deque<std::shared_ptr<const std::string>> queue_;
+  bool writing_ = false;
+  bool close_requested_ = false;
+  bool close_sent_ = false;
+  websocket::close_reason close_reason_;
+
+  // delivery
+  std::uint64_t signin_seq_ = 0;   // store's last seq at sign-in
+  std::uint64_t cursor_ = 0;       // highest seq pushed
+  std::set<std::uint64_t> in_flight_;  // pushed, not yet acked by this session
+  bool caught_up_ = false;         // nothing stored beyond cursor_ that we know of
+  bool reading_ = false;
+  bool dirty_ = false;             // a message arrived during a read
+  bool initial_done_ = false;
+  bool drained_sent_ = false;
+  std::size_t pending_ack_writes_ = 0;
+};
+
+// Reads the upgrade request (with a deadline), then hands over to the
+// WebSocket session. Anything else on the client port gets a 404.
+class UpgradeReader : public std::enable_shared_from_this<UpgradeReader> {
+ public:
+  UpgradeReader(ServerContext& ctx, tcp::socket&& socket) : ctx_(ctx), stream_(std::move(socket)) {}
+
+  void run() {
+    parser_.emplace();
+    parser_->header_limit(kMaxHttpHeaderBytes);
+    parser_->body_limit(0);
+    stream_.expires_after(std::chrono::seconds(ctx_.config.handshake_timeout_seconds));
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&UpgradeReader::on_read, shared_from_this()));
+  }
+
+ private:
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec) {
+      ctx_.metrics.connections_open.fetch_sub(1, std::memory_order_relaxed);
+      return;
+    }
+    auto req = parser_->release();
+    if (websocket::is_upgrade(req) && req.target() == "/v1/ws") {
+      stream_.expires_never();
+      auto session = std::make_shared<WsSessionImpl>(ctx_, std::move(stream_));
+      session->start(std::move(req));
+      return;
+    }
+    auto res = std::make_shared<http::response<http::string_body>>(http::status::not_found, req.version());
+    res->set(http::field::content_type, "application/json");
+    res->keep_alive(false);
+    res->body() = R"({"error":{"code":"not_found","message":"the client endpoint is ws://HOST:PORT/v1/ws"}})";
+    res->prepare_payload();
+    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code, std::size_t) {
+      beast::error_code ignored;
+      self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      self->ctx_.metrics.connections_open.fetch_sub(1, std::memory_order_relaxed);
+    });
+  }
+
+  ServerContext& ctx_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+};
+
+}  // namespace
+
+void serve_client_connection(ServerContext& ctx, tcp::socket socket) {
+  ctx.metrics.connections_total.fetch_add(1, std::memory_order_relaxed);
+  auto open = ctx.metrics.connections_open.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (static_cast<std::size_t>(open) > ctx.config.max_connections || ctx.shutting_down.load()) {
+    ctx.metrics.connections_open.fetch_sub(1, std::memory_order_relaxed);
+    ctx.metrics.connections_refused.fetch_add(1, std::memory_order_relaxed);
+    beast::error_code ignored;
+    socket.close(ignored);
+    return;
+  }
+  std::make_shared<UpgradeReader>(ctx, std::move(socket))->run();
+}
+
+}  // namespace oms::server
