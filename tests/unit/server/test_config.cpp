@@ -1,0 +1,106 @@
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "server/config.h"
+
+using oms::server::Config;
+using oms::server::load_config;
+
+namespace {
+
+struct ConfigFile {
+  std::filesystem::path path;
+  explicit ConfigFile(const std::string& text) {
+    path = std::filesystem::temp_directory_path() /
+           ("oms-config-test-" + std::to_string(std::random_device{}()) + ".toml");
+    std::ofstream(path) << text;
+  }
+  ~ConfigFile() { std::filesystem::remove(path); }
+};
+
+oms::Result<Config> load(std::vector<std::string> args) {
+  std::vector<char*> argv;
+  static std::string prog = "omsd";
+  argv.push_back(prog.data());
+  for (auto& a : args) argv.push_back(a.data());
+  bool help = false;
+  return load_config(static_cast<int>(argv.size()), argv.data(), help);
+}
+
+}  // namespace
+
+TEST_CASE("config: defaults are the documented ones") {
+  auto c = load({});
+  REQUIRE(c.is_ok());
+  CHECK(c->data_dir == "./oms-data");
+  CHECK(c->listen == "127.0.0.1:8080");
+  CHECK(c->admin_listen == "127.0.0.1:8081");
+  CHECK(c->max_messages == 10000);
+  CHECK(c->max_bytes == 52428800);
+  CHECK(c->ttl_days == 30);
+  CHECK(c->max_body_bytes == 16384);
+  CHECK(c->max_frame_bytes == 65536);
+  CHECK(c->sync);
+  CHECK(c->ttl_ms() == 30LL * 86400 * 1000);
+}
+
+TEST_CASE("config: TOML values, then flags override them") {
+  ConfigFile f(R"(
+[server]
+listen = "127.0.0.1:9000"
+[mailbox]
+max_messages = 5
+ttl_seconds = 7
+[limits]
+max_body_bytes = 100
+)");
+  auto c = load({"--config", f.path.string(), "--listen", "127.0.0.1:0", "--data-dir=/tmp/x"});
+  REQUIRE(c.is_ok());
+  CHECK(c->listen == "127.0.0.1:0");
+  CHECK(c->data_dir == "/tmp/x");
+  CHECK(c->max_messages == 5);
+  CHECK(c->max_body_bytes == 100);
+  CHECK(c->ttl_ms() == 7000);
+}
+
+TEST_CASE("config: errors name the key") {
+  SUBCASE("unknown key") {
+    ConfigFile f("[mailbox]\nmax_mesages = 5\n");
+    auto c = load({"--config", f.path.string()});
+    REQUIRE_FALSE(c.is_ok());
+    CHECK(c.status().message().find("mailbox.max_mesages") != std::string::npos);
+  }
+  SUBCASE("wrong type") {
+    ConfigFile f("[limits]\nmax_body_bytes = \"big\"\n");
+    auto c = load({"--config", f.path.string()});
+    REQUIRE_FALSE(c.is_ok());
+    CHECK(c.status().message().find("limits.max_body_bytes") != std::string::npos);
+  }
+  SUBCASE("out of range") {
+    ConfigFile f("[delivery]\nwindow = 0\n");
+    auto c = load({"--config", f.path.string()});
+    REQUIRE_FALSE(c.is_ok());
+    CHECK(c.status().message().find("delivery.window") != std::string::npos);
+  }
+  SUBCASE("TOML syntax") {
+    ConfigFile f("[mailbox\n");
+    auto c = load({"--config", f.path.string()});
+    REQUIRE_FALSE(c.is_ok());
+  }
+  SUBCASE("bad endpoint flag") {
+    auto c = load({"--listen", "nowhere"});
+    REQUIRE_FALSE(c.is_ok());
+    CHECK(c.status().message().find("server.listen") != std::string::npos);
+  }
+  SUBCASE("unknown flag") {
+    auto c = load({"--frobnicate"});
+    REQUIRE_FALSE(c.is_ok());
+  }
+  SUBCASE("missing config file") {
+    auto c = load({"--config", "/nonexistent/omsd.toml"});
+    REQUIRE_FALSE(c.is_ok());
+  }
+}

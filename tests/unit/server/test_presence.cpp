@@ -1,0 +1,82 @@
+#include <doctest/doctest.h>
+
+#include "server/presence.h"
+#include "server/ws_session.h"
+
+using oms::proto::PresenceState;
+using oms::server::PresenceRegistry;
+
+namespace {
+
+// A session that records nothing: the registry only holds and hands it out.
+struct NullSession final : oms::server::WsSession {
+  void post_frame(std::shared_ptr<const std::string>) override {}
+  void post_stored(std::shared_ptr<const oms::server::Delivery>) override {}
+  void post_close(std::uint16_t, std::string) override {}
+};
+
+}  // namespace
+
+TEST_CASE("presence: first session makes the user available, last makes them offline") {
+  PresenceRegistry reg;
+  auto a = std::make_shared<NullSession>();
+  auto b = std::make_shared<NullSession>();
+  CHECK(reg.state_of("bob") == PresenceState::kOffline);
+  auto added = reg.add_session("bob", a, {}, 4);
+  REQUIRE(added);
+  CHECK(added->first);
+  CHECK(added->state == PresenceState::kAvailable);
+  reg.set_state("bob", PresenceState::kDnd, 10);
+  auto second = reg.add_session("bob", b, {}, 4);
+  REQUIRE(second);
+  CHECK_FALSE(second->first);
+  CHECK(second->state == PresenceState::kDnd);  // a second device keeps the state
+  CHECK(reg.sessions_of("bob").size() == 2);
+  CHECK_FALSE(reg.remove_session("bob", a.get()));
+  auto gone = reg.remove_session("bob", b.get());
+  REQUIRE(gone);
+  CHECK(*gone == PresenceState::kDnd);
+  CHECK(reg.state_of("bob") == PresenceState::kOffline);
+}
+
+TEST_CASE("presence: sessions per user are capped") {
+  PresenceRegistry reg;
+  std::vector<std::shared_ptr<NullSession>> s;
+  for (int i = 0; i < 3; ++i) s.push_back(std::make_shared<NullSession>());
+  CHECK(reg.add_session("u", s[0], {}, 2));
+  CHECK(reg.add_session("u", s[1], {}, 2));
+  CHECK_FALSE(reg.add_session("u", s[2], {}, 2));
+}
+
+TEST_CASE("presence: leaving dnd reports the seq at entry; appear-offline is visible as offline") {
+  PresenceRegistry reg;
+  auto a = std::make_shared<NullSession>();
+  REQUIRE(reg.add_session("u", a, {}, 4));
+  reg.set_state("u", PresenceState::kPresenting, 42);
+  auto change = reg.set_state("u", PresenceState::kAvailable, 99);
+  CHECK(change.before == PresenceState::kPresenting);
+  CHECK(change.suppressed_since_seq == 42);
+  CHECK(PresenceRegistry::visible(PresenceState::kAppearOffline) == PresenceState::kOffline);
+  CHECK(PresenceRegistry::visible(PresenceState::kBusy) == PresenceState::kBusy);
+}
+
+TEST_CASE("presence: watchers are held weakly and listed per user") {
+  PresenceRegistry reg;
+  auto w = std::make_shared<NullSession>();
+  CHECK(reg.subscribe("alice", w));
+  CHECK_FALSE(reg.subscribe("alice", w));
+  CHECK(reg.watchers_of("alice").size() == 1);
+  w.reset();
+  CHECK(reg.watchers_of("alice").empty());
+}
+
+TEST_CASE("presence: the send token bucket refills at the rate") {
+  PresenceRegistry reg;
+  auto a = std::make_shared<NullSession>();
+  REQUIRE(reg.add_session("u", a, {}, 4));
+  int granted = 0;
+  for (int i = 0; i < 10; ++i) granted += reg.take_send_token("u", 1000, 1.0, 3.0) ? 1 : 0;
+  CHECK(granted == 3);
+  CHECK_FALSE(reg.take_send_token("u", 1500, 1.0, 3.0));
+  CHECK(reg.take_send_token("u", 2100, 1.0, 3.0));
+}
