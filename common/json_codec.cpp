@@ -1,5 +1,6 @@
 #include "common/json_codec.h"
 
+#include <array>
 #include <charconv>
 #include <limits>
 #include <type_traits>
@@ -74,6 +75,13 @@ std::string quoted(std::string_view s) {
 // Writing JSON text
 // ============================================================================
 
+// Bytes copied verbatim inside a JSON string: printable ASCII but '"' and '\\'.
+constexpr std::array<bool, 256> kPlainAscii = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x80; ++c) t[static_cast<std::size_t>(c)] = c != '"' && c != '\\';
+  return t;
+}();
+
 // Appends `s` as a JSON string literal. Quotes, backslashes and control
 // characters are escaped; well-formed UTF-8 passes through; a byte that is not
 // part of well-formed UTF-8 becomes U+FFFD, so the output is always valid.
@@ -87,7 +95,7 @@ void append_string(std::string& out, std::string_view s) {
   };
   while (i < s.size()) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+    if (kPlainAscii[c]) {
       ++i;
       continue;
     }
