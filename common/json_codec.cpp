@@ -492,12 +492,13 @@ struct Envelope {
   std::string_view type;
 };
 
-// Parses `text` into `storage` and checks the envelope every frame shares.
-// On failure returns the DecodeError (with the rid when it was usable).
-std::optional<DecodeError> open_envelope(std::string_view text, json::value& storage,
-                                         json::storage_ptr sp, Envelope& env) {
+// Parses `text` into `storage` (with storage's memory resource) and checks
+// the envelope every frame shares. On failure returns the DecodeError (with
+// the rid when it was usable).
+std::optional<DecodeError> open_envelope(std::string_view text, json::value& storage, Envelope& env) {
   json::error_code ec;
-  storage = json::parse(json::string_view(text.data(), text.size()), ec, std::move(sp));
+  // Same memory resource on both sides: the assignment moves, never copies.
+  storage = json::parse(json::string_view(text.data(), text.size()), ec, storage.storage());
   if (ec) {
     // Boost.JSON refuses ill-formed UTF-8 inside strings; say so precisely.
     if (!is_valid_utf8(text)) return DecodeError{{}, "invalid UTF-8"};
@@ -638,9 +639,9 @@ bool read_ack(Fields& f, const DecodeLimits& limits, Ack& out) {
 Decoded<ClientFrame> decode_client_unchecked(std::string_view text, const DecodeLimits& limits) {
   unsigned char buffer[kParseBufferBytes];
   json::monotonic_resource mr(buffer, sizeof buffer);
-  json::value storage;
+  json::value storage(&mr);
   Envelope env;
-  if (auto err = open_envelope(text, storage, &mr, env))
+  if (auto err = open_envelope(text, storage, env))
     return failed<ClientFrame>(std::move(err->rid), std::move(err->message));
 
   Fields f(*env.obj);
@@ -793,9 +794,9 @@ bool read_presence_event(Fields& f, PresenceEvent& out) {
 Decoded<ServerFrame> decode_server_unchecked(std::string_view text) {
   unsigned char buffer[kParseBufferBytes];
   json::monotonic_resource mr(buffer, sizeof buffer);
-  json::value storage;
+  json::value storage(&mr);
   Envelope env;
-  if (auto err = open_envelope(text, storage, &mr, env))
+  if (auto err = open_envelope(text, storage, env))
     return failed<ServerFrame>(std::move(err->rid), std::move(err->message));
 
   Fields f(*env.obj);
