@@ -1,0 +1,169 @@
+// Running it (protocol.md §3): SIGTERM/SIGINT close sessions with 1001 and
+// exit 0; a `sent` message is durable, even across SIGKILL; the generated
+// secrets are reused by later starts.
+#include <doctest/doctest.h>
+
+#include <signal.h>
+
+#include <set>
+
+#include "tests/support/harness.h"
+
+using namespace oms::test;
+using boost::json::array;
+using boost::json::value;
+
+TEST_CASE("restart: SIGTERM closes sessions with 1001 and exits 0") {
+  OmsdProcess omsd;
+  auto alice = sign_in(omsd, kAlice);
+  auto bob = sign_in(omsd, kBob);
+  auto unauthenticated = connect_client(omsd);
+  omsd.signal(SIGTERM);
+  alice->expect_closed(1001);
+  bob->expect_closed(1001);
+  const int code = unauthenticated->expect_closed();
+  MESSAGE("a connection that had not signed in was closed with " << code);
+  CHECK(omsd.wait_exit() == 0);
+}
+
+TEST_CASE("restart: SIGINT closes sessions with 1001 and exits 0") {
+  OmsdProcess omsd;
+  auto alice = sign_in(omsd, kAlice);
+  omsd.signal(SIGINT);
+  alice->expect_closed(1001);
+  CHECK(omsd.wait_exit() == 0);
+}
+
+TEST_CASE("restart: stored messages survive a clean restart") {
+  OmsdProcess omsd;
+  std::vector<std::string> ids;
+  {
+    auto alice = sign_in(omsd, kAlice);
+    for (int i = 0; i < 3; ++i) {
+      const Json r = alice->send(kBob, "kept " + std::to_string(i));
+      OMS_CHECK_SENT(r, "stored");
+      ids.push_back(str_of(r, "id"));
+    }
+  }
+  CHECK(omsd.stop() == 0);
+  omsd.restart();
+  auto bob = sign_in(omsd, kBob);
+  CHECK(int_of(obj_of(bob->welcome(), "mailbox"), "count") == 3);
+  const auto msgs = bob->receive_messages(3);
+  CHECK(ids_of(msgs) == ids);
+  CHECK(bodies_of(msgs) == std::vector<std::string>{"kept 0", "kept 1", "kept 2"});
+  bob->take("mailbox.drained");
+}
+
+TEST_CASE("restart: every message that got sent is delivered after SIGKILL") {
+  OmsdProcess omsd;
+  auto alice = sign_in(omsd, kAlice);
+  alice->take("mailbox.drained");
+  // Pipeline many sends and kill the server while they are in flight.
+  constexpr int kSends = 400;
+  for (int i = 0; i < kSends; ++i) {
+    alice->send_json(Json{{"type", "send"},
+                          {"rid", i},
+                          {"to", kBob},
+                          {"body", std::to_string(i)},
+                          {"client_msg_id", "k-" + std::to_string(i)}});
+  }
+  std::map<std::string, int> sent;  // id -> index
+  auto collect = [&] {
+    for (const auto& r : alice->take_all("sent")) sent[str_of(r, "id")] = static_cast<int>(int_of(r, "rid"));
+  };
+  wait_until(
+      [&] {
+        collect();
+        return sent.size() >= 50;
+      },
+      std::chrono::seconds(10), std::chrono::milliseconds(1));
+  omsd.kill();
+  collect();  // replies that were already on the wire count too
+  REQUIRE(sent.size() >= 50);
+  for (const auto& e : alice->take_all("error")) FAIL_CHECK("unexpected error: " << to_text(e));
+  MESSAGE(sent.size() << " of " << kSends << " sends were acknowledged before SIGKILL");
+
+  omsd.restart();
+  auto bob = sign_in(omsd, kBob);
+  const std::int64_t waiting = int_of(obj_of(bob->welcome(), "mailbox"), "count");
+  CHECK(waiting >= static_cast<std::int64_t>(sent.size()));
+  const auto msgs = bob->receive_messages(static_cast<std::size_t>(waiting), true, std::chrono::seconds(20));
+  std::set<std::string> delivered;
+  int last = -1;
+  bool in_order = true;
+  for (const auto& m : msgs) {
+    delivered.insert(str_of(m, "id"));
+    const int idx = std::stoi(str_of(m, "body"));
+    if (idx <= last) in_order = false;
+    last = idx;
+  }
+  CHECK(in_order);
+  CHECK(delivered.size() == msgs.size());
+  std::size_t missing = 0;
+  for (const auto& [id, idx] : sent) {
+    if (!delivered.count(id)) {
+      ++missing;
+      if (missing <= 5) FAIL_CHECK("acknowledged message #" << idx << " (id " << id << ") was lost");
+    }
+  }
+  CHECK(missing == 0);
+  bob->take("mailbox.drained");
+}
+
+TEST_CASE("restart: a delivered but unacked message is delivered again after a crash") {
+  OmsdProcess omsd;
+  std::string id;
+  {
+    auto alice = sign_in(omsd, kAlice);
+    auto bob = sign_in(omsd, kBob);
+    const Json r = alice->send(kBob, "seen but not acked");
+    OMS_CHECK_SENT(r, "delivered");
+    id = str_of(r, "id");
+    CHECK(str_of(bob->take("message"), "id") == id);
+    omsd.kill();
+    bob->expect_closed();
+  }
+  omsd.restart();
+  auto bob = sign_in(omsd, kBob);
+  const Json m = bob->take("message");
+  CHECK(str_of(m, "id") == id);
+  CHECK(str_of(m, "body") == "seen but not acked");
+}
+
+TEST_CASE("restart: the generated secrets are kept and reused by later starts") {
+  OmsdProcess omsd;
+  const std::string secret = omsd.jwt_secret();
+  const std::string admin_token = omsd.admin_token();
+  CHECK(!secret.empty());
+  CHECK(!admin_token.empty());
+  const std::string token = omsd.token(kBob);
+  const auto mode_of = [&](const char* name) {
+    return std::filesystem::status(omsd.data_dir() / name).permissions();
+  };
+  using std::filesystem::perms;
+  CHECK((mode_of("jwt.secret") & (perms::group_all | perms::others_all)) == perms::none);
+  CHECK((mode_of("admin.token") & (perms::group_all | perms::others_all)) == perms::none);
+
+  CHECK(omsd.stop() == 0);
+  omsd.restart();
+  CHECK(omsd.jwt_secret() == secret);
+  CHECK(omsd.admin_token() == admin_token);
+  auto bob = connect_client(omsd);
+  CHECK(str_of(bob->hello(token), "user") == kBob);  // minted before the restart
+  OMS_CHECK_HTTP(AdminClient(omsd.admin_port(), admin_token).get("/v1/policies"), 200);
+}
+
+TEST_CASE("restart: secret files given by flag are used instead of generated ones") {
+  TempDir dir("omsd-secrets");
+  const auto secret_file = dir.path() / "secret";
+  const auto token_file = dir.path() / "token";
+  write_config_file(secret_file, "my-test-jwt-secret-0123456789abcdef\n");
+  write_config_file(token_file, "my-admin-token-0123456789\n");
+  OmsdProcess omsd(with_args({"--jwt-secret-file", secret_file.string(), "--admin-token-file",
+                                   token_file.string()}));
+  AdminClient admin(omsd.admin_port(), "my-admin-token-0123456789");
+  OMS_CHECK_HTTP(admin.get("/v1/policies"), 200);
+  auto bob = connect_client(omsd);
+  CHECK(str_of(bob->hello(mint_token("my-test-jwt-secret-0123456789abcdef", kBob)), "user") == kBob);
+}

@@ -1,0 +1,433 @@
+#include "tests/support/ws_client.h"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <doctest/doctest.h>
+
+#include "common/jwt.h"
+
+namespace oms::test {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using tcp = net::ip::tcp;
+
+WsClient::WsClient(ms timeout) : timeout_(timeout), cmid_prefix_(oms::random_hex(6)) {}
+
+WsClient::~WsClient() {
+  if (ws_ && connected_ && !closed_) drop();
+}
+
+SteadyClockTimePoint WsClient::deadline_for(std::optional<ms> timeout) const {
+  return SteadyClock::now() + timeout.value_or(timeout_);
+}
+
+template <class Pred>
+bool WsClient::pump_until(Pred pred, SteadyClockTimePoint deadline) {
+  while (!pred()) {
+    const auto now = SteadyClock::now();
+    if (now >= deadline) return false;
+    if (ioc_.stopped()) ioc_.restart();
+    const std::size_t n = ioc_.run_one_for(deadline - now);
+    if (n == 0 && ioc_.stopped()) return pred();  // no work left: nothing more can happen
+  }
+  return true;
+}
+
+void WsClient::reset_stream() {
+  if (ws_ && connected_ && !closed_) drop();
+  ws_ = std::make_unique<websocket::stream<beast::tcp_stream>>(ioc_);
+  // One message is one frame (the frame limit is what tests probe).
+  ws_->auto_fragment(false);
+  ws_->read_message_max(64u << 20);
+  websocket::stream_base::timeout opt{};
+  opt.handshake_timeout = std::chrono::seconds(10);
+  opt.idle_timeout = websocket::stream_base::none();
+  opt.keep_alive_pings = false;
+  ws_->set_option(opt);
+  ws_->set_option(websocket::stream_base::decorator([](websocket::request_type& req) {
+    req.set(beast::http::field::user_agent, "oms-integration-tests");
+  }));
+  rbuf_.clear();
+  queue_.clear();
+  connected_ = reading_ = closed_ = false;
+  read_ec_ = {};
+  close_code_ = -1;
+  close_text_.clear();
+  welcome_ = {};
+}
+
+WsClient::Handshake WsClient::try_connect(std::uint16_t port, std::string_view path) {
+  reset_stream();
+  Handshake out;
+  websocket::response_type res;
+  bool done = false;
+  auto& tcp_layer = beast::get_lowest_layer(*ws_);
+  tcp_layer.expires_after(timeout_);
+  const std::string host = "127.0.0.1:" + std::to_string(port);
+  const std::string target(path);
+  tcp_layer.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port),
+                          [&](boost::system::error_code ec) {
+    if (ec) {
+      out.ec = ec;
+      done = true;
+      return;
+    }
+    ws_->async_handshake(res, host, target, [&](boost::system::error_code ec2) {
+      out.ec = ec2;
+      done = true;
+    });
+  });
+  const bool finished = pump_until([&] { return done; }, deadline_for(timeout_ + ms(500)));
+  tcp_layer.expires_never();
+  if (!finished) {
+    drop();
+    throw TestError("WebSocket connect to port " + std::to_string(port) + " timed out");
+  }
+  out.http_status = static_cast<int>(res.result_int());
+  out.body = res.body();
+  if (!out.ec && out.http_status == 101) {
+    connected_ = true;
+    start_read();
+  }
+  return out;
+}
+
+void WsClient::connect(std::uint16_t port, std::string_view path) {
+  const Handshake h = try_connect(port, path);
+  if (h.ec || h.http_status != 101)
+    throw TestError("WebSocket connect to 127.0.0.1:" + std::to_string(port) + std::string(path) +
+                    " failed: " + h.ec.message() + " (HTTP " + std::to_string(h.http_status) + ")");
+}
+
+void WsClient::start_read() {
+  reading_ = true;
+  ws_->async_read(rbuf_, [this](boost::system::error_code ec, std::size_t) {
+    reading_ = false;
+    if (ec) {
+      closed_ = true;
+      read_ec_ = ec;
+      const auto& reason = ws_->reason();
+      close_code_ = reason.code != websocket::close_code::none ? static_cast<int>(reason.code) : -1;
+      close_text_ = std::string(reason.reason.data(), reason.reason.size());
+      return;
+    }
+    std::string text = beast::buffers_to_string(rbuf_.data());
+    rbuf_.consume(rbuf_.size());
+    if (ws_->got_binary()) {
+      queue_.push_back(Json{{"type", "__binary_frame__"}, {"size", text.size()}});
+    } else {
+      boost::system::error_code pec;
+      auto v = boost::json::parse(text, pec);
+      if (pec || !v.is_object())
+        queue_.push_back(Json{{"type", "__not_a_json_object__"}, {"raw", text}});
+      else
+        queue_.push_back(std::move(v.get_object()));
+    }
+    start_read();
+  });
+}
+
+bool WsClient::is_open() const { return connected_ && !closed_; }
+
+void WsClient::drop() {
+  if (!ws_) return;
+  boost::system::error_code ignored;
+  beast::get_lowest_layer(*ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+  beast::get_lowest_layer(*ws_).socket().close(ignored);
+  // Let the aborted operations complete so no handler outlives its state.
+  pump_until([&] { return !reading_; }, SteadyClock::now() + std::chrono::seconds(2));
+  connected_ = false;
+  closed_ = true;
+}
+
+void WsClient::close(std::uint16_t code) {
+  if (!ws_ || !connected_ || closed_) {
+    connected_ = false;
+    return;
+  }
+  bool done = false;
+  ws_->async_close(websocket::close_reason(code), [&](boost::system::error_code) { done = true; });
+  if (!pump_until([&] { return done && !reading_; }, deadline_for(timeout_))) {
+    drop();
+    if (!done) pump_until([&] { return done; }, SteadyClock::now() + std::chrono::seconds(2));
+  }
+  connected_ = false;
+  closed_ = true;
+}
+
+int WsClient::expect_closed(std::optional<int> expected, std::optional<ms> timeout) {
+  if (!ws_) throw TestError("expect_closed: never connected");
+  if (!pump_until([&] { return closed_; }, deadline_for(timeout)))
+    fail_wait("the server to close the connection");
+  connected_ = false;
+  if (expected) {
+    CHECK_MESSAGE(close_code_ == *expected, "expected close code " << *expected << ", got "
+                                                                  << close_code_ << " ("
+                                                                  << read_ec_.message() << ")");
+  }
+  return close_code_;
+}
+
+boost::system::error_code WsClient::write(std::string_view data, bool binary) {
+  if (!ws_ || !connected_) return net::error::not_connected;
+  if (closed_) return net::error::connection_aborted;
+  ws_->binary(binary);
+  bool done = false;
+  boost::system::error_code wec;
+  ws_->async_write(net::buffer(data.data(), data.size()),
+                   [&](boost::system::error_code ec, std::size_t) {
+    wec = ec;
+    done = true;
+  });
+  const bool finished = pump_until([&] { return done; }, deadline_for(timeout_));
+  if (!finished) {
+    drop();
+    pump_until([&] { return done; }, SteadyClock::now() + std::chrono::seconds(2));
+    throw TestError("WebSocket write of " + std::to_string(data.size()) + " bytes timed out");
+  }
+  ws_->text(true);
+  return wec;
+}
+
+boost::system::error_code WsClient::try_send_text(std::string_view text) { return write(text, false); }
+boost::system::error_code WsClient::try_send_binary(std::string_view data) { return write(data, true); }
+
+void WsClient::send_text(std::string_view text) {
+  if (auto ec = try_send_text(text)) throw TestError("WebSocket write failed: " + ec.message());
+}
+void WsClient::send_binary(std::string_view data) {
+  if (auto ec = try_send_binary(data)) throw TestError("WebSocket write failed: " + ec.message());
+}
+void WsClient::send_json(const boost::json::object& frame) { send_text(boost::json::serialize(frame)); }
+
+std::string WsClient::describe_queue() const {
+  std::string s = std::to_string(queue_.size()) + " frame(s) queued";
+  std::size_t shown = 0;
+  for (const auto& f : queue_) {
+    if (++shown > 8) {
+      s += "\n  ...";
+      break;
+    }
+    std::string t = to_text(f);
+    if (t.size() > 300) t = t.substr(0, 300) + "...";
+    s += "\n  " + t;
+  }
+  return s;
+}
+
+void WsClient::fail_wait(const std::string& what) const {
+  std::string state = closed_ ? "connection closed (close code " + std::to_string(close_code_) +
+                                    ", " + read_ec_.message() + ")"
+                              : "timed out";
+  throw TestError("waiting for " + what + ": " + state + "; " + describe_queue());
+}
+
+namespace {
+void check_frame(const Json& f) {
+  const std::string t = type_of(f);
+  if (t == "__binary_frame__") throw TestError("the server sent a binary frame");
+  if (t == "__not_a_json_object__") throw TestError("the server sent a non-object frame: " + to_text(f));
+}
+}  // namespace
+
+std::optional<Json> WsClient::try_recv(ms timeout) {
+  pump_until([&] { return !queue_.empty() || closed_; }, SteadyClock::now() + timeout);
+  if (queue_.empty()) return std::nullopt;
+  Json f = std::move(queue_.front());
+  queue_.pop_front();
+  check_frame(f);
+  return f;
+}
+
+Json WsClient::recv(std::optional<ms> timeout) {
+  if (!pump_until([&] { return !queue_.empty(); }, deadline_for(timeout))) fail_wait("a frame");
+  Json f = std::move(queue_.front());
+  queue_.pop_front();
+  check_frame(f);
+  return f;
+}
+
+WsClient::Until WsClient::recv_until(std::string_view type, std::optional<ms> timeout) {
+  const auto deadline = deadline_for(timeout);
+  Until out;
+  for (;;) {
+    if (!pump_until([&] { return !queue_.empty(); }, deadline))
+      fail_wait("a \"" + std::string(type) + "\" frame (skipped " +
+                std::to_string(out.skipped.size()) + ")");
+    Json f = std::move(queue_.front());
+    queue_.pop_front();
+    check_frame(f);
+    if (type_of(f) == type) {
+      out.frame = std::move(f);
+      return out;
+    }
+    out.skipped.push_back(std::move(f));
+  }
+}
+
+Json WsClient::take(std::string_view type, std::optional<ms> timeout) {
+  return std::move(take_n(type, 1, timeout).front());
+}
+
+std::vector<Json> WsClient::take_n(std::string_view type, std::size_t n, std::optional<ms> timeout) {
+  auto count = [&] {
+    std::size_t c = 0;
+    for (const auto& f : queue_) c += type_of(f) == type;
+    return c;
+  };
+  if (!pump_until([&] { return count() >= n; }, deadline_for(timeout)))
+    fail_wait(std::to_string(n) + " \"" + std::string(type) + "\" frame(s), have " +
+              std::to_string(count()));
+  std::vector<Json> out;
+  for (auto it = queue_.begin(); it != queue_.end() && out.size() < n;) {
+    if (type_of(*it) == type) {
+      out.push_back(std::move(*it));
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return out;
+}
+
+Json WsClient::reply(const boost::json::value& rid, std::optional<ms> timeout) {
+  auto find = [&] {
+    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+      const auto* r = it->if_contains("rid");
+      if (r != nullptr && *r == rid) return it;
+    }
+    return queue_.end();
+  };
+  if (!pump_until([&] { return find() != queue_.end(); }, deadline_for(timeout)))
+    fail_wait("the reply to rid " + to_text(rid));
+  auto it = find();
+  Json f = std::move(*it);
+  queue_.erase(it);
+  return f;
+}
+
+void WsClient::poll() {
+  if (ioc_.stopped()) ioc_.restart();
+  ioc_.poll();
+}
+
+const std::deque<Json>& WsClient::queued() {
+  poll();
+  return queue_;
+}
+
+std::vector<Json> WsClient::take_all(std::string_view type) {
+  poll();
+  std::vector<Json> out;
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (type_of(*it) == type) {
+      out.push_back(std::move(*it));
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return out;
+}
+
+void WsClient::barrier() {
+  const Json pong = ping();
+  if (type_of(pong) != "pong") throw TestError("ping answered with " + to_text(pong));
+}
+
+void WsClient::expect_no(std::string_view type, ms quiet) {
+  auto seen = [&] {
+    for (const auto& f : queue_)
+      if (type.empty() || type_of(f) == type) return true;
+    return false;
+  };
+  pump_until(seen, SteadyClock::now() + quiet);
+  if (!seen() && is_open()) barrier();
+  CHECK_MESSAGE(!seen(), "expected no \"" << type << "\" frame, but: " << describe_queue());
+}
+
+boost::json::value WsClient::next_rid() { return boost::json::value(++rid_counter_); }
+
+Json WsClient::hello_raw(std::string_view token, const std::vector<std::string>& features) {
+  Json frame{{"type", "hello"},
+             {"rid", next_rid()},
+             {"token", token},
+             {"client", Json{{"name", "oms-tests"}, {"version", "2.1.0"},
+                             {"features", str_array(features)}}}};
+  send_json(frame);
+  return recv();
+}
+
+Json WsClient::hello(std::string_view token, const std::vector<std::string>& features,
+                     std::string_view name, std::string_view version) {
+  const auto rid = next_rid();
+  Json frame{{"type", "hello"},
+             {"rid", rid},
+             {"token", token},
+             {"client", Json{{"name", name}, {"version", version}, {"features", str_array(features)}}}};
+  send_json(frame);
+  Json r = reply(rid);
+  if (type_of(r) != "welcome") throw TestError("hello was not welcomed: " + to_text(r));
+  welcome_ = r;
+  return r;
+}
+
+std::string WsClient::user() const { return welcome_.contains("user") ? str_of(welcome_, "user") : ""; }
+std::string WsClient::session() const {
+  return welcome_.contains("session") ? str_of(welcome_, "session") : "";
+}
+
+Json WsClient::request(boost::json::object frame, std::optional<ms> timeout) {
+  if (!frame.contains("rid")) frame["rid"] = next_rid();
+  const boost::json::value rid = frame["rid"];
+  send_json(frame);
+  return reply(rid, timeout);
+}
+
+Json WsClient::send(std::string_view to, std::string_view body,
+                    std::optional<std::string> client_msg_id) {
+  Json frame{{"type", "send"}, {"to", to}, {"body", body}};
+  if (!client_msg_id) frame["client_msg_id"] = cmid_prefix_ + "-" + std::to_string(++cmid_counter_);
+  else if (!client_msg_id->empty()) frame["client_msg_id"] = *client_msg_id;
+  return request(std::move(frame));
+}
+
+Json WsClient::set_presence(std::string_view state) {
+  return request(Json{{"type", "presence.set"}, {"state", state}});
+}
+
+Json WsClient::subscribe(const std::vector<std::string>& users) {
+  return request(Json{{"type", "presence.subscribe"}, {"users", str_array(users)}});
+}
+
+void WsClient::ack(const std::vector<std::string>& ids) {
+  send_json(Json{{"type", "ack"}, {"ids", str_array(ids)}});
+}
+
+Json WsClient::ack_with_rid(const std::vector<std::string>& ids) {
+  return request(Json{{"type", "ack"}, {"ids", str_array(ids)}});
+}
+
+Json WsClient::ping() { return request(Json{{"type", "ping"}}); }
+
+std::vector<Json> WsClient::receive_messages(std::size_t n, bool auto_ack, std::optional<ms> timeout) {
+  const auto deadline = deadline_for(timeout);
+  std::vector<Json> out;
+  while (out.size() < n) {
+    const auto left = std::chrono::duration_cast<ms>(deadline - SteadyClock::now());
+    if (left.count() <= 0)
+      fail_wait(std::to_string(n) + " messages (got " + std::to_string(out.size()) + ")");
+    Json m = take("message", left);
+    if (auto_ack) ack({str_of(m, "id")});
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+}  // namespace oms::test
