@@ -49,6 +49,13 @@ struct StoreOptions {
   std::size_t max_queued_requests = 200000;  // beyond it: Status::unavailable at once
   std::size_t block_cache_bytes = 64u << 20;
   const Clock* clock = nullptr;            // nullptr = SystemClock
+  // Tests only: when > 0, messages expire after this many milliseconds
+  // instead of ttl_days.
+  std::int64_t ttl_ms_override = 0;
+  // Tests only: when set, called on the writer thread before each batch
+  // write; a non-OK Status fails that write exactly as if RocksDB had
+  // returned it (nothing of the batch is written).
+  std::function<Status()> inject_write_error;
 };
 
 struct StoredMessage {

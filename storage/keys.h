@@ -1,0 +1,146 @@
+// The on-disk encoding of the mailbox store: column family names, keys and
+// values. This file and keys.cpp are the ONLY place that knows the layout.
+//
+// THIS FORMAT IS ON DISK. Do not change a key or value layout without bumping
+// kFormatVersion (stored under kFormatVersionKey in the default column
+// family; open() refuses a database whose version it does not know).
+//
+// Format version 1:
+//
+//   CF "default"       store-wide meta
+//     "format_version" -> fixed32_be(1)
+//     "last_seq"       -> fixed64_be(highest sequence number ever assigned)
+//   CF "messages"      one record per stored message
+//     key   short(mailbox) fixed64_be(seq)
+//     value fixed8(1) fixed8(kind) fixed64_be(sent_at_ms) short(from)
+//           short(reason) bytes32(body)
+//   CF "mailbox_meta"  per-mailbox totals (absent = empty mailbox)
+//     key   short(mailbox)
+//     value fixed64_be(count) fixed64_be(body bytes)
+//   CF "dedup"         idempotent sends
+//     key   short(sender) client_msg_id
+//     value fixed8(1) fixed64_be(seq) fixed64_be(sent_at_ms) short(mailbox)
+//           fixed64_be(created_ms) bytes32(payload)
+//   CF "policies"      client policies
+//     key   lower_ascii(identity)
+//     value fixed8(1) short(identity as created) fixed8(enable_im_auto_archiving)
+//   CF "grants"        policy grants
+//     key   user (normalised)
+//     value fixed8(1) short(lower_ascii(policy identity))
+//   CF "im_config"     organisation IM configuration
+//     "im"             -> fixed8(1) fixed8(enable_offline_im)
+//
+// short(s) is a 1-byte length then the bytes; every integer is big-endian
+// so byte order is numeric order. Because the mailbox is length-prefixed, all
+// keys of one mailbox form one contiguous range ordered by seq, and no two
+// mailboxes interleave (not even "a" and "ab").
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/protocol.h"
+
+namespace oms::storage::keys {
+
+inline constexpr std::uint32_t kFormatVersion = 1;
+
+// Column families, looked up by name.
+inline constexpr std::string_view kCfDefault = "default";
+inline constexpr std::string_view kCfMessages = "messages";
+inline constexpr std::string_view kCfMailboxMeta = "mailbox_meta";
+inline constexpr std::string_view kCfDedup = "dedup";
+inline constexpr std::string_view kCfPolicies = "policies";
+inline constexpr std::string_view kCfGrants = "grants";
+inline constexpr std::string_view kCfImConfig = "im_config";
+
+// Keys of the default column family.
+inline constexpr std::string_view kFormatVersionKey = "format_version";
+inline constexpr std::string_view kLastSeqKey = "last_seq";
+// Key of the im_config column family.
+inline constexpr std::string_view kImConfigKey = "im";
+
+// Mailboxes, senders, reasons and policy identities are short fields.
+inline constexpr std::size_t kMaxShortField = 255;
+
+// ---- store-wide meta ----
+std::string encode_format_version(std::uint32_t version);
+std::optional<std::uint32_t> decode_format_version(std::string_view value);
+std::string encode_last_seq(std::uint64_t seq);
+std::optional<std::uint64_t> decode_last_seq(std::string_view value);
+
+// ---- messages ----
+// REQUIRES: mailbox.size() <= kMaxShortField (for every mailbox argument).
+std::string message_key(std::string_view mailbox, std::uint64_t seq);
+// short(mailbox): the common prefix of every key of the mailbox.
+std::string mailbox_prefix(std::string_view mailbox);
+// [mailbox_range_begin, mailbox_range_end) holds every message key of the
+// mailbox: prefix + 8 x 0x00 and prefix + 8 x 0xFF. The end is exclusive, so
+// it is meant for ReadOptions::iterate_upper_bound (seq UINT64_MAX is never
+// assigned).
+std::string mailbox_range_begin(std::string_view mailbox);
+std::string mailbox_range_end(std::string_view mailbox);
+
+struct MessageKey {
+  std::string_view mailbox;  // points into the decoded key
+  std::uint64_t seq = 0;
+};
+std::optional<MessageKey> decode_message_key(std::string_view key);
+
+// A message value; the views point into the encoded value.
+struct MessageView {
+  proto::MessageKind kind = proto::MessageKind::kOffline;
+  std::int64_t sent_at_ms = 0;
+  std::string_view from;
+  std::string_view reason;
+  std::string_view body;
+};
+std::string encode_message_value(const MessageView& m);
+// nullopt for a truncated, overlong or unknown-version value.
+std::optional<MessageView> decode_message_value(std::string_view value);
+
+// ---- mailbox meta ----
+struct MailboxMeta {
+  std::uint64_t count = 0;
+  std::uint64_t bytes = 0;
+};
+std::string mailbox_meta_key(std::string_view mailbox);
+std::optional<std::string_view> decode_mailbox_meta_key(std::string_view key);
+std::string encode_mailbox_meta(const MailboxMeta& meta);
+std::optional<MailboxMeta> decode_mailbox_meta(std::string_view value);
+
+// ---- dedup ----
+// REQUIRES: sender.size() <= kMaxShortField.
+std::string dedup_key(std::string_view sender, std::string_view client_msg_id);
+
+struct DedupView {
+  std::uint64_t seq = 0;
+  std::int64_t sent_at_ms = 0;
+  std::string_view mailbox;
+  std::int64_t created_ms = 0;
+  std::string_view payload;
+};
+std::string encode_dedup_value(const DedupView& d);
+std::optional<DedupView> decode_dedup_value(std::string_view value);
+
+// ---- policies, grants, IM configuration ----
+std::string policy_key(std::string_view identity);  // lower_ascii(identity)
+
+struct PolicyRecord {
+  std::string identity;  // the spelling given at creation
+  bool enable_im_auto_archiving = true;
+};
+std::string encode_policy_value(const PolicyRecord& p);
+std::optional<PolicyRecord> decode_policy_value(std::string_view value);
+
+std::string grant_key(std::string_view user);
+// The value names the policy by its key (lower-case identity).
+std::string encode_grant_value(std::string_view policy_key);
+std::optional<std::string> decode_grant_value(std::string_view value);
+
+std::string encode_im_config_value(bool enable_offline_im);
+std::optional<bool> decode_im_config_value(std::string_view value);
+
+}  // namespace oms::storage::keys

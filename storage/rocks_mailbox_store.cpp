@@ -1,0 +1,848 @@
+// MailboxStore on RocksDB: one database, one column family per kind of data
+// (names and layouts in keys.h), one writer thread that group-commits.
+//
+// Writer thread (the only thread that writes messages, meta, dedup entries
+// and last_seq):
+//   1. waits for requests, takes everything queued (up to the batch caps);
+//   2. applies them in order to one WriteBatchWithIndex, reading through it
+//      (GetFromBatchAndDB / base+delta iterators) so that each request sees
+//      the effects of the earlier ones of the same batch: quotas, dedup, acks
+//      and purges are exact;
+//   3. writes the batch once (sync per StoreOptions::sync);
+//   4. on success publishes the staged mailbox meta, counters and last_seq;
+//      on failure drops the staged meta (touched mailboxes reload from disk)
+//      and every request gets io_error;
+//   5. runs the callbacks in request order.
+// Sequence numbers are taken from a writer-owned counter that never goes
+// back, even when a batch fails, so a number is never handed out twice.
+#include <algorithm>
+#include <cassert>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <variant>
+
+#include <fmt/format.h>
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
+#include <rocksdb/utilities/write_batch_with_index.h>
+
+#include "storage/keys.h"
+#include "storage/mailbox_store.h"
+#include "storage/policy_store.h"
+#include "storage/rocks_policy_store.h"
+
+namespace oms::storage {
+namespace {
+
+// A batch also stops growing once its bodies reach this size, so that one
+// batch's memory stays bounded whatever max_batch_requests is.
+constexpr std::size_t kMaxBatchBodyBytes = 16u << 20;
+constexpr std::int64_t kMsPerDay = 24LL * 3600 * 1000;
+// Bounds the RocksDB info LOG files kept in the data directory.
+constexpr std::size_t kMaxInfoLogBytes = 16u << 20;
+constexpr std::size_t kInfoLogsKept = 4;
+// WAL files are kept until every column family that has data in them is
+// flushed; rarely written families (policies) would pin them for ever.
+constexpr std::uint64_t kMaxTotalWalBytes = 256u << 20;
+
+rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
+
+Status from_rocks(const rocksdb::Status& s, std::string_view what) {
+  return Status::io_error(fmt::format("{}: {}", what, s.ToString()));
+}
+
+struct AppendOp {
+  AppendRequest req;
+  MailboxStore::AppendCallback done;
+};
+struct AckOp {
+  std::string mailbox;
+  std::vector<std::uint64_t> seqs;
+  MailboxStore::CountCallback done;
+};
+struct PurgeOp {
+  std::string mailbox;
+  MailboxStore::CountCallback done;
+};
+struct SweepOp {
+  MailboxStore::CountCallback done;
+};
+using Request = std::variant<AppendOp, AckOp, PurgeOp, SweepOp>;
+
+// What one request of a batch comes to (before the batch write decides).
+struct Outcome {
+  Status status;
+  AppendResult append;      // AppendOp
+  std::uint64_t count = 0;  // the others
+};
+
+void complete(Request& r, const Outcome& o) {
+  std::visit(
+      [&](auto& op) {
+        using Op = std::decay_t<decltype(op)>;
+        if (!op.done) return;
+        if constexpr (std::is_same_v<Op, AppendOp>) {
+          if (o.status.is_ok())
+            op.done(Result<AppendResult>(o.append));
+          else
+            op.done(Result<AppendResult>(o.status));
+        } else {
+          if (o.status.is_ok())
+            op.done(Result<std::uint64_t>(o.count));
+          else
+            op.done(Result<std::uint64_t>(o.status));
+        }
+      },
+      r);
+}
+
+std::size_t body_bytes(const Request& r) {
+  if (const auto* a = std::get_if<AppendOp>(&r)) return a->req.body.size();
+  return 0;
+}
+
+bool valid_mailbox(std::string_view mailbox) {
+  return !mailbox.empty() && mailbox.size() <= keys::kMaxShortField;
+}
+
+}  // namespace
+
+class MailboxStore::Impl {
+ public:
+  explicit Impl(StoreOptions options) : opts_(std::move(options)) {
+    clock_ = opts_.clock ? opts_.clock : &SystemClock::instance();
+    ttl_ms_ = opts_.ttl_ms_override > 0 ? opts_.ttl_ms_override
+                                        : static_cast<std::int64_t>(opts_.ttl_days) * kMsPerDay;
+  }
+  ~Impl();
+
+  Status open();
+  void start_writer() { writer_ = std::thread([this] { run_writer(); }); }
+  void enqueue(Request r);
+
+  Result<std::vector<StoredMessage>> read(std::string_view mailbox, std::uint64_t after_seq,
+                                          std::size_t limit) const;
+  Result<MailboxSummary> summary(std::string_view mailbox, std::uint64_t after_seq,
+                                 bool missed_only) const;
+  MailboxStats stats(std::string_view mailbox) const;
+  Status checkpoint(const std::string& dir) const;
+
+  StoreOptions opts_;
+  const Clock* clock_ = nullptr;
+  std::int64_t ttl_ms_ = 0;  // 0 = never expire
+  StoreCounters counters_;
+  std::atomic<std::uint64_t> last_seq_{0};  // highest committed seq
+  std::atomic<bool> writable_{true};
+  std::atomic<BatchObserver*> observer_{nullptr};
+  std::unique_ptr<PolicyStore> policies_;
+
+ private:
+  // Per-mailbox totals as the current batch leaves them.
+  struct StagedMeta {
+    keys::MailboxMeta meta;
+    bool dirty = false;
+  };
+  // The state of one batch on the writer thread.
+  struct Batch {
+    rocksdb::WriteBatchWithIndex wb{rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true};
+    std::unordered_map<std::string, StagedMeta> touched;
+    std::int64_t now_ms = 0;
+    bool assigned_seq = false;
+    Status failed;  // a read failed: the whole batch fails
+    std::uint64_t appended = 0, duplicates = 0, acked = 0, purged = 0, expired = 0;
+    std::int64_t delta_messages = 0, delta_bytes = 0;
+  };
+
+  bool expired(std::int64_t sent_at_ms, std::int64_t now_ms) const {
+    return ttl_ms_ > 0 && sent_at_ms < now_ms - ttl_ms_;
+  }
+
+  void close_db();
+  void run_writer();
+  void process(std::vector<Request>& requests);
+  Outcome apply(Batch& b, AppendOp& op);
+  Outcome apply(Batch& b, AckOp& op);
+  Outcome apply(Batch& b, PurgeOp& op);
+  Outcome apply(Batch& b, SweepOp& op);
+  // The mailbox's meta as staged in `b` (loaded on first touch); nullptr
+  // when it could not be read (then b.failed is set).
+  StagedMeta* staged_meta(Batch& b, const std::string& mailbox);
+  void sweep_dedup(Batch& b);
+  rocksdb::Iterator* batch_iterator(Batch& b, rocksdb::ColumnFamilyHandle* cf,
+                                    rocksdb::ReadOptions& ro);
+
+  rocksdb::DB* db_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* cf_default_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_messages_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_dedup_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_policies_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_grants_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_im_ = nullptr;
+
+  // The request queue (bounded by opts_.max_queued_requests).
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Request> queue_;
+  bool stopping_ = false;
+  std::thread writer_;
+
+  // Writer thread only.
+  std::unordered_map<std::string, keys::MailboxMeta> meta_cache_;  // committed totals
+  std::uint64_t last_assigned_ = 0;  // never goes back, even after a failed batch
+};
+
+// ---------------------------------------------------------------------------
+// open / close
+
+Status MailboxStore::Impl::open() {
+  rocksdb::DBOptions db_opts;
+  db_opts.create_if_missing = true;
+  db_opts.create_missing_column_families = true;
+  db_opts.max_total_wal_size = kMaxTotalWalBytes;
+  db_opts.max_log_file_size = kMaxInfoLogBytes;
+  db_opts.keep_log_file_num = kInfoLogsKept;
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(opts_.block_cache_bytes);
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));  // point Gets: ack, dedup
+  rocksdb::ColumnFamilyOptions cf_opts;
+  cf_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  std::vector<std::string> names;
+  rocksdb::Status ls = rocksdb::DB::ListColumnFamilies(db_opts, opts_.path, &names);
+  if (!ls.ok()) names.clear();  // a new database
+  for (std::string_view want : {keys::kCfDefault, keys::kCfMessages, keys::kCfMailboxMeta,
+                                keys::kCfDedup, keys::kCfPolicies, keys::kCfGrants,
+                                keys::kCfImConfig})
+    if (std::find(names.begin(), names.end(), want) == names.end()) names.emplace_back(want);
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& n : names) descriptors.emplace_back(n, cf_opts);
+
+  rocksdb::Status s = rocksdb::DB::Open(db_opts, opts_.path, descriptors, &handles_, &db_);
+  if (!s.ok()) return from_rocks(s, fmt::format("opening store '{}'", opts_.path));
+  for (auto* h : handles_) {
+    const std::string& n = h->GetName();
+    if (n == keys::kCfDefault) cf_default_ = h;
+    else if (n == keys::kCfMessages) cf_messages_ = h;
+    else if (n == keys::kCfMailboxMeta) cf_meta_ = h;
+    else if (n == keys::kCfDedup) cf_dedup_ = h;
+    else if (n == keys::kCfPolicies) cf_policies_ = h;
+    else if (n == keys::kCfGrants) cf_grants_ = h;
+    else if (n == keys::kCfImConfig) cf_im_ = h;
+  }
+  assert(cf_default_ && cf_messages_ && cf_meta_ && cf_dedup_ && cf_policies_ && cf_grants_ &&
+         cf_im_);
+
+  rocksdb::ReadOptions ro;
+  std::string value;
+  s = db_->Get(ro, cf_default_, slice(keys::kFormatVersionKey), &value);
+  if (s.IsNotFound()) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    s = db_->Put(wo, cf_default_, slice(keys::kFormatVersionKey),
+                 keys::encode_format_version(keys::kFormatVersion));
+    if (!s.ok()) return from_rocks(s, "writing the format version");
+  } else if (!s.ok()) {
+    return from_rocks(s, "reading the format version");
+  } else {
+    auto v = keys::decode_format_version(value);
+    if (!v || *v != keys::kFormatVersion)
+      return Status::failed_precondition(fmt::format(
+          "store '{}' has on-disk format version {}; this build reads version {}", opts_.path,
+          v ? std::to_string(*v) : std::string("<unreadable>"), keys::kFormatVersion));
+  }
+
+  s = db_->Get(ro, cf_default_, slice(keys::kLastSeqKey), &value);
+  if (s.ok()) {
+    auto seq = keys::decode_last_seq(value);
+    if (!seq) return Status::io_error("corrupt last_seq record");
+    last_assigned_ = *seq;
+  } else if (!s.IsNotFound()) {
+    return from_rocks(s, "reading last_seq");
+  }
+  last_seq_.store(last_assigned_);
+
+  std::uint64_t total_messages = 0, total_bytes = 0;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_meta_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      auto meta = keys::decode_mailbox_meta(it->value().ToStringView());
+      if (!meta) return Status::io_error("corrupt mailbox meta record");
+      total_messages += meta->count;
+      total_bytes += meta->bytes;
+    }
+    if (!it->status().ok()) return from_rocks(it->status(), "reading mailbox meta");
+  }
+  counters_.total_messages.store(total_messages);
+  counters_.total_bytes.store(total_bytes);
+
+  auto policies = open_rocks_policy_store(db_, {cf_policies_, cf_grants_, cf_im_});
+  if (!policies) return policies.status();
+  policies_ = std::move(policies).value();
+  return Status::ok();
+}
+
+void MailboxStore::Impl::close_db() {
+  policies_.reset();
+  if (!db_) return;
+  for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  handles_.clear();
+  db_->Close().PermitUncheckedError();
+  delete db_;
+  db_ = nullptr;
+}
+
+MailboxStore::Impl::~Impl() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) writer_.join();  // drains the queue first
+  close_db();
+}
+
+// ---------------------------------------------------------------------------
+// the writer
+
+void MailboxStore::Impl::enqueue(Request r) {
+  Status refused;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_)
+      refused = Status::unavailable("the store is closing");
+    else if (queue_.size() >= opts_.max_queued_requests)
+      refused = Status::unavailable("the store's write queue is full");
+    else
+      queue_.push_back(std::move(r));
+  }
+  if (!refused.is_ok()) {
+    complete(r, Outcome{std::move(refused), {}, 0});
+    return;
+  }
+  cv_.notify_one();
+}
+
+void MailboxStore::Impl::run_writer() {
+  std::vector<Request> requests;
+  const std::size_t max_requests = std::max<std::size_t>(1, opts_.max_batch_requests);
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      std::size_t bytes = 0;
+      while (!queue_.empty() && requests.size() < max_requests &&
+             (requests.empty() || bytes + body_bytes(queue_.front()) <= kMaxBatchBodyBytes)) {
+        bytes += body_bytes(queue_.front());
+        requests.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    process(requests);
+    requests.clear();
+  }
+}
+
+void MailboxStore::Impl::process(std::vector<Request>& requests) {
+  Batch b;
+  b.now_ms = clock_->now_ms();
+  std::vector<Outcome> outcomes;
+  outcomes.reserve(requests.size());
+  for (auto& r : requests) {
+    if (!b.failed.is_ok()) {
+      outcomes.push_back({});
+      continue;
+    }
+    outcomes.push_back(std::visit([&](auto& op) { return apply(b, op); }, r));
+  }
+
+  // Mailbox meta and last_seq ride in the same batch as the messages.
+  rocksdb::Status s;
+  for (auto& [mailbox, staged] : b.touched) {
+    if (!staged.dirty || !s.ok()) continue;
+    const std::string key = keys::mailbox_meta_key(mailbox);
+    s = staged.meta.count == 0 ? b.wb.Delete(cf_meta_, key)
+                               : b.wb.Put(cf_meta_, key, keys::encode_mailbox_meta(staged.meta));
+  }
+  if (s.ok() && b.assigned_seq)
+    s = b.wb.Put(cf_default_, slice(keys::kLastSeqKey), keys::encode_last_seq(last_assigned_));
+  if (!s.ok() && b.failed.is_ok()) b.failed = from_rocks(s, "building the batch");
+
+  Status write_status = b.failed;
+  std::int64_t micros = 0;
+  const bool attempted = write_status.is_ok() && b.wb.GetWriteBatch()->Count() > 0;
+  if (attempted) {
+    if (!writable_.load()) db_->Resume().PermitUncheckedError();  // clear a background error
+    const auto t0 = std::chrono::steady_clock::now();
+    if (opts_.inject_write_error) write_status = opts_.inject_write_error();
+    if (write_status.is_ok()) {
+      rocksdb::WriteOptions wo;
+      wo.sync = opts_.sync;
+      rocksdb::Status ws = db_->Write(wo, b.wb.GetWriteBatch());
+      if (!ws.ok()) write_status = from_rocks(ws, "writing a batch");
+    }
+    micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                 std::chrono::steady_clock::now() - t0)
+                 .count();
+  }
+
+  const bool ok = write_status.is_ok();
+  if (ok) {
+    for (auto& [mailbox, staged] : b.touched) {
+      if (!staged.dirty) continue;
+      if (staged.meta.count == 0)
+        meta_cache_.erase(mailbox);
+      else
+        meta_cache_[mailbox] = staged.meta;
+    }
+    counters_.appended += b.appended;
+    counters_.duplicates += b.duplicates;
+    counters_.acked += b.acked;
+    counters_.purged += b.purged;
+    counters_.expired_removed += b.expired;
+    counters_.total_messages += static_cast<std::uint64_t>(b.delta_messages);  // wraps on minus
+    counters_.total_bytes += static_cast<std::uint64_t>(b.delta_bytes);
+    if (b.assigned_seq) last_seq_.store(last_assigned_);
+    if (attempted) writable_.store(true);
+  } else {
+    // Whatever the batch staged is void. The committed meta of the touched
+    // mailboxes is reloaded from disk on next touch, which is right even if
+    // the failed write did reach the database.
+    for (auto& [mailbox, staged] : b.touched) meta_cache_.erase(mailbox);
+    ++counters_.write_errors;
+    if (attempted) writable_.store(false);
+  }
+  ++counters_.batches;
+  counters_.batch_requests += requests.size();
+  if (BatchObserver* obs = observer_.load()) obs->on_batch(requests.size(), micros, ok);
+
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    if (ok)
+      complete(requests[i], outcomes[i]);
+    else
+      complete(requests[i], Outcome{Status::io_error(write_status.message()), {}, 0});
+  }
+}
+
+MailboxStore::Impl::StagedMeta* MailboxStore::Impl::staged_meta(Batch& b,
+                                                                const std::string& mailbox) {
+  auto it = b.touched.find(mailbox);
+  if (it != b.touched.end()) return &it->second;
+  keys::MailboxMeta meta;
+  auto cached = meta_cache_.find(mailbox);
+  if (cached != meta_cache_.end()) {
+    meta = cached->second;
+  } else {
+    std::string value;
+    rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), cf_meta_, keys::mailbox_meta_key(mailbox), &value);
+    if (s.ok()) {
+      auto decoded = keys::decode_mailbox_meta(value);
+      if (!decoded) {
+        b.failed = Status::io_error(fmt::format("corrupt meta of mailbox '{}'", mailbox));
+        return nullptr;
+      }
+      meta = *decoded;
+    } else if (!s.IsNotFound()) {
+      b.failed = from_rocks(s, "reading mailbox meta");
+      return nullptr;
+    }
+    meta_cache_.emplace(mailbox, meta);
+  }
+  return &b.touched.emplace(mailbox, StagedMeta{meta, false}).first->second;
+}
+
+rocksdb::Iterator* MailboxStore::Impl::batch_iterator(Batch& b, rocksdb::ColumnFamilyHandle* cf,
+                                                      rocksdb::ReadOptions& ro) {
+  return b.wb.NewIteratorWithBase(cf, db_->NewIterator(ro, cf), &ro);
+}
+
+Outcome MailboxStore::Impl::apply(Batch& b, AppendOp& op) {
+  const AppendRequest& req = op.req;
+  if (!valid_mailbox(req.mailbox) || req.from.size() > keys::kMaxShortField ||
+      req.reason.size() > keys::kMaxShortField || req.body.size() > UINT32_MAX ||
+      req.dedup_payload.size() > UINT32_MAX)
+    return {Status::invalid_argument("append: mailbox, sender or reason too long or empty"), {}, 0};
+
+  std::string dedup_key;
+  if (!req.client_msg_id.empty()) {
+    dedup_key = keys::dedup_key(req.from, req.client_msg_id);
+    rocksdb::PinnableSlice found;
+    rocksdb::Status s =
+        b.wb.GetFromBatchAndDB(db_, rocksdb::ReadOptions(), cf_dedup_, dedup_key, &found);
+    if (s.ok()) {
+      auto first = keys::decode_dedup_value(found.ToStringView());
+      // A corrupt entry is treated as absent (and overwritten below).
+      if (first && b.now_ms - first->created_ms < opts_.dedup_window_ms) {
+        ++b.duplicates;
+        AppendResult r;
+        r.seq = first->seq;
+        r.sent_at_ms = first->sent_at_ms;
+        r.duplicate = true;
+        r.dedup_payload = std::string(first->payload);
+        r.mailbox = std::string(first->mailbox);
+        return {Status::ok(), std::move(r), 0};
+      }
+    } else if (!s.IsNotFound()) {
+      b.failed = from_rocks(s, "reading a dedup entry");
+      return {};
+    }
+  }
+
+  StagedMeta* staged = staged_meta(b, req.mailbox);
+  if (!staged) return {};
+  const std::uint64_t body = req.body.size();
+  if (staged->meta.count + 1 > opts_.max_messages || staged->meta.bytes + body > opts_.max_bytes) {
+    ++counters_.refused_full;  // refused whatever the batch write does
+    return {Status::mailbox_full(fmt::format("mailbox of '{}' is full ({} messages, {} bytes)",
+                                             req.mailbox, staged->meta.count, staged->meta.bytes)),
+            {},
+            0};
+  }
+
+  const std::uint64_t seq = ++last_assigned_;
+  b.assigned_seq = true;
+  rocksdb::Status s = b.wb.Put(
+      cf_messages_, keys::message_key(req.mailbox, seq),
+      keys::encode_message_value({req.kind, b.now_ms, req.from, req.reason, req.body}));
+  if (s.ok() && !dedup_key.empty())
+    s = b.wb.Put(cf_dedup_, dedup_key,
+                 keys::encode_dedup_value({seq, b.now_ms, req.mailbox, b.now_ms, req.dedup_payload}));
+  if (!s.ok()) {
+    b.failed = from_rocks(s, "building the batch");
+    return {};
+  }
+  staged->meta.count += 1;
+  staged->meta.bytes += body;
+  staged->dirty = true;
+  ++b.appended;
+  ++b.delta_messages;
+  b.delta_bytes += static_cast<std::int64_t>(body);
+
+  AppendResult r;
+  r.seq = seq;
+  r.sent_at_ms = b.now_ms;
+  r.mailbox = req.mailbox;
+  return {Status::ok(), std::move(r), 0};
+}
+
+Outcome MailboxStore::Impl::apply(Batch& b, AckOp& op) {
+  if (!valid_mailbox(op.mailbox) || op.seqs.empty()) return {Status::ok(), {}, 0};
+  std::uint64_t removed = 0, removed_bytes = 0;
+  rocksdb::ReadOptions ro;
+  for (std::uint64_t seq : op.seqs) {
+    const std::string key = keys::message_key(op.mailbox, seq);
+    rocksdb::PinnableSlice found;
+    rocksdb::Status s = b.wb.GetFromBatchAndDB(db_, ro, cf_messages_, key, &found);
+    if (s.IsNotFound()) continue;  // another mailbox's id, or already gone
+    if (!s.ok()) {
+      b.failed = from_rocks(s, "reading a message to ack");
+      return {};
+    }
+    auto m = keys::decode_message_value(found.ToStringView());
+    const std::uint64_t size = m ? m->body.size() : 0;
+    s = b.wb.Delete(cf_messages_, key);
+    if (!s.ok()) {
+      b.failed = from_rocks(s, "building the batch");
+      return {};
+    }
+    ++removed;
+    removed_bytes += size;
+  }
+  if (removed > 0) {
+    StagedMeta* staged = staged_meta(b, op.mailbox);
+    if (!staged) return {};
+    staged->meta.count -= std::min(staged->meta.count, removed);
+    staged->meta.bytes -= std::min(staged->meta.bytes, removed_bytes);
+    staged->dirty = true;
+  }
+  b.acked += removed;
+  b.delta_messages -= static_cast<std::int64_t>(removed);
+  b.delta_bytes -= static_cast<std::int64_t>(removed_bytes);
+  return {Status::ok(), {}, removed};
+}
+
+Outcome MailboxStore::Impl::apply(Batch& b, PurgeOp& op) {
+  if (!valid_mailbox(op.mailbox)) return {Status::ok(), {}, 0};
+  const std::string begin = keys::mailbox_range_begin(op.mailbox);
+  const std::string end = keys::mailbox_range_end(op.mailbox);
+  const rocksdb::Slice upper(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::vector<std::string> doomed;
+  std::uint64_t removed_bytes = 0;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(batch_iterator(b, cf_messages_, ro));
+    for (it->Seek(begin); it->Valid() && it->key().compare(upper) < 0; it->Next()) {
+      auto m = keys::decode_message_value(it->value().ToStringView());
+      removed_bytes += m ? m->body.size() : 0;
+      doomed.push_back(it->key().ToString());
+    }
+    if (!it->status().ok()) {
+      b.failed = from_rocks(it->status(), "scanning a mailbox to purge");
+      return {};
+    }
+  }
+  for (const auto& key : doomed) {
+    rocksdb::Status s = b.wb.Delete(cf_messages_, key);
+    if (!s.ok()) {
+      b.failed = from_rocks(s, "building the batch");
+      return {};
+    }
+  }
+  StagedMeta* staged = staged_meta(b, op.mailbox);
+  if (!staged) return {};
+  if (staged->meta.count != 0 || staged->meta.bytes != 0 || !doomed.empty()) {
+    staged->meta = {};
+    staged->dirty = true;
+  }
+  b.purged += doomed.size();
+  b.delta_messages -= static_cast<std::int64_t>(doomed.size());
+  b.delta_bytes -= static_cast<std::int64_t>(removed_bytes);
+  return {Status::ok(), {}, doomed.size()};
+}
+
+Outcome MailboxStore::Impl::apply(Batch& b, SweepOp&) {
+  // Messages of a mailbox are in seq order, which is arrival order, so the
+  // expired ones are its head: scan each mailbox until the first live
+  // message, then seek to the next mailbox. (Should the clock step back, a
+  // message stuck behind a younger one is removed by a later sweep; reads
+  // never return it meanwhile.)
+  std::uint64_t removed = 0;
+  if (ttl_ms_ > 0) {
+    struct Doomed {
+      std::string mailbox;
+      std::vector<std::string> keys;
+      std::uint64_t bytes = 0;
+    };
+    std::vector<Doomed> doomed;
+    rocksdb::ReadOptions ro;
+    {
+      std::unique_ptr<rocksdb::Iterator> it(batch_iterator(b, cf_messages_, ro));
+      it->SeekToFirst();
+      while (it->Valid()) {
+        auto key = keys::decode_message_key(it->key().ToStringView());
+        if (!key) {  // not ours; keep going
+          it->Next();
+          continue;
+        }
+        auto m = keys::decode_message_value(it->value().ToStringView());
+        if (m && !expired(m->sent_at_ms, b.now_ms)) {
+          const std::string next = keys::mailbox_range_end(key->mailbox);
+          it->Seek(next);
+          if (it->Valid() && it->key() == rocksdb::Slice(next)) it->Next();  // never loop
+          continue;
+        }
+        // Expired (or unreadable: nothing could ever deliver it).
+        if (doomed.empty() || doomed.back().mailbox != key->mailbox)
+          doomed.push_back({std::string(key->mailbox), {}, 0});
+        doomed.back().keys.push_back(it->key().ToString());
+        doomed.back().bytes += m ? m->body.size() : 0;
+        it->Next();
+      }
+      if (!it->status().ok()) {
+        b.failed = from_rocks(it->status(), "scanning for expired messages");
+        return {};
+      }
+    }
+    for (auto& d : doomed) {
+      for (const auto& key : d.keys) {
+        rocksdb::Status s = b.wb.Delete(cf_messages_, key);
+        if (!s.ok()) {
+          b.failed = from_rocks(s, "building the batch");
+          return {};
+        }
+      }
+      StagedMeta* staged = staged_meta(b, d.mailbox);
+      if (!staged) return {};
+      staged->meta.count -= std::min<std::uint64_t>(staged->meta.count, d.keys.size());
+      staged->meta.bytes -= std::min(staged->meta.bytes, d.bytes);
+      staged->dirty = true;
+      removed += d.keys.size();
+      b.delta_messages -= static_cast<std::int64_t>(d.keys.size());
+      b.delta_bytes -= static_cast<std::int64_t>(d.bytes);
+    }
+  }
+  sweep_dedup(b);
+  b.expired += removed;
+  return {Status::ok(), {}, removed};
+}
+
+void MailboxStore::Impl::sweep_dedup(Batch& b) {
+  std::vector<std::string> doomed;
+  rocksdb::ReadOptions ro;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(batch_iterator(b, cf_dedup_, ro));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      auto d = keys::decode_dedup_value(it->value().ToStringView());
+      if (!d || b.now_ms - d->created_ms >= opts_.dedup_window_ms)
+        doomed.push_back(it->key().ToString());
+    }
+    if (!it->status().ok()) {
+      b.failed = from_rocks(it->status(), "scanning dedup entries");
+      return;
+    }
+  }
+  for (const auto& key : doomed) {
+    rocksdb::Status s = b.wb.Delete(cf_dedup_, key);
+    if (!s.ok()) {
+      b.failed = from_rocks(s, "building the batch");
+      return;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// reads
+
+Result<std::vector<StoredMessage>> MailboxStore::Impl::read(std::string_view mailbox,
+                                                            std::uint64_t after_seq,
+                                                            std::size_t limit) const {
+  std::vector<StoredMessage> out;
+  if (!valid_mailbox(mailbox)) return Status::invalid_argument("read: invalid mailbox");
+  if (limit == 0 || after_seq == UINT64_MAX) return out;
+  const std::int64_t now = clock_->now_ms();
+  const std::string end = keys::mailbox_range_end(mailbox);
+  const rocksdb::Slice upper(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_messages_));
+  for (it->Seek(keys::message_key(mailbox, after_seq + 1)); it->Valid() && out.size() < limit;
+       it->Next()) {
+    auto key = keys::decode_message_key(it->key().ToStringView());
+    auto m = keys::decode_message_value(it->value().ToStringView());
+    if (!key || !m)
+      return Status::io_error(fmt::format("corrupt message record in mailbox '{}'", mailbox));
+    if (expired(m->sent_at_ms, now)) continue;
+    StoredMessage sm;
+    sm.seq = key->seq;
+    sm.from = std::string(m->from);
+    sm.sent_at_ms = m->sent_at_ms;
+    sm.kind = m->kind;
+    sm.reason = std::string(m->reason);
+    sm.body = std::string(m->body);
+    out.push_back(std::move(sm));
+  }
+  if (!it->status().ok()) return from_rocks(it->status(), "reading a mailbox");
+  return out;
+}
+
+Result<MailboxSummary> MailboxStore::Impl::summary(std::string_view mailbox,
+                                                   std::uint64_t after_seq,
+                                                   bool missed_only) const {
+  MailboxSummary sum;
+  if (!valid_mailbox(mailbox)) return Status::invalid_argument("summary: invalid mailbox");
+  if (after_seq == UINT64_MAX) return sum;
+  const std::int64_t now = clock_->now_ms();
+  const std::string end = keys::mailbox_range_end(mailbox);
+  const rocksdb::Slice upper(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::map<std::string, std::uint64_t, std::less<>> senders;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_messages_));
+  for (it->Seek(keys::message_key(mailbox, after_seq + 1)); it->Valid(); it->Next()) {
+    auto key = keys::decode_message_key(it->key().ToStringView());
+    auto m = keys::decode_message_value(it->value().ToStringView());
+    if (!key || !m)
+      return Status::io_error(fmt::format("corrupt message record in mailbox '{}'", mailbox));
+    if (expired(m->sent_at_ms, now)) continue;
+    const bool missed = m->kind == proto::MessageKind::kMissed;
+    if (missed_only && !missed) continue;
+    ++sum.count;
+    if (missed) ++sum.missed;
+    sum.bytes += m->body.size();
+    if (!sum.oldest_ms || m->sent_at_ms < *sum.oldest_ms) sum.oldest_ms = m->sent_at_ms;
+    sum.last_seq = std::max(sum.last_seq, key->seq);
+    auto s = senders.find(m->from);
+    if (s == senders.end())
+      senders.emplace(std::string(m->from), 1);
+    else
+      ++s->second;
+  }
+  if (!it->status().ok()) return from_rocks(it->status(), "reading a mailbox");
+  sum.from.assign(senders.begin(), senders.end());
+  std::stable_sort(sum.from.begin(), sum.from.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  return sum;
+}
+
+MailboxStats MailboxStore::Impl::stats(std::string_view mailbox) const {
+  MailboxStats st;
+  if (!valid_mailbox(mailbox)) return st;
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), cf_meta_, keys::mailbox_meta_key(mailbox), &value);
+  if (!s.ok()) return st;
+  if (auto meta = keys::decode_mailbox_meta(value)) {
+    st.count = meta->count;
+    st.bytes = meta->bytes;
+  }
+  return st;
+}
+
+Status MailboxStore::Impl::checkpoint(const std::string& dir) const {
+  rocksdb::Checkpoint* raw = nullptr;
+  rocksdb::Status s = rocksdb::Checkpoint::Create(db_, &raw);
+  if (!s.ok()) return from_rocks(s, "creating a checkpoint");
+  std::unique_ptr<rocksdb::Checkpoint> cp(raw);
+  s = cp->CreateCheckpoint(dir);
+  if (!s.ok()) return from_rocks(s, fmt::format("checkpoint into '{}'", dir));
+  return Status::ok();
+}
+
+// ---------------------------------------------------------------------------
+// MailboxStore
+
+Result<std::unique_ptr<MailboxStore>> MailboxStore::open(StoreOptions options) {
+  if (options.path.empty()) return Status::invalid_argument("store path is empty");
+  auto impl = std::make_unique<Impl>(std::move(options));
+  Status st = impl->open();
+  if (!st) return st;  // ~Impl closes whatever was opened
+  impl->start_writer();
+  return std::unique_ptr<MailboxStore>(new MailboxStore(std::move(impl)));
+}
+
+MailboxStore::MailboxStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+MailboxStore::~MailboxStore() = default;
+
+void MailboxStore::append(AppendRequest req, AppendCallback done) {
+  impl_->enqueue(AppendOp{std::move(req), std::move(done)});
+}
+void MailboxStore::ack(std::string mailbox, std::vector<std::uint64_t> seqs, CountCallback done) {
+  impl_->enqueue(AckOp{std::move(mailbox), std::move(seqs), std::move(done)});
+}
+void MailboxStore::purge(std::string mailbox, CountCallback done) {
+  impl_->enqueue(PurgeOp{std::move(mailbox), std::move(done)});
+}
+void MailboxStore::sweep_expired(CountCallback done) { impl_->enqueue(SweepOp{std::move(done)}); }
+
+Result<std::vector<StoredMessage>> MailboxStore::read(std::string_view mailbox,
+                                                      std::uint64_t after_seq,
+                                                      std::size_t limit) const {
+  return impl_->read(mailbox, after_seq, limit);
+}
+Result<MailboxSummary> MailboxStore::summary(std::string_view mailbox, std::uint64_t after_seq,
+                                             bool missed_only) const {
+  return impl_->summary(mailbox, after_seq, missed_only);
+}
+MailboxStats MailboxStore::stats(std::string_view mailbox) const { return impl_->stats(mailbox); }
+std::uint64_t MailboxStore::last_seq() const { return impl_->last_seq_.load(); }
+PolicyStore& MailboxStore::policies() { return *impl_->policies_; }
+const StoreCounters& MailboxStore::counters() const { return impl_->counters_; }
+void MailboxStore::set_batch_observer(BatchObserver* observer) { impl_->observer_.store(observer); }
+bool MailboxStore::writable() const { return impl_->writable_.load(); }
+Status MailboxStore::checkpoint(const std::string& dir) const { return impl_->checkpoint(dir); }
+const StoreOptions& MailboxStore::options() const { return impl_->opts_; }
+
+}  // namespace oms::storage

@@ -1,0 +1,29 @@
+// The RocksDB-backed PolicyStore (internal to storage/): built by
+// MailboxStore::open on the store's own database.
+#pragma once
+
+#include <memory>
+
+#include "common/status.h"
+#include "storage/policy_store.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+}  // namespace rocksdb
+
+namespace oms::storage {
+
+struct PolicyColumnFamilies {
+  rocksdb::ColumnFamilyHandle* policies = nullptr;
+  rocksdb::ColumnFamilyHandle* grants = nullptr;
+  rocksdb::ColumnFamilyHandle* im_config = nullptr;
+};
+
+// Loads policies, grants and the IM configuration into memory and creates the
+// Global policy (enable_im_auto_archiving = true) when it does not exist yet.
+// `db` and the handles are not owned and must outlive the returned store.
+Result<std::unique_ptr<PolicyStore>> open_rocks_policy_store(rocksdb::DB* db,
+                                                             PolicyColumnFamilies cfs);
+
+}  // namespace oms::storage

@@ -1,0 +1,103 @@
+// Acknowledging (deleting) messages and purging whole mailboxes.
+#include <doctest/doctest.h>
+
+#include "tests/unit/storage/store_test_util.h"
+
+using namespace oms;
+using namespace oms::storage;
+using namespace oms::storage::testing;
+
+TEST_SUITE("storage") {
+
+TEST_CASE("ack: removes the mailbox's own ids, ignores foreign and unknown ones") {
+  TempDir dir("ack");
+  auto store = open_store(options_in(dir));
+  std::vector<std::uint64_t> bob, carol;
+  for (int i = 0; i < 5; ++i) bob.push_back(append_ok(*store, message("bob", "alice", "bbbb")));
+  for (int i = 0; i < 2; ++i) carol.push_back(append_ok(*store, message("carol", "alice", "cc")));
+
+  // Two of bob's, one of carol's (foreign), one that never existed, a repeat.
+  auto r = ack_wait(*store, "bob", {bob[0], bob[2], carol[0], 999'999, bob[2]});
+  REQUIRE(r.is_ok());
+  CHECK(*r == 2);
+
+  auto left = read_all(*store, "bob");
+  REQUIRE(left.size() == 3);
+  CHECK(left[0].seq == bob[1]);
+  CHECK(left[1].seq == bob[3]);
+  CHECK(left[2].seq == bob[4]);
+  CHECK(read_all(*store, "carol").size() == 2);  // untouched
+  CHECK(store->stats("bob").count == 3);
+  CHECK(store->stats("bob").bytes == 12);
+  CHECK(store->stats("carol").count == 2);
+  CHECK(store->counters().acked == 2);
+  CHECK(store->counters().total_messages == 5);
+  CHECK(store->counters().total_bytes == 12 + 4);
+
+  // Acking again removes nothing; an empty list and an unknown mailbox too.
+  CHECK(*ack_wait(*store, "bob", {bob[0], bob[2]}) == 0);
+  CHECK(*ack_wait(*store, "bob", {}) == 0);
+  CHECK(*ack_wait(*store, "nobody", {bob[1]}) == 0);
+  CHECK(*ack_wait(*store, "bob", {bob[1], bob[3], bob[4]}) == 3);
+  CHECK(read_all(*store, "bob").empty());
+  CHECK(store->stats("bob").count == 0);
+  CHECK(store->stats("bob").bytes == 0);
+  CHECK(store->counters().acked == 5);
+}
+
+TEST_CASE("ack: an acked message frees its quota slot") {
+  TempDir dir("ack-quota");
+  StoreOptions o = options_in(dir);
+  o.max_messages = 2;
+  auto store = open_store(o);
+  const auto a = append_ok(*store, message("bob", "alice", "1"));
+  append_ok(*store, message("bob", "alice", "2"));
+  CHECK(append_wait(*store, message("bob", "alice", "3")).status().code() == Code::kMailboxFull);
+  CHECK(*ack_wait(*store, "bob", {a}) == 1);
+  append_ok(*store, message("bob", "alice", "3"));
+}
+
+TEST_CASE("purge: deletes the whole mailbox and nothing else") {
+  TempDir dir("purge");
+  auto store = open_store(options_in(dir));
+  for (int i = 0; i < 300; ++i) append_ok(*store, message("bob", "alice", "xyz"));
+  append_ok(*store, message("bo", "alice", "prefix of bob"));
+  append_ok(*store, message("bobby", "alice", "bob is a prefix"));
+
+  auto r = purge_wait(*store, "bob");
+  REQUIRE(r.is_ok());
+  CHECK(*r == 300);
+  CHECK(read_all(*store, "bob").empty());
+  CHECK(store->stats("bob").count == 0);
+  CHECK(read_all(*store, "bo").size() == 1);
+  CHECK(read_all(*store, "bobby").size() == 1);
+  CHECK(store->counters().purged == 300);
+  CHECK(store->counters().total_messages == 2);
+
+  CHECK(*purge_wait(*store, "bob") == 0);
+  CHECK(*purge_wait(*store, "nobody") == 0);
+  // The mailbox is usable again and its quota is back.
+  append_ok(*store, message("bob", "alice", "again"));
+  CHECK(store->stats("bob").count == 1);
+}
+
+TEST_CASE("purge and ack queued together see each other's effects") {
+  TempDir dir("purge-batch");
+  auto store = open_store(options_in(dir));
+  std::vector<std::uint64_t> seqs;
+  for (int i = 0; i < 10; ++i) seqs.push_back(append_ok(*store, message("bob", "alice", "x")));
+  // Queued back to back, these usually share one batch; either way the
+  // answers must be the same.
+  std::promise<Result<std::uint64_t>> p1, p2, p3;
+  auto f1 = p1.get_future(), f2 = p2.get_future(), f3 = p3.get_future();
+  store->ack("bob", {seqs[0], seqs[1]}, [&](Result<std::uint64_t> r) { p1.set_value(r); });
+  store->purge("bob", [&](Result<std::uint64_t> r) { p2.set_value(r); });
+  store->ack("bob", {seqs[2]}, [&](Result<std::uint64_t> r) { p3.set_value(r); });
+  CHECK(*wait_result(f1) == 2);
+  CHECK(*wait_result(f2) == 8);
+  CHECK(*wait_result(f3) == 0);
+  CHECK(store->stats("bob").count == 0);
+  CHECK(store->counters().total_messages == 0);
+}
+
+}  // TEST_SUITE

@@ -1,0 +1,102 @@
+// The mailbox summary behind the sign-in notification and missed.summary.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "tests/unit/storage/store_test_util.h"
+
+using namespace oms;
+using namespace oms::storage;
+using namespace oms::storage::testing;
+
+TEST_SUITE("storage") {
+
+TEST_CASE("summary: count, missed, bytes, oldest, senders by count then name, last_seq") {
+  TempDir dir("summary");
+  ManualClock clock;
+  StoreOptions o = options_in(dir);
+  o.clock = &clock;
+  auto store = open_store(o);
+  const std::int64_t t0 = clock.now_ms();
+  const auto missed = proto::MessageKind::kMissed;
+
+  append_ok(*store, message("bob", "carol", "c1"));
+  clock.advance_ms(10);
+  append_ok(*store, message("bob", "alice", "a1"));
+  const auto mid = append_ok(*store, message("bob", "dave", "d1"));
+  append_ok(*store, message("bob", "carol", "c2xx", "", missed));
+  append_ok(*store, message("bob", "alice", "a2", "", missed));
+  const auto last = append_ok(*store, message("bob", "carol", "c3"));
+  append_ok(*store, message("bobby", "zed", "not bob's"));
+
+  auto s = store->summary("bob");
+  REQUIRE(s.is_ok());
+  CHECK(s->count == 6);
+  CHECK(s->missed == 2);
+  CHECK(s->bytes == 2 + 2 + 2 + 4 + 2 + 2);
+  CHECK(s->oldest_ms == t0);
+  CHECK(s->last_seq == last);
+  using Entry = std::pair<std::string, std::uint64_t>;
+  CHECK(s->from == std::vector<Entry>{{"carol", 3}, {"alice", 2}, {"dave", 1}});
+
+  auto after = store->summary("bob", mid);
+  REQUIRE(after.is_ok());
+  CHECK(after->count == 3);
+  CHECK(after->oldest_ms == t0 + 10);
+  CHECK(after->from == std::vector<Entry>{{"carol", 2}, {"alice", 1}});
+
+  auto only_missed = store->summary("bob", 0, true);
+  REQUIRE(only_missed.is_ok());
+  CHECK(only_missed->count == 2);
+  CHECK(only_missed->missed == 2);
+  CHECK(only_missed->bytes == 6);
+  CHECK(only_missed->from == std::vector<Entry>{{"alice", 1}, {"carol", 1}});
+
+  auto empty = store->summary("nobody");
+  REQUIRE(empty.is_ok());
+  CHECK(empty->count == 0);
+  CHECK_FALSE(empty->oldest_ms);
+  CHECK(empty->from.empty());
+  CHECK(empty->last_seq == 0);
+}
+
+TEST_CASE("summary: a 10,000-message mailbox is summarised quickly") {
+  TempDir dir("summary-10k");
+  auto store = open_store(options_in(dir));
+  constexpr int kN = 10'000;
+  const std::string body(200, 'b');
+  CompletionLatch latch(kN);
+  std::atomic<int> failed{0};
+  for (int i = 0; i < kN; ++i)
+    store->append(message("bob", fmt::format("sender{}", i % 37), body, "",
+                          i % 10 == 0 ? proto::MessageKind::kMissed : proto::MessageKind::kOffline),
+                  [&](Result<AppendResult> r) {
+                    if (!r) ++failed;
+                    latch.count_down();
+                  });
+  latch.wait();
+  REQUIRE(failed == 0);
+
+  auto s = store->summary("bob");  // warm up the block cache once
+  REQUIRE(s.is_ok());
+  double best_ms = 1e9;
+  for (int round = 0; round < 5; ++round) {
+    const auto t0 = std::chrono::steady_clock::now();
+    s = store->summary("bob");
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    best_ms = std::min(best_ms, ms);
+    REQUIRE(s.is_ok());
+  }
+  std::printf("summary of a %d-message mailbox: %.2f ms (best of 5)\n", kN, best_ms);
+  CHECK(s->count == static_cast<std::uint64_t>(kN));
+  CHECK(s->missed == static_cast<std::uint64_t>(kN / 10));
+  CHECK(s->bytes == static_cast<std::uint64_t>(kN) * 200);
+  CHECK(s->from.size() == 37);
+  // The budget is 20 ms in a Release build; generous here for Debug and
+  // sanitizer builds on a busy machine.
+  CHECK(best_ms < 200.0);
+}
+
+}  // TEST_SUITE
