@@ -1,0 +1,55 @@
+// End-of-run checks over everything the workers recorded: loss, duplicates,
+// order, and (for presence scenarios) that every `sent` status matches the
+// recipient's presence at send time.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "load-tests/driver/run.h"
+
+namespace oms::load {
+
+struct VerifyOptions {
+  // sent.recipient must be a state the recipient was in (as its own client
+  // saw it) at some moment between the send and the `sent` reply.
+  bool check_presence = false;
+  // delivered => the recipient got kind "live" (no sign-outs in the scenario;
+  // otherwise "offline" is accepted for a live message redelivered later).
+  bool strict_live_kind = false;
+  // missed => the recipient got the `missed` notice for that id.
+  bool strict_notices = false;
+};
+
+struct Verdict {
+  std::uint64_t sent_ok = 0;        // sends answered with `sent`
+  std::uint64_t received = 0;       // distinct messages received by their recipients
+  std::uint64_t lost = 0;           // got `sent`, never received
+  std::uint64_t duplicates = 0;     // same id twice in one session
+  std::uint64_t reordered = 0;      // per sender->recipient order broken
+  std::uint64_t redelivered = 0;    // same id in a later session (allowed: at least once)
+  std::uint64_t corrupt = 0;        // body/sender not as sent
+  std::uint64_t unconfirmed = 0;    // received, but its send had no `sent` reply
+  std::uint64_t unanswered = 0;     // sends without any reply
+  std::uint64_t kind_mismatch = 0;  // message kind does not fit the sent status
+  std::uint64_t status_inconsistent = 0;  // status does not fit sent.recipient
+  std::uint64_t presence_violation = 0;   // sent.recipient not a state the recipient was in
+  std::uint64_t missed_without_notice = 0;
+  std::uint64_t welcome_mismatch = 0;     // welcome mailbox.count != messages stored for the user
+  bool presence_checked = false;
+  std::vector<std::string> examples;      // the first few problems, for a reproduction
+
+  // lost, duplicates and reordered are what the exit status is about; the
+  // others fail the run too because each hides or is one of them.
+  bool ok() const {
+    return lost == 0 && duplicates == 0 && reordered == 0 && corrupt == 0 && unanswered == 0 &&
+           kind_mismatch == 0 && status_inconsistent == 0 && presence_violation == 0 &&
+           missed_without_notice == 0 && welcome_mismatch == 0;
+  }
+};
+
+// REQUIRES: after run.stop(); `stats` is run.merged_stats().
+Verdict verify(Run& run, WorkerStats& stats, const VerifyOptions& opts);
+
+}  // namespace oms::load

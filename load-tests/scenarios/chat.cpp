@@ -1,0 +1,99 @@
+// chat: N online users in pairs (2k <-> 2k+1), each keeping --window sends in
+// flight to its partner for --duration (or until --messages). Measures the
+// live delivery rate and end-to-end latency (send -> partner's `message`).
+#include <atomic>
+
+#include <fmt/format.h>
+
+#include "load-tests/scenarios/scenarios.h"
+
+namespace oms::load {
+
+namespace {
+
+class ChatHooks final : public Hooks {
+ public:
+  explicit ChatHooks(std::uint64_t cap) : cap_(cap) {}
+  std::optional<std::uint32_t> next_target(User& u) override {
+    if (stop_.load(std::memory_order_relaxed)) return std::nullopt;
+    if (cap_ && taken_.fetch_add(1, std::memory_order_relaxed) >= cap_) return std::nullopt;
+    return u.index ^ 1u;
+  }
+  std::atomic<bool> stop_{false};
+
+ private:
+  const std::uint64_t cap_;
+  std::atomic<std::uint64_t> taken_{0};
+};
+
+}  // namespace
+
+int run_chat(const Options& o, const std::string& secret) {
+  Options opt = o;
+  if (opt.user_prefix.empty()) opt.user_prefix = fmt::format("ch{}", ::getpid());
+  const auto N = static_cast<std::uint32_t>(opt.users);
+
+  Run run(opt, secret);
+  ChatHooks hooks(opt.messages);
+  run.hooks = &hooks;
+  run.timeline_end_to_end = true;
+  run.create_users(N);
+  run.start();
+  Report rep(opt);
+
+  run.sign_in(0, N, /*keep_online=*/true);
+  bool ok = wait_signed_in(run, "users sign in", N);
+
+  const Totals before = run.totals();
+  const std::int64_t t_start = now_ns();
+  std::int64_t t_stop = t_start;
+  Totals at_stop = before;
+  if (ok) {
+    const std::size_t W = opt.window;
+    run.for_users(0, N, [W](User& u) {
+      if (!u.conn) return;
+      u.conn->send_window = W;
+      u.conn->pump();
+    });
+    const std::int64_t duration_ns = static_cast<std::int64_t>(opt.duration_s * 1e9);
+    ok = run.wait_for(
+        "chatting",
+        [&] {
+          return now_ns() - t_start >= duration_ns ||
+                 (opt.messages && run.totals().replies - before.replies >= opt.messages);
+        },
+        [&] { return run.totals().replies; });
+    hooks.stop_.store(true);
+    t_stop = now_ns();
+    at_stop = run.totals();
+    if (ok) {
+      ok = run.wait_for(
+          "last replies and deliveries",
+          [&] {
+            Totals t = run.totals();
+            return t.replies >= t.sends && t.received >= t.sent_ok;
+          },
+          [&] {
+            Totals t = run.totals();
+            return t.replies + t.received;
+          });
+    }
+  }
+
+  return finish(run, rep, VerifyOptions{.strict_live_kind = true}, "end to end", [&](WorkerStats& st) {
+    const double secs = static_cast<double>(std::max<std::int64_t>(1, t_stop - t_start)) / 1e9;
+    const std::uint64_t received = at_stop.received - before.received;
+    const std::uint64_t sent = at_stop.sent_ok - before.sent_ok;
+    rep.section("chat");
+    rep.count("chat", "users", "online users (pairs)", N);
+    rep.count("chat", "window", "sends in flight per user", opt.window);
+    rep.figure("chat", "seconds", "sending for", secs, "s", 3);
+    rep.count("chat", "sent", "sent (acknowledged) while sending", sent);
+    rep.figure("chat", "sent_per_s", "send rate", static_cast<double>(sent) / secs, "msgs/s");
+    rep.figure("chat", "delivered_per_s", "live delivery rate", static_cast<double>(received) / secs, "msgs/s");
+    rep.latency("end_to_end", "send -> recipient message", st.end_to_end);
+    rep.latency("send_to_sent", "send -> sent", st.send_to_sent);
+  });
+}
+
+}  // namespace oms::load

@@ -1,0 +1,147 @@
+// offline-burst and signin-storm: store a burst of messages for offline
+// recipients as fast as `sent` replies allow, then sign every recipient in at
+// once and drain with acks.
+//
+// Users: senders [0, S), recipients [S, S+N). Message i goes to recipient
+// S + i % N, so every mailbox gets M/N messages.
+#include <atomic>
+
+#include <fmt/format.h>
+
+#include "load-tests/scenarios/scenarios.h"
+
+namespace oms::load {
+
+namespace {
+
+class BurstHooks final : public Hooks {
+ public:
+  BurstHooks(Run& run, std::uint32_t senders, std::uint32_t recipients, std::uint64_t total)
+      : run_(run), senders_(senders), recipients_(recipients), total_(total) {}
+
+  std::optional<std::uint32_t> next_target(User&) override {
+    const std::uint64_t i = next_.fetch_add(1, std::memory_order_relaxed);
+    if (i >= total_) return std::nullopt;
+    return senders_ + static_cast<std::uint32_t>(i % recipients_);
+  }
+
+  void on_welcome(User& u) override {
+    if (u.index < senders_ || !draining_.load(std::memory_order_relaxed)) return;
+    // The sign-in notification must announce exactly what was stored.
+    const std::uint32_t expected = run_.expected_stored[u.index].load(std::memory_order_relaxed);
+    if (u.welcome_count != expected) mismatch_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  std::atomic<bool> draining_{false};
+  std::atomic<std::uint64_t> mismatch_{0};
+
+ private:
+  Run& run_;
+  const std::uint32_t senders_;
+  const std::uint32_t recipients_;
+  const std::uint64_t total_;
+  std::atomic<std::uint64_t> next_{0};
+};
+
+}  // namespace
+
+int run_offline_burst(const Options& o, const std::string& secret) {
+  Options opt = o;
+  const bool storm = opt.scenario == "signin-storm";
+  if (opt.user_prefix.empty()) opt.user_prefix = fmt::format("{}{}", storm ? "ss" : "ob", ::getpid());
+  const auto S = static_cast<std::uint32_t>(opt.senders);
+  const auto N = static_cast<std::uint32_t>(opt.users);
+  const std::uint64_t M = opt.messages;
+
+  Run run(opt, secret);
+  BurstHooks hooks(run, S, N, M);
+  run.hooks = &hooks;
+  run.timeline_end_to_end = false;
+  run.create_users(S + N);
+  run.start();
+  Report rep(opt);
+
+  // 1. Senders sign in.
+  run.sign_in(0, S, /*keep_online=*/true);
+  bool ok = wait_signed_in(run, "senders sign in", S);
+
+  // 2. Store: S senders x W in flight until M sends are answered.
+  const std::int64_t t_store0 = now_ns();
+  std::int64_t t_store1 = t_store0;
+  if (ok) {
+    const std::size_t W = opt.window;
+    run.for_users(0, S, [W](User& u) {
+      if (!u.conn) return;
+      u.conn->send_window = W;
+      u.conn->pump();
+    });
+    ok = run.wait_for(
+        fmt::format("store {} messages", M), [&] { return run.totals().replies >= M; },
+        [&] { return run.totals().replies; });
+    t_store1 = now_ns();
+  }
+  const Totals after_store = run.totals();
+
+  // 3. Every recipient signs in at once and drains.
+  const std::int64_t t_sign0 = now_ns();
+  std::int64_t t_drained = t_sign0;
+  if (ok) {
+    hooks.draining_.store(true);
+    run.sign_in(S, N, /*keep_online=*/true);
+    const std::uint64_t target_drained = S + N;  // senders were drained at their sign-in
+    ok = run.wait_for(
+        "recipients sign in and drain",
+        [&] {
+          Totals t = run.totals();
+          return t.drained >= target_drained && t.received >= after_store.sent_ok;
+        },
+        [&] {
+          Totals t = run.totals();
+          return t.received + t.drained + t.signed_in + t.frames_in;
+        });
+    t_drained = now_ns();
+  }
+
+  return finish(run, rep, VerifyOptions{}, "send -> sent", [&](WorkerStats& st) {
+    st.welcome_mismatch += hooks.mismatch_.load();
+    // Figures of the recipients alone (the senders also signed in and drained).
+    LatencyHistogram signin, drained;
+    std::int64_t last_drained = 0;
+    std::uint64_t drained_users = 0;
+    for (std::uint32_t i = S; i < S + N; ++i) {
+      const User& u = run.user(i);
+      if (u.welcome_ns) signin.record(u.welcome_ns - u.signin_started_ns);
+      if (u.drained_ns) {
+        drained.record(u.drained_ns - u.signin_started_ns);
+        last_drained = std::max(last_drained, u.drained_ns);
+        ++drained_users;
+      }
+    }
+    const double store_s = static_cast<double>(std::max<std::int64_t>(1, st.last_sent_ns - t_store0)) / 1e9;
+    const double drain_s =
+        static_cast<double>(std::max<std::int64_t>(1, (last_drained ? last_drained : t_drained) - t_sign0)) / 1e9;
+    const std::uint64_t stored = st.statuses.count("stored") ? st.statuses.at("stored") : 0;
+    const std::uint64_t drained_msgs = run.totals().received;
+
+    rep.section(storm ? "store (filling the mailboxes)" : "store");
+    rep.count("store", "messages", "messages requested", M);
+    rep.count("store", "stored", "stored (sent status stored)", stored);
+    rep.count("store", "send_errors", "send errors", after_store.send_errors);
+    rep.figure("store", "seconds", "store phase", store_s, "s", 3);
+    rep.figure("store", "rate_per_s", "store rate", static_cast<double>(after_store.sent_ok) / store_s, "msgs/s");
+    rep.latency("send_to_sent", "send -> sent", st.send_to_sent);
+
+    rep.section(storm ? "sign-in storm" : "sign-in and drain");
+    rep.count("drain", "recipients", "recipients signing in at once", N);
+    rep.count("drain", "drained_users", "recipients that got mailbox.drained", drained_users);
+    rep.latency("signin", "sign-in -> welcome (recipients)", signin);
+    rep.latency("to_drained", "sign-in -> mailbox.drained (per user)", drained);
+    rep.figure("drain", "seconds_to_all_drained", "time until all drained", drain_s, "s", 3);
+    rep.count("drain", "received", "messages drained", drained_msgs);
+    rep.figure("drain", "rate_per_s", "drain rate (incl. acks)", static_cast<double>(drained_msgs) / drain_s,
+               "msgs/s");
+    (void)t_store1;
+  });
+}
+
+}  // namespace oms::load

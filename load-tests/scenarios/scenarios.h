@@ -1,0 +1,41 @@
+// The scenarios of oms-load. Each one runs against the server named by
+// opt.url, prints its table, writes --json, and returns the exit status
+// (0 = every check passed, 1 = a check or a phase failed).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "load-tests/driver/options.h"
+#include "load-tests/driver/report.h"
+#include "load-tests/driver/run.h"
+#include "load-tests/driver/verify.h"
+
+namespace oms::load {
+
+int run_offline_burst(const Options& opt, const std::string& secret);  // also signin-storm
+int run_chat(const Options& opt, const std::string& secret);
+int run_presence_churn(const Options& opt, const std::string& secret);
+int run_idle(const Options& opt, const std::string& secret);
+int run_mixed(const Options& opt, const std::string& secret);
+
+// ---- shared by the scenarios ----
+
+// VmRSS of a process in KiB (from /proc/PID/status).
+std::optional<std::uint64_t> read_rss_kib(long pid);
+
+// Waits until `count` sign-ins starting now have settled (welcomed or given up).
+bool wait_signed_in(Run& run, std::string_view what, std::uint64_t target_signed_in);
+
+// Stops the run, verifies, adds the common figures, prints the table and
+// writes the JSON + chart. `extra` runs after the merge (for figures that need
+// the merged statistics or the users). Returns the exit status.
+int finish(Run& run, Report& rep, const VerifyOptions& vopts, const std::string& latency_label,
+           const std::function<void(WorkerStats&)>& extra);
+
+// Session figures: connect, hello->welcome, sign-in, drops.
+void add_session_figures(Report& rep, const WorkerStats& stats);
+
+}  // namespace oms::load
