@@ -115,7 +115,7 @@ void Router::send(const std::shared_ptr<WsSession>& sender, const std::string& f
   append.kind = kind;
   append.reason = reason;
   append.client_msg_id = std::move(req.client_msg_id);
-  append.dedup_payload = dedup_payload(status, state);
+  append.dedup_payload = dedup_payload(status, PresenceRegistry::visible(state));
 
   const auto started = std::chrono::steady_clock::now();
   ctx_.store->append(
@@ -175,7 +175,8 @@ void Router::send(const std::shared_ptr<WsSession>& sender, const std::string& f
         }
 
         sent.status = status;
-        sent.recipient = state;
+        // appear-offline is reported as offline: the sender must not learn it.
+        sent.recipient = PresenceRegistry::visible(state);
         if (status == "delivered") ctx_.metrics.sent_delivered.fetch_add(1, std::memory_order_relaxed);
         else if (status == "stored") ctx_.metrics.sent_stored.fetch_add(1, std::memory_order_relaxed);
         else ctx_.metrics.sent_missed.fetch_add(1, std::memory_order_relaxed);

@@ -183,7 +183,7 @@ class Server::Impl {
     so.max_messages = cfg.max_messages;
     so.max_bytes = cfg.max_bytes;
     so.ttl_days = cfg.ttl_days;
-    // TODO(ttl_seconds): pass cfg.ttl_ms() once StoreOptions takes milliseconds.
+    so.ttl_ms_override = cfg.ttl_seconds > 0 ? cfg.ttl_seconds * 1000 : 0;
     so.dedup_window_ms = cfg.dedup_window_seconds * 1000;
     so.sync = cfg.sync;
     so.max_batch_requests = cfg.max_batch;

@@ -206,10 +206,10 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     enqueue(share(proto::encode_error(rid, code, message)));
   }
 
-  void refuse_signin(std::uint16_t close_code, std::string_view message) {
+  void refuse_signin(std::uint16_t close_code, std::string_view message, const proto::Rid& rid = {}) {
     ctx_.metrics.signin_failures_total.fetch_add(1, std::memory_order_relaxed);
     // Before welcome the queue only carries this error.
-    queue_.push_back(share(proto::encode_error({}, "unauthenticated", message)));
+    queue_.push_back(share(proto::encode_error(rid, "unauthenticated", message)));
     if (!writing_) do_write();
     close(close_code, "unauthenticated");
   }
@@ -221,8 +221,13 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     auto decoded = proto::decode_client_frame(text, limits);
     if (!signed_in_) {
       if (signing_in_) return refuse_signin(kCloseUnauthenticated, "no frame is accepted before welcome");
-      if (!decoded.ok() || !std::holds_alternative<proto::Hello>(decoded.frame()))
-        return refuse_signin(kCloseUnauthenticated, "the first frame must be a valid hello");
+      if (!decoded.ok())
+        return refuse_signin(kCloseUnauthenticated,
+                             "the first frame must be a valid hello: " + decoded.error().message,
+                             decoded.error().rid);
+      if (!std::holds_alternative<proto::Hello>(decoded.frame()))
+        return refuse_signin(kCloseUnauthenticated, "the first frame must be hello",
+                             std::visit([](const auto& f) { return f.rid; }, decoded.frame()));
       return on_hello(std::get<proto::Hello>(decoded.frame()));
     }
     if (!decoded.ok()) return send_error(decoded.error().rid, "bad_request", decoded.error().message);
@@ -236,7 +241,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     if (!ctx_.config.issuer.empty()) opts.issuer = ctx_.config.issuer;
     if (!ctx_.config.audience.empty()) opts.audience = ctx_.config.audience;
     auto claims = verify_jwt(hello.token, ctx_.jwt_secret, opts);
-    if (!claims) return refuse_signin(kCloseUnauthenticated, claims.status().message());
+    if (!claims) return refuse_signin(kCloseUnauthenticated, claims.status().message(), hello.rid);
     user_ = std::move(claims->sub);
     client_ = std::move(hello.client);
     capable_ = client_.supports_offline_messages();
