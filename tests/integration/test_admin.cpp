@@ -74,7 +74,8 @@ TEST_CASE("admin: every endpoint but healthz and readyz needs the admin token") 
   const HttpResult list = admin.get("/v1/policies");
   OMS_CHECK_HTTP(list, 200);
   std::map<std::string, bool> policies;
-  for (const auto& p : arr_of(policy_of(list), "policies"))
+  const Json list_body = policy_of(list);
+  for (const auto& p : arr_of(list_body, "policies"))
     policies[str_of(p.get_object(), "identity")] = bool_of(p.get_object(), "enable_im_auto_archiving");
   CHECK(policies == std::map<std::string, bool>{{"Global", true}, {"Keep", true}});
   CHECK(bool_of(policy_of(admin.get("/v1/configuration/im")), "enable_offline_im") == true);
@@ -99,7 +100,8 @@ TEST_CASE("admin: policies are listed created read changed and removed") {
   AdminClient admin = omsd.admin();
   const HttpResult list = admin.get("/v1/policies");
   OMS_CHECK_HTTP(list, 200);
-  const auto& policies = arr_of(policy_of(list), "policies");
+  const Json list_body = policy_of(list);
+  const auto& policies = arr_of(list_body, "policies");
   REQUIRE(policies.size() == 1);
   CHECK(str_of(policies[0].get_object(), "identity") == "Global");
   CHECK(bool_of(policies[0].get_object(), "enable_im_auto_archiving") == true);
@@ -212,7 +214,7 @@ TEST_CASE("admin: granting a policy and reverting to Global") {
   OMS_CHECK_HTTP(g, 200);
   CHECK(str_of(policy_of(g), "user") == "alice@contoso.com");
   CHECK(str_of(policy_of(g), "policy") == "OfflineIM");
-  const Json& pol = obj_of(user_info(omsd, kAlice), "policy");
+  const Json pol = obj_of(user_info(omsd, kAlice), "policy");
   CHECK(str_of(pol, "identity") == "OfflineIM");
   CHECK(str_of(pol, "source") == "granted");
   CHECK(bool_of(pol, "enable_im_auto_archiving") == false);
@@ -225,7 +227,7 @@ TEST_CASE("admin: granting a policy and reverting to Global") {
   const HttpResult revert = admin.put("/v1/users/alice@contoso.com/policy", Json{{"policy", nullptr}});
   OMS_CHECK_HTTP(revert, 200);
   CHECK(policy_of(revert).at("policy").is_null());
-  const Json& pol2 = obj_of(user_info(omsd, kAlice), "policy");
+  const Json pol2 = obj_of(user_info(omsd, kAlice), "policy");
   CHECK(str_of(pol2, "identity") == "Global");
   CHECK(str_of(pol2, "source") == "global");
   CHECK(bool_of(pol2, "enable_im_auto_archiving") == true);

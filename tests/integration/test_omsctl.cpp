@@ -77,7 +77,7 @@ TEST_CASE("omsctl: policy new set grant get and remove") {
   OMS_CHECK_EXIT_FAILED(omsctl(omsd, {"policy", "new", "OfflineIM"}));  // 409
 
   OMS_CHECK_EXIT_OK(omsctl(omsd, {"policy", "grant", kAlice, "OfflineIM"}));
-  const Json& pol = obj_of(user_info(omsd, kAlice), "policy");
+  const Json pol = obj_of(user_info(omsd, kAlice), "policy");
   CHECK(str_of(pol, "identity") == "OfflineIM");
   CHECK(str_of(pol, "source") == "granted");
   OMS_CHECK_EXIT_FAILED(omsctl(omsd, {"policy", "grant", kAlice, "NoSuchPolicy"}));  // 404

@@ -109,7 +109,7 @@ TEST_CASE("policy: removing a granted policy reverts its users to Global") {
   const HttpResult del = omsd.admin().del("/v1/policies/OfflineIM");
   OMS_CHECK_HTTP(del, 200);
   OMS_CHECK_SENT(alice->send(kBob, "allowed by Global"), "stored");
-  const Json& pol = obj_of(user_info(omsd, kAlice), "policy");
+  const Json pol = obj_of(user_info(omsd, kAlice), "policy");
   CHECK(str_of(pol, "identity") == "Global");
   CHECK(str_of(pol, "source") == "global");
 }
@@ -178,7 +178,7 @@ TEST_CASE("policy: policies grants and the organisation switch survive a restart
   const HttpResult im = a.get("/v1/configuration/im");
   OMS_CHECK_HTTP(im, 200);
   if (im.json.is_object()) CHECK(bool_of(im.json.get_object(), "enable_offline_im") == false);
-  const Json& pol = obj_of(user_info(omsd, kAlice), "policy");
+  const Json pol = obj_of(user_info(omsd, kAlice), "policy");
   CHECK(str_of(pol, "identity") == "OfflineIM");
   CHECK(str_of(pol, "source") == "granted");
 
