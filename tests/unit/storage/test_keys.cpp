@@ -86,7 +86,8 @@ TEST_CASE("keys: message value round-trip") {
   CHECK(out->body == body);
 
   keys::MessageView empty{MessageKind::kOffline, -5, "", "", ""};
-  auto e = keys::decode_message_value(keys::encode_message_value(empty));
+  const std::string empty_enc = keys::encode_message_value(empty);
+  auto e = keys::decode_message_value(empty_enc);  // views into empty_enc
   REQUIRE(e);
   CHECK(e->sent_at_ms == -5);
   CHECK(e->from.empty());
@@ -126,15 +127,16 @@ TEST_CASE("keys: mailbox meta round-trip") {
 TEST_CASE("keys: dedup key and value") {
   // The sender is length-prefixed: ("ab","c") and ("a","bc") differ.
   CHECK(keys::dedup_key("ab", "c") != keys::dedup_key("a", "bc"));
-  keys::DedupView in{99, 1000, "bob", 1001, std::string("\x00payload\xff", 9)};
-  auto out = keys::decode_dedup_value(keys::encode_dedup_value(in));
+  const std::string payload("\x00payload\xff", 9);
+  keys::DedupView in{99, 1000, "bob", 1001, payload};
+  const std::string enc = keys::encode_dedup_value(in);
+  auto out = keys::decode_dedup_value(enc);  // views into enc
   REQUIRE(out);
   CHECK(out->seq == 99);
   CHECK(out->sent_at_ms == 1000);
   CHECK(out->mailbox == "bob");
   CHECK(out->created_ms == 1001);
-  CHECK(out->payload == std::string("\x00payload\xff", 9));
-  const std::string enc = keys::encode_dedup_value(in);
+  CHECK(out->payload == payload);
   for (std::size_t n = 0; n < enc.size(); ++n) CHECK_FALSE(keys::decode_dedup_value(enc.substr(0, n)));
   CHECK_FALSE(keys::decode_dedup_value(enc + "x"));
 }
