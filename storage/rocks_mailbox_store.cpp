@@ -32,6 +32,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
+#include <rocksdb/utilities/table_properties_collectors.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
 
 #include "storage/keys.h"
@@ -52,6 +53,12 @@ constexpr std::size_t kInfoLogsKept = 4;
 // WAL files are kept until every column family that has data in them is
 // flushed; rarely written families (policies) would pin them for ever.
 constexpr std::uint64_t kMaxTotalWalBytes = 256u << 20;
+// Acked messages leave tombstones at the head of their mailbox's range, which
+// every read from the start of the mailbox has to step over: compact an SST
+// file of the messages family as soon as any window of this many entries
+// holds this many deletions.
+constexpr std::size_t kTombstoneWindow = 4096;
+constexpr std::size_t kTombstoneTrigger = 1024;
 
 rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
 
@@ -225,8 +232,12 @@ Status MailboxStore::Impl::open() {
                                 keys::kCfDedup, keys::kCfPolicies, keys::kCfGrants,
                                 keys::kCfImConfig})
     if (std::find(names.begin(), names.end(), want) == names.end()) names.emplace_back(want);
+  rocksdb::ColumnFamilyOptions messages_opts = cf_opts;
+  messages_opts.table_properties_collector_factories.push_back(
+      rocksdb::NewCompactOnDeletionCollectorFactory(kTombstoneWindow, kTombstoneTrigger));
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const auto& n : names) descriptors.emplace_back(n, cf_opts);
+  for (const auto& n : names)
+    descriptors.emplace_back(n, n == keys::kCfMessages ? messages_opts : cf_opts);
 
   rocksdb::Status s = rocksdb::DB::Open(db_opts, opts_.path, descriptors, &handles_, &db_);
   if (!s.ok()) return from_rocks(s, fmt::format("opening store '{}'", opts_.path));
@@ -400,10 +411,9 @@ void MailboxStore::Impl::process(std::vector<Request>& requests) {
   const bool ok = write_status.is_ok();
   if (ok) {
     for (auto& [mailbox, staged] : b.touched) {
-      if (!staged.dirty) continue;
       if (staged.meta.count == 0)
-        meta_cache_.erase(mailbox);
-      else
+        meta_cache_.erase(mailbox);  // empty mailboxes are not worth a cache entry
+      else if (staged.dirty)
         meta_cache_[mailbox] = staged.meta;
     }
     counters_.appended += b.appended;
@@ -472,8 +482,8 @@ Outcome MailboxStore::Impl::apply(Batch& b, AppendOp& op) {
   const AppendRequest& req = op.req;
   if (!valid_mailbox(req.mailbox) || req.from.size() > keys::kMaxShortField ||
       req.reason.size() > keys::kMaxShortField || req.body.size() > UINT32_MAX ||
-      req.dedup_payload.size() > UINT32_MAX)
-    return {Status::invalid_argument("append: mailbox, sender or reason too long or empty"), {}, 0};
+      req.dedup_payload.size() > UINT32_MAX || req.kind > proto::MessageKind::kMissed)
+    return {Status::invalid_argument("append: bad mailbox, sender, reason or kind"), {}, 0};
 
   std::string dedup_key;
   if (!req.client_msg_id.empty()) {

@@ -78,25 +78,39 @@ TEST_CASE("summary: a 10,000-message mailbox is summarised quickly") {
   latch.wait();
   REQUIRE(failed == 0);
 
-  auto s = store->summary("bob");  // warm up the block cache once
-  REQUIRE(s.is_ok());
-  double best_ms = 1e9;
-  for (int round = 0; round < 5; ++round) {
+  auto timed_summary = [&](double* ms) {
     const auto t0 = std::chrono::steady_clock::now();
-    s = store->summary("bob");
-    const double ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    best_ms = std::min(best_ms, ms);
+    auto s = store->summary("bob");
+    *ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     REQUIRE(s.is_ok());
-  }
-  std::printf("summary of a %d-message mailbox: %.2f ms (best of 5)\n", kN, best_ms);
-  CHECK(s->count == static_cast<std::uint64_t>(kN));
-  CHECK(s->missed == static_cast<std::uint64_t>(kN / 10));
-  CHECK(s->bytes == static_cast<std::uint64_t>(kN) * 200);
-  CHECK(s->from.size() == 37);
+    CHECK(s->count == static_cast<std::uint64_t>(kN));
+    CHECK(s->missed == static_cast<std::uint64_t>(kN / 10));
+    CHECK(s->bytes == static_cast<std::uint64_t>(kN) * 200);
+    CHECK(s->from.size() == 37);
+  };
+  auto best_of_5 = [&] {
+    double best = 1e9, ms = 0;
+    for (int round = 0; round < 5; ++round) {
+      timed_summary(&ms);
+      best = std::min(best, ms);
+    }
+    return best;
+  };
+  const double memtable_ms = best_of_5();  // everything still in the memtable
+
+  // After a reopen the messages are in SST files and the block cache is cold.
+  store.reset();
+  store = open_store(options_in(dir));
+  double cold_ms = 0;
+  timed_summary(&cold_ms);
+  const double sst_ms = best_of_5();
+  std::printf("summary of a %d-message mailbox: %.2f ms from the memtable, %.2f ms from SST files "
+              "(%.2f ms with a cold block cache)\n",
+              kN, memtable_ms, sst_ms, cold_ms);
   // The budget is 20 ms in a Release build; generous here for Debug and
   // sanitizer builds on a busy machine.
-  CHECK(best_ms < 200.0);
+  CHECK(memtable_ms < 200.0);
+  CHECK(sst_ms < 200.0);
 }
 
 }  // TEST_SUITE
