@@ -63,7 +63,8 @@ Options:
   --body-bytes B        body size, padded (default 200)
   --window W            sends in flight per sending session
   --duration SEC        chat, presence-churn, idle, mixed
-  --rate R              mixed: operations per second
+  --rate R              mixed: operations per second; offline-burst/signin-storm:
+                        send at R msgs/s open loop instead of W in flight
   --churn-ms MS         presence-churn: mean time between a user's presence changes
   --server-pid PID      read the server's VmRSS from /proc/PID/status
   --json FILE           write every figure as JSON; a chart goes beside it

@@ -20,6 +20,87 @@ std::optional<std::uint64_t> read_rss_kib(long pid) {
   return std::nullopt;
 }
 
+namespace {
+
+// The open-loop pacer of one worker: its senders in turn, one send every
+// 1/rate seconds of intended time.
+class Pacer : public std::enable_shared_from_this<Pacer> {
+ public:
+  Pacer(Run& run, Worker& w, std::vector<std::uint32_t> senders, double rate, std::shared_ptr<OpenLoop> state)
+      : run_(run), w_(w), senders_(std::move(senders)), gap_ns_(1e9 / rate), state_(std::move(state)),
+        timer_(w.ioc) {}
+
+  void start() {
+    start_ns_ = now_ns();
+    tick();
+  }
+
+ private:
+  static constexpr auto kTick = std::chrono::microseconds(500);
+
+  void tick() {
+    const std::int64_t now = now_ns();
+    bool more = !run_.stopping() && !senders_.empty();
+    while (more) {
+      const auto intended = start_ns_ + static_cast<std::int64_t>(static_cast<double>(n_) * gap_ns_);
+      if (intended > now) break;
+      User& u = run_.user(senders_[n_ % senders_.size()]);
+      auto to = run_.hooks ? run_.hooks->next_target(u) : std::nullopt;
+      if (!to) {
+        more = false;
+        break;
+      }
+      std::int64_t lag = now - intended;
+      std::int64_t prev = state_->max_lag_ns.load(std::memory_order_relaxed);
+      while (lag > prev && !state_->max_lag_ns.compare_exchange_weak(prev, lag)) {}
+      if (u.conn && u.conn->send_to(*to, intended)) state_->sent.fetch_add(1, std::memory_order_relaxed);
+      else w_.count_error("open_loop_sender_offline");
+      ++n_;
+    }
+    if (!more) {
+      state_->finished.fetch_add(1);
+      return;
+    }
+    timer_.expires_after(kTick);
+    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec) {
+        self->state_->finished.fetch_add(1);
+        return;
+      }
+      self->tick();
+    });
+  }
+
+  Run& run_;
+  Worker& w_;
+  std::vector<std::uint32_t> senders_;
+  double gap_ns_;
+  std::shared_ptr<OpenLoop> state_;
+  net::steady_timer timer_;
+  std::int64_t start_ns_ = 0;
+  std::uint64_t n_ = 0;
+};
+
+}  // namespace
+
+std::shared_ptr<OpenLoop> start_open_loop(Run& run, std::uint32_t first, std::uint32_t count, double rate) {
+  auto state = std::make_shared<OpenLoop>();
+  const std::size_t n = run.worker_count();
+  for (std::size_t w = 0; w < n; ++w) {
+    std::vector<std::uint32_t> mine;
+    for (std::uint32_t i = first; i < first + count; ++i)
+      if (i % n == w) mine.push_back(i);
+    if (mine.empty()) {
+      state->finished.fetch_add(1);
+      continue;
+    }
+    const double share = rate * static_cast<double>(mine.size()) / static_cast<double>(count);
+    auto pacer = std::make_shared<Pacer>(run, run.worker(w), std::move(mine), share, state);
+    run.post(w, [pacer] { pacer->start(); });
+  }
+  return state;
+}
+
 bool wait_signed_in(Run& run, std::string_view what, std::uint64_t target) {
   const bool ok = run.wait_for(
       what,

@@ -65,16 +65,22 @@ int run_offline_burst(const Options& o, const std::string& secret) {
   run.sign_in(0, S, /*keep_online=*/true);
   bool ok = wait_signed_in(run, "senders sign in", S);
 
-  // 2. Store: S senders x W in flight until M sends are answered.
+  // 2. Store: S senders x W in flight until M sends are answered (closed
+  // loop), or at --rate messages/s whatever the replies do (open loop).
   const std::int64_t t_store0 = now_ns();
   std::int64_t t_store1 = t_store0;
-  if (ok) {
+  std::shared_ptr<OpenLoop> open_loop;
+  if (ok && opt.rate > 0) {
+    open_loop = start_open_loop(run, 0, S, opt.rate);
+  } else if (ok) {
     const std::size_t W = opt.window;
     run.for_users(0, S, [W](User& u) {
       if (!u.conn) return;
       u.conn->send_window = W;
       u.conn->pump();
     });
+  }
+  if (ok) {
     ok = run.wait_for(
         fmt::format("store {} messages", M), [&] { return run.totals().replies >= M; },
         [&] { return run.totals().replies; });
@@ -125,11 +131,18 @@ int run_offline_burst(const Options& o, const std::string& secret) {
 
     rep.section(storm ? "store (filling the mailboxes)" : "store");
     rep.count("store", "messages", "messages requested", M);
+    if (open_loop) {
+      rep.figure("store", "target_rate", "open loop: target rate", opt.rate, "msgs/s");
+      rep.figure("store", "max_pacer_lag_ms", "open loop: pacer lag (max)",
+                 static_cast<double>(open_loop->max_lag_ns.load()) / 1e6, "ms", 3);
+    } else {
+      rep.count("store", "in_flight", "closed loop: sends in flight (S x W)", std::uint64_t{S} * opt.window);
+    }
     rep.count("store", "stored", "stored (sent status stored)", stored);
     rep.count("store", "send_errors", "send errors", after_store.send_errors);
     rep.figure("store", "seconds", "store phase", store_s, "s", 3);
     rep.figure("store", "rate_per_s", "store rate", static_cast<double>(after_store.sent_ok) / store_s, "msgs/s");
-    rep.latency("send_to_sent", "send -> sent", st.send_to_sent);
+    rep.latency("send_to_sent", open_loop ? "intended send -> sent" : "send -> sent", st.send_to_sent);
 
     rep.section(storm ? "sign-in storm" : "sign-in and drain");
     rep.count("drain", "recipients", "recipients signing in at once", N);

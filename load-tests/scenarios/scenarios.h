@@ -3,7 +3,9 @@
 // (0 = every check passed, 1 = a check or a phase failed).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <functional>
 #include <optional>
 #include <string>
@@ -34,6 +36,18 @@ bool wait_signed_in(Run& run, std::string_view what, std::uint64_t target_signed
 // the merged statistics or the users). Returns the exit status.
 int finish(Run& run, Report& rep, const VerifyOptions& vopts, const std::string& latency_label,
            const std::function<void(WorkerStats&)>& extra);
+
+// Open-loop sending: the senders [first, first+count) together send at `rate`
+// messages per second (evenly spaced, split over the workers), each to
+// hooks->next_target(sender), until it returns nullopt. Latency counts from
+// the intended time of each send. Returns a flag that is set when every
+// worker has finished.
+struct OpenLoop {
+  std::atomic<std::size_t> finished{0};
+  std::atomic<std::uint64_t> sent{0};
+  std::atomic<std::int64_t> max_lag_ns{0};
+};
+std::shared_ptr<OpenLoop> start_open_loop(Run& run, std::uint32_t first, std::uint32_t count, double rate);
 
 // Session figures: connect, hello->welcome, sign-in, drops.
 void add_session_figures(Report& rep, const WorkerStats& stats);
