@@ -215,3 +215,78 @@ TEST_CASE("delivery: a live message never overtakes an older stored one") {
   CHECK(bodies == expected);
   WARN_MESSAGE(repeats == 0, repeats << " message(s) were delivered twice to one session");
 }
+
+TEST_CASE("delivery: a recipient that does not read loses nothing") {
+  // Bob's client stops reading while many large live messages arrive: the
+  // server may close the slow session, but every message that got `sent`
+  // must reach bob, live or from the mailbox at the next sign-in.
+  // (The window stays below the send queue so that a reading client can
+  // always drain its mailbox; durability is not the point: unsynced writes.)
+  OmsdProcess omsd(with_config("[delivery]\nmax_send_queue = 16\nwindow = 8\n[store]\nsync = false\n"));
+  auto alice = sign_in(omsd, kAlice);
+  auto bob = std::make_unique<WsClient>();
+  bob->set_receive_buffer(4096);  // a slow reader: the kernel buffers little for it
+  bob->connect(omsd.client_port());
+  bob->hello(omsd.token(kBob));
+  bob->take("mailbox.drained");
+  constexpr int kSends = 300;
+  std::set<std::string> sent;
+  for (int i = 0; i < kSends; ++i) {
+    // Bob's WsClient is not pumped during this loop: it reads nothing.
+    const Json r = alice->send(kBob, std::to_string(i) + ":" + std::string(15000, 'z'));
+    INFO("reply: " << to_text(r));
+    REQUIRE(type_of(r) == "sent");
+    sent.insert(str_of(r, "id"));
+  }
+  std::set<std::string> got;
+  auto take_available = [&](WsClient& c, std::chrono::milliseconds wait) {
+    while (got.size() < sent.size()) {
+      auto f = c.try_recv(wait);
+      if (!f) return;
+      if (type_of(*f) != "message") continue;
+      got.insert(str_of(*f, "id"));
+      (void)c.try_ack({str_of(*f, "id")});
+    }
+  };
+  take_available(*bob, std::chrono::milliseconds(500));
+  const int first_close = bob->is_open() ? 0 : bob->expect_closed();
+  MESSAGE("the slow session got " << got.size() << " of " << kSends << " live; close code "
+                                  << first_close);
+  bob->close();
+  int sessions = 1;
+  while (got.size() < sent.size() && sessions < 5) {
+    ++sessions;
+    auto again = sign_in(omsd, kBob);
+    take_available(*again, std::chrono::seconds(5));
+    CHECK_MESSAGE(again->is_open(), "a reading session was closed while draining its mailbox");
+  }
+  CHECK(got == sent);
+}
+
+TEST_CASE("delivery: a reading client can drain a mailbox larger than the send queue") {
+  // max_send_queue below the (default) window: a server must not disconnect
+  // a client that reads, or a large mailbox could never be drained.
+  std::unique_ptr<OmsdProcess> omsd;
+  try {
+    omsd = std::make_unique<OmsdProcess>(with_config("[delivery]\nmax_send_queue = 16\n"));
+  } catch (const TestError& e) {
+    MESSAGE("omsd refuses max_send_queue below the window (acceptable): " << e.what());
+    return;
+  }
+  constexpr int kStored = 60;
+  {
+    auto alice = sign_in(*omsd, kAlice);
+    for (int i = 0; i < kStored; ++i) OMS_CHECK_SENT(alice->send(kBob, std::string(2000, 'm')), "stored");
+  }
+  auto bob = sign_in(*omsd, kBob);
+  std::set<std::string> got;
+  while (static_cast<int>(got.size()) < kStored) {
+    auto f = bob->try_recv(std::chrono::seconds(5));
+    if (!f) break;
+    if (type_of(*f) != "message") continue;
+    got.insert(str_of(*f, "id"));
+    (void)bob->try_ack({str_of(*f, "id")});
+  }
+  CHECK_MESSAGE(bob->is_open(), "the reading session was closed while draining its mailbox");
+  CHECK(static_cast<int>(got.size()) == kStored);
+}

@@ -241,3 +241,15 @@ TEST_CASE("limits: a binary frame closes the connection with 1003") {
   for (const auto& f : alice->queued()) CHECK(type_of(f) != "sent");
   CHECK(mailbox_count(omsd, kBob) == 0);
 }
+
+TEST_CASE("limits: undelivered messages expire after the mailbox ttl") {
+  OmsdProcess omsd(with_config("[mailbox]\nttl_seconds = 1\nsweep_interval_seconds = 1\n"));
+  auto alice = sign_in(omsd, kAlice);
+  OMS_CHECK_SENT(alice->send(kBob, "short-lived"), "stored");
+  // Expiry is the documented way a message leaves a mailbox unread.
+  wait_for_mailbox_count(omsd, kBob, 0, std::chrono::seconds(10));
+  auto bob = sign_in(omsd, kBob);
+  CHECK(int_of(obj_of(bob->welcome(), "mailbox"), "count") == 0);
+  bob->take("mailbox.drained");
+  bob->expect_no("message");
+}

@@ -85,6 +85,10 @@ TEST_CASE("missed: an unacked missed message is delivered at the next sign-in as
   const Json stored = alice->send(kBob, "while away");
   OMS_CHECK_SENT(stored, "stored");
 
+  const Json info = user_info(omsd, kBob);
+  CHECK(int_of(obj_of(info, "mailbox"), "count") == 2);
+  CHECK(int_of(obj_of(info, "mailbox"), "missed") == 1);
+
   auto bob = connect_client(omsd);
   const Json w = bob->hello(omsd.token(kBob));
   INFO("welcome: " << to_text(w));

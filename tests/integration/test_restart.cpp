@@ -8,6 +8,7 @@
 #include <set>
 
 #include "tests/support/harness.h"
+#include "tests/support/process.h"
 
 using namespace oms::test;
 using boost::json::array;
@@ -57,48 +58,72 @@ TEST_CASE("restart: stored messages survive a clean restart") {
 
 TEST_CASE("restart: every message that got sent is delivered after SIGKILL") {
   OmsdProcess omsd;
-  auto alice = sign_in(omsd, kAlice);
-  alice->take("mailbox.drained");
-  // Pipeline many sends and kill the server while they are in flight.
   constexpr int kSends = 400;
-  for (int i = 0; i < kSends; ++i) {
-    alice->send_json(Json{{"type", "send"},
-                          {"rid", i},
-                          {"to", kBob},
-                          {"body", std::to_string(i)},
-                          {"client_msg_id", "k-" + std::to_string(i)}});
-  }
-  std::map<std::string, int> sent;  // id -> index
-  auto collect = [&] {
-    for (const auto& r : alice->take_all("sent")) sent[str_of(r, "id")] = static_cast<int>(int_of(r, "rid"));
+  auto send_frame = [](int i) {
+    return Json{{"type", "send"},
+                {"rid", i},
+                {"to", kBob},
+                {"body", std::to_string(i)},
+                {"client_msg_id", "k-" + std::to_string(i)}};
   };
-  wait_until(
-      [&] {
-        collect();
-        return sent.size() >= 50;
-      },
-      std::chrono::seconds(10), std::chrono::milliseconds(1));
-  omsd.kill();
-  collect();  // replies that were already on the wire count too
+  std::map<std::string, int> sent;  // id -> index, acknowledged before the crash
+  {
+    auto alice = sign_in(omsd, kAlice);
+    alice->take("mailbox.drained");
+    // Pipeline many sends and kill the server while they are in flight.
+    for (int i = 0; i < kSends; ++i) alice->send_json(send_frame(i));
+    auto collect = [&] {
+      for (const auto& r : alice->take_all("sent"))
+        sent[str_of(r, "id")] = static_cast<int>(int_of(r, "rid"));
+    };
+    wait_until(
+        [&] {
+          collect();
+          return sent.size() >= 50;
+        },
+        std::chrono::seconds(10), std::chrono::milliseconds(1));
+    omsd.kill();
+    collect();  // replies that were already on the wire count too
+    for (const auto& e : alice->take_all("error")) FAIL_CHECK("unexpected error: " << to_text(e));
+  }
   REQUIRE(sent.size() >= 50);
-  for (const auto& e : alice->take_all("error")) FAIL_CHECK("unexpected error: " << to_text(e));
   MESSAGE(sent.size() << " of " << kSends << " sends were acknowledged before SIGKILL");
 
   omsd.restart();
+  {
+    // Every acknowledged message is there.
+    const std::int64_t waiting = mailbox_count(omsd, kBob);
+    CHECK(waiting >= static_cast<std::int64_t>(sent.size()));
+  }
+  // A careful client resends everything it has no reply for, with the same
+  // client_msg_id; it resends the acknowledged ones too here: they must come
+  // back with their first id and store nothing new.
+  {
+    std::map<int, std::string> first_id;  // index -> id acknowledged before the crash
+    for (const auto& [id, idx] : sent) first_id[idx] = id;
+    auto alice = sign_in(omsd, kAlice);
+    for (int i = 0; i < kSends; ++i) {
+      const Json r = alice->request(send_frame(i));
+      INFO("resend #" << i << ": " << to_text(r));
+      REQUIRE(type_of(r) == "sent");
+      const auto it = first_id.find(i);
+      if (it != first_id.end()) CHECK(str_of(r, "id") == it->second);
+    }
+  }
+  CHECK(mailbox_count(omsd, kBob) == kSends);
+
   auto bob = sign_in(omsd, kBob);
-  const std::int64_t waiting = int_of(obj_of(bob->welcome(), "mailbox"), "count");
-  CHECK(waiting >= static_cast<std::int64_t>(sent.size()));
-  const auto msgs = bob->receive_messages(static_cast<std::size_t>(waiting), true, std::chrono::seconds(20));
+  CHECK(int_of(obj_of(bob->welcome(), "mailbox"), "count") == kSends);
+  const auto msgs = bob->receive_messages(kSends, true, std::chrono::seconds(30));
   std::set<std::string> delivered;
-  int last = -1;
-  bool in_order = true;
+  std::vector<std::string> bodies;
   for (const auto& m : msgs) {
     delivered.insert(str_of(m, "id"));
-    const int idx = std::stoi(str_of(m, "body"));
-    if (idx <= last) in_order = false;
-    last = idx;
+    bodies.push_back(str_of(m, "body"));
   }
-  CHECK(in_order);
+  std::vector<std::string> expected;
+  for (int i = 0; i < kSends; ++i) expected.push_back(std::to_string(i));
+  CHECK(bodies == expected);
   CHECK(delivered.size() == msgs.size());
   std::size_t missing = 0;
   for (const auto& [id, idx] : sent) {
@@ -166,4 +191,51 @@ TEST_CASE("restart: secret files given by flag are used instead of generated one
   OMS_CHECK_HTTP(admin.get("/v1/policies"), 200);
   auto bob = connect_client(omsd);
   CHECK(str_of(bob->hello(mint_token("my-test-jwt-secret-0123456789abcdef", kBob)), "user") == kBob);
+}
+
+TEST_CASE("restart: command-line flags override the config file") {
+  // The config file names listen addresses that cannot be bound here
+  // (TEST-NET-1); the harness's --listen/--admin-listen flags must win.
+  OmsdProcess omsd(with_config(
+      "[server]\nlisten = \"192.0.2.1:8080\"\nadmin_listen = \"192.0.2.1:8081\"\n"
+      "[mailbox]\nmax_messages = 2\n"));
+  auto alice = sign_in(omsd, kAlice);
+  // The rest of the file still applies.
+  OMS_CHECK_SENT(alice->send(kBob, "1"), "stored");
+  OMS_CHECK_SENT(alice->send(kBob, "2"), "stored");
+  OMS_CHECK_ERROR(alice->send(kBob, "3"), "mailbox_full");
+}
+
+TEST_CASE("restart: an invalid config value stops omsd at start") {
+  TempDir dir("omsd-badconfig");
+  const auto cfg = write_config_file(dir.path() / "omsd.toml", "[mailbox]\nmax_messages = \"lots\"\n");
+  std::filesystem::create_directories(dir.path() / "data");
+  const CommandResult r = run_command({omsd_binary_path(), "--data-dir", (dir.path() / "data").string(),
+                                       "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+                                       "--config", cfg.string()},
+                                      std::chrono::seconds(10));
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  CHECK(!r.timed_out);
+  CHECK(r.exit_code > 0);
+  WARN_MESSAGE((r.err + r.out).find("max_messages") != std::string::npos,
+               "the error does not name the key");
+  CHECK(!std::filesystem::exists(dir.path() / "data" / "ports.json"));
+}
+
+TEST_CASE("restart: a resend with the same client_msg_id after a crash stores nothing new") {
+  OmsdProcess omsd;
+  std::string id;
+  {
+    auto alice = sign_in(omsd, kAlice);
+    const Json r = alice->send(kBob, "exactly once", std::string("retry-me"));
+    OMS_CHECK_SENT(r, "stored");
+    id = str_of(r, "id");
+  }
+  omsd.kill();
+  omsd.restart();
+  auto alice = sign_in(omsd, kAlice);
+  const Json again = alice->send(kBob, "exactly once", std::string("retry-me"));
+  OMS_CHECK_SENT(again, "stored");
+  CHECK(str_of(again, "id") == id);
+  CHECK(mailbox_count(omsd, kBob) == 1);
 }

@@ -71,6 +71,11 @@ WsClient::Handshake WsClient::try_connect(std::uint16_t port, std::string_view p
   tcp_layer.expires_after(timeout_);
   const std::string host = "127.0.0.1:" + std::to_string(port);
   const std::string target(path);
+  if (rcvbuf_ > 0) {
+    boost::system::error_code ec;
+    tcp_layer.socket().open(tcp::v4(), ec);
+    if (!ec) tcp_layer.socket().set_option(net::socket_base::receive_buffer_size(rcvbuf_), ec);
+  }
   tcp_layer.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port),
                           [&](boost::system::error_code ec) {
     if (ec) {
@@ -78,6 +83,9 @@ WsClient::Handshake WsClient::try_connect(std::uint16_t port, std::string_view p
       done = true;
       return;
     }
+    // Like any interactive client: no Nagle delay on small frames.
+    boost::system::error_code ignored;
+    tcp_layer.socket().set_option(tcp::no_delay(true), ignored);
     ws_->async_handshake(res, host, target, [&](boost::system::error_code ec2) {
       out.ec = ec2;
       done = true;
@@ -408,6 +416,10 @@ Json WsClient::subscribe(const std::vector<std::string>& users) {
 
 void WsClient::ack(const std::vector<std::string>& ids) {
   send_json(Json{{"type", "ack"}, {"ids", str_array(ids)}});
+}
+
+boost::system::error_code WsClient::try_ack(const std::vector<std::string>& ids) {
+  return try_send_text(boost::json::serialize(Json{{"type", "ack"}, {"ids", str_array(ids)}}));
 }
 
 Json WsClient::ack_with_rid(const std::vector<std::string>& ids) {

@@ -57,6 +57,10 @@ class WsClient {
   // When http_status == 101 the client is connected.
   Handshake try_connect(std::uint16_t port, std::string_view path = "/v1/ws");
 
+  // SO_RCVBUF for the next connect (a slow reader with a small window);
+  // 0 = the system default.
+  void set_receive_buffer(int bytes) { rcvbuf_ = bytes; }
+
   bool is_open() const;
   // A normal close (1000 by default), waiting for the close handshake.
   void close(std::uint16_t code = 1000);
@@ -141,6 +145,9 @@ class WsClient {
   Json set_presence(std::string_view state);
   Json subscribe(const std::vector<std::string>& users);
   void ack(const std::vector<std::string>& ids);  // no rid, no reply
+  // ack that reports a failed write instead of throwing (the server may
+  // have closed the connection).
+  boost::system::error_code try_ack(const std::vector<std::string>& ids);
   Json ack_with_rid(const std::vector<std::string>& ids);
   Json ping();
 
@@ -177,6 +184,7 @@ class WsClient {
   Json welcome_;
   std::uint64_t cmid_counter_ = 0;
   std::string cmid_prefix_;
+  int rcvbuf_ = 0;
 };
 
 }  // namespace oms::test
