@@ -134,6 +134,10 @@ Status validate(const Config& c) {
   if (c.log_format != "text" && c.log_format != "json") return bad("log.format", "must be text or json");
   if (c.max_body_bytes + 1024 > c.max_frame_bytes)
     return bad("limits.max_body_bytes", "must be at least 1 KiB below limits.max_frame_bytes");
+  // Message frames are bounded by the window; the queue must hold a full
+  // window plus replies and events, or a reading client would be cut off.
+  if (c.max_send_queue < c.window + 64)
+    return bad("delivery.max_send_queue", fmt::format("must be at least delivery.window + 64 ({})", c.window + 64));
   if (c.data_dir.empty()) return bad("server.data_dir", "must not be empty");
   if (auto r = parse_endpoint(c.listen, "server.listen"); !r) return r.status();
   if (auto r = parse_endpoint(c.admin_listen, "server.admin_listen"); !r) return r.status();

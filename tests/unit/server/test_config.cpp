@@ -85,6 +85,12 @@ TEST_CASE("config: errors name the key") {
     REQUIRE_FALSE(c.is_ok());
     CHECK(c.status().message().find("delivery.window") != std::string::npos);
   }
+  SUBCASE("send queue smaller than the window") {
+    ConfigFile f("[delivery]\nwindow = 256\nmax_send_queue = 100\n");
+    auto c = load({"--config", f.path.string()});
+    REQUIRE_FALSE(c.is_ok());
+    CHECK(c.status().message().find("delivery.max_send_queue") != std::string::npos);
+  }
   SUBCASE("TOML syntax") {
     ConfigFile f("[mailbox\n");
     auto c = load({"--config", f.path.string()});
