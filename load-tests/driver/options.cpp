@@ -62,7 +62,8 @@ Options:
   --queued Q            signin-storm: messages queued per user
   --body-bytes B        body size, padded (default 200)
   --window W            sends in flight per sending session
-  --duration SEC        chat, presence-churn, idle, mixed
+  --duration SEC        chat, presence-churn, idle, mixed; offline-burst/signin-storm:
+                        cap on the store phase (then what was stored is drained)
   --rate R              mixed: operations per second; offline-burst/signin-storm:
                         send at R msgs/s open loop instead of W in flight
   --churn-ms MS         presence-churn: mean time between a user's presence changes
@@ -77,6 +78,9 @@ Options:
   --timeout SEC         hard overall deadline (default: scenario dependent)
   --stall SEC           fail a phase that makes no progress for SEC (default 30)
   --slot-ms MS          timeline resolution (default 200)
+  --framing raw|beast   WebSocket data framing after Beast's upgrade: raw (default)
+                        coalesces queued frames into one write and reads 64 KiB at a
+                        time; beast uses Beast's stream (one syscall per frame)
   --no-chart            do not write the chart
   --progress            progress lines on stderr
 
@@ -226,6 +230,15 @@ std::optional<Options> parse_options(int argc, char** argv, std::string& error, 
     else if (a == "--stall") ok = dbl(o.stall_s);
     else if (a == "--slot-ms") ok = dbl(o.slot_ms);
     else if (a == "--no-chart") o.chart = false;
+    else if (a == "--framing") {
+      std::string v;
+      ok = str(v);
+      if (ok && v != "raw" && v != "beast") {
+        error = "--framing is raw or beast";
+        return std::nullopt;
+      }
+      o.raw_framing = v == "raw";
+    }
     else if (a == "--progress") o.progress = true;
     else {
       error = fmt::format("unknown option '{}'", a);

@@ -49,6 +49,10 @@ struct Options {
   double stall_s = 30;                 // a phase without progress for this long fails
   double slot_ms = 200;                // timeline resolution
   bool progress = false;               // progress lines on stderr
+  // After Beast's upgrade, frame the WebSocket data ourselves: coalesce queued
+  // frames into one write and read 64 KiB at a time (Beast writes one frame
+  // per syscall and reads ~1.5 KiB at a time). "beast" keeps Beast's framing.
+  bool raw_framing = true;
   bool chart = true;
 };
 

@@ -314,6 +314,8 @@ void Report::add_verdict(const Verdict& v, const WorkerStats& stats) {
   count("checks", "sent_ok", "sent (acknowledged)", v.sent_ok);
   count("checks", "received", "received (distinct)", v.received);
   count("checks", "lost", "lost", v.lost);
+  if (v.undelivered)
+    count("checks", "undelivered", "not delivered yet when the run stopped early", v.undelivered);
   count("checks", "duplicates", "duplicates (same session)", v.duplicates);
   count("checks", "reordered", "reordered", v.reordered);
   count("checks", "redelivered", "redelivered in a later session", v.redelivered);

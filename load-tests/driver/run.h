@@ -243,6 +243,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_write(const beast::error_code& ec);
   void flush_acks();
   void do_close();
+  // Raw framing (Options::raw_framing), after the upgrade.
+  void raw_read();
+  void raw_on_read(const beast::error_code& ec, std::size_t n);
+  void raw_frame(bool fin, unsigned opcode, std::string_view payload);
+  void raw_append(unsigned opcode, std::string_view payload);
+  void raw_flush();
   void release_connect_slot();
   void fail(const beast::error_code& ec, std::string_view what);
   void finish(bool expected);
@@ -256,6 +262,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   beast::flat_buffer rbuf_;
   std::deque<std::string> wq_;
   bool writing_ = false;
+  const bool raw_;
+  beast::flat_buffer rx_;       // raw: bytes read, not yet parsed
+  std::string fragments_;       // raw: a fragmented message being assembled
+  std::string tx_pending_;      // raw: frames waiting for the next write
+  std::string tx_inflight_;     // raw: frames being written
+  std::size_t tx_frames_ = 0;   // raw: frames in tx_pending_
+  std::uint8_t mask_[4] = {0, 0, 0, 0};
   bool close_wanted_ = false;
   bool close_sent_ = false;
   bool slot_held_ = false;

@@ -20,12 +20,16 @@ struct VerifyOptions {
   bool strict_live_kind = false;
   // missed => the recipient got the `missed` notice for that id.
   bool strict_notices = false;
+  // The run ended early (a phase stalled or hit the deadline): messages still
+  // on their way are not counted as lost, only reported as undelivered.
+  bool incomplete = false;
 };
 
 struct Verdict {
   std::uint64_t sent_ok = 0;        // sends answered with `sent`
   std::uint64_t received = 0;       // distinct messages received by their recipients
   std::uint64_t lost = 0;           // got `sent`, never received
+  std::uint64_t undelivered = 0;    // incomplete run: got `sent`, not received yet
   std::uint64_t duplicates = 0;     // same id twice in one session
   std::uint64_t reordered = 0;      // per sender->recipient order broken
   std::uint64_t redelivered = 0;    // same id in a later session (allowed: at least once)

@@ -140,7 +140,9 @@ int finish(Run& run, Report& rep, const VerifyOptions& vopts, const std::string&
   WorkerStats stats = run.merged_stats();
   if (extra) extra(stats);
   add_session_figures(rep, stats);
-  Verdict v = verify(run, stats, vopts);
+  VerifyOptions vo = vopts;
+  vo.incomplete = !run.failures().empty();
+  Verdict v = verify(run, stats, vo);
   rep.add_verdict(v, stats);
   rep.add_timeline(stats, run.opt, latency_label);
   for (const auto& f : run.failures()) rep.fail(f);

@@ -20,6 +20,7 @@ class BurstHooks final : public Hooks {
       : run_(run), senders_(senders), recipients_(recipients), total_(total) {}
 
   std::optional<std::uint32_t> next_target(User&) override {
+    if (stop_.load(std::memory_order_relaxed)) return std::nullopt;
     const std::uint64_t i = next_.fetch_add(1, std::memory_order_relaxed);
     if (i >= total_) return std::nullopt;
     return senders_ + static_cast<std::uint32_t>(i % recipients_);
@@ -33,6 +34,7 @@ class BurstHooks final : public Hooks {
   }
 
   std::atomic<bool> draining_{false};
+  std::atomic<bool> stop_{false};  // --duration: the store phase is over
   std::atomic<std::uint64_t> mismatch_{0};
 
  private:
@@ -80,11 +82,28 @@ int run_offline_burst(const Options& o, const std::string& secret) {
       u.conn->pump();
     });
   }
+  bool capped = false;
   if (ok) {
+    // M messages, or --duration seconds of storing when that comes first.
+    const std::int64_t cap_ns = static_cast<std::int64_t>(opt.duration_s * 1e9);
     ok = run.wait_for(
-        fmt::format("store {} messages", M), [&] { return run.totals().replies >= M; },
+        fmt::format("store {} messages", M),
+        [&] {
+          if (cap_ns > 0 && now_ns() - t_store0 >= cap_ns) return capped = true;
+          return run.totals().replies >= M;
+        },
         [&] { return run.totals().replies; });
     t_store1 = now_ns();
+    if (ok && capped) {
+      hooks.stop_.store(true);
+      ok = run.wait_for(
+          "last store replies",
+          [&] {
+            Totals t = run.totals();
+            return t.replies >= t.sends;
+          },
+          [&] { return run.totals().replies; });
+    }
   }
   const Totals after_store = run.totals();
 
@@ -131,6 +150,8 @@ int run_offline_burst(const Options& o, const std::string& secret) {
 
     rep.section(storm ? "store (filling the mailboxes)" : "store");
     rep.count("store", "messages", "messages requested", M);
+    if (capped)
+      rep.figure("store", "capped_at_s", "store phase capped at (--duration)", opt.duration_s, "s", 1);
     if (open_loop) {
       rep.figure("store", "target_rate", "open loop: target rate", opt.rate, "msgs/s");
       rep.figure("store", "max_pacer_lag_ms", "open loop: pacer lag (max)",
