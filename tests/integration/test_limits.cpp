@@ -193,6 +193,19 @@ TEST_CASE("limits: rate_limited when a sender exceeds its send rate") {
   OMS_CHECK_SENT(carol->send(kBob, "carol's own budget"), "stored");
 }
 
+TEST_CASE("limits: a rid that is neither a string nor an integer is a bad_request") {
+  OmsdProcess omsd;
+  auto alice = sign_in(omsd, kAlice);
+  alice->take("mailbox.drained");
+  for (const value& rid : {value(Json{{"n", 1}}), value(array{1}), value(true), value(1.5)}) {
+    CAPTURE(to_text(rid));
+    alice->send_json(Json{{"type", "send"}, {"rid", rid}, {"to", kBob}, {"body", "x"}, {"client_msg_id", "r"}});
+    const Json r = alice->recv();
+    OMS_CHECK_ERROR(r, "bad_request");
+  }
+  CHECK(mailbox_count(omsd, kBob) == 0);
+}
+
 TEST_CASE("limits: ping is answered with pong echoing the rid") {
   OmsdProcess omsd;
   auto alice = sign_in(omsd, kAlice);
@@ -252,4 +265,24 @@ TEST_CASE("limits: undelivered messages expire after the mailbox ttl") {
   CHECK(int_of(obj_of(bob->welcome(), "mailbox"), "count") == 0);
   bob->take("mailbox.drained");
   bob->expect_no("message");
+}
+
+TEST_CASE("limits: sessions per user are limited and the others are unaffected") {
+  // README: beyond limits.max_sessions_per_user, too_many_sessions + 4429.
+  OmsdProcess omsd(with_config("[limits]\nmax_sessions_per_user = 2\n"));
+  auto bob1 = sign_in(omsd, kBob);
+  auto bob2 = sign_in(omsd, kBob);
+  auto bob3 = connect_client(omsd);
+  const Json r = bob3->hello_raw(omsd.token(kBob));
+  INFO("third hello: " << to_text(r));
+  CHECK(type_of(r) == "error");
+  CHECK(type_of(r) != "welcome");
+  bob3->expect_closed();
+  CHECK(type_of(bob1->ping()) == "pong");
+  CHECK(type_of(bob2->ping()) == "pong");
+  // Another user is not limited by bob's sessions.
+  auto alice = sign_in(omsd, kAlice);
+  OMS_CHECK_SENT(alice->send(kBob, "to both"), "delivered");
+  bob1->take("message");
+  bob2->take("message");
 }

@@ -3,6 +3,7 @@
 // idempotent sends and older clients.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <set>
 
 #include "tests/support/harness.h"
@@ -25,6 +26,10 @@ TEST_CASE("send: a message to an available recipient is delivered live") {
   CHECK(str_of(m, "body") == "Lunch?");
   CHECK(str_of(m, "kind") == "live");
   CHECK(is_iso8601_ms(str_of(m, "sent_at")));
+  // sent_at is when the server accepted it (UTC).
+  const auto sent_at = parse_iso8601_ms(str_of(m, "sent_at"));
+  REQUIRE(sent_at.has_value());
+  CHECK(std::abs(*sent_at - unix_now_ms()) < 60'000);
   CHECK(type_of(bob->ack_with_rid({str_of(m, "id")})) == "ok");
 }
 
@@ -209,4 +214,23 @@ TEST_CASE("send: an older client gets live messages but never stored ones") {
   CHECK(str_of(m, "kind") == "offline");
   bob->ack({str_of(m, "id")});
   bob->take("mailbox.drained");
+}
+
+TEST_CASE("send: after the dedup window the same client_msg_id is a new message") {
+  OmsdProcess omsd(with_config("[mailbox]\ndedup_window_seconds = 1\nsweep_interval_seconds = 1\n"));
+  auto alice = sign_in(omsd, kAlice);
+  const Json first = alice->send(kBob, "once", std::string("window-id"));
+  OMS_CHECK_SENT(first, "stored");
+  // Resending is idempotent within the window; once it has passed, the
+  // same client_msg_id is a new message.
+  std::string latest;
+  const bool renewed = wait_until(
+      [&] {
+        const Json r = alice->send(kBob, "once", std::string("window-id"));
+        latest = to_text(r);
+        return type_of(r) == "sent" && str_of(r, "id") != str_of(first, "id");
+      },
+      std::chrono::seconds(10), std::chrono::milliseconds(200));
+  CHECK_MESSAGE(renewed, "still deduplicated after the window: " << latest);
+  CHECK(mailbox_count(omsd, kBob) == 2);
 }

@@ -1,5 +1,7 @@
 #include "tests/support/json_util.h"
 
+#include <chrono>
+#include <ctime>
 #include <regex>
 
 #include <boost/json/serialize.hpp>
@@ -70,6 +72,29 @@ boost::json::array str_array(const std::vector<std::string>& v) {
 bool is_iso8601_ms(std::string_view s) {
   static const std::regex re(R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$)");
   return std::regex_match(s.begin(), s.end(), re);
+}
+
+std::optional<std::int64_t> parse_iso8601_ms(std::string_view s) {
+  if (!is_iso8601_ms(s)) return std::nullopt;
+  auto num = [&](std::size_t pos, std::size_t len) {
+    int v = 0;
+    for (std::size_t i = pos; i < pos + len; ++i) v = v * 10 + (s[i] - '0');
+    return v;
+  };
+  std::tm tm{};
+  tm.tm_year = num(0, 4) - 1900;
+  tm.tm_mon = num(5, 2) - 1;
+  tm.tm_mday = num(8, 2);
+  tm.tm_hour = num(11, 2);
+  tm.tm_min = num(14, 2);
+  tm.tm_sec = num(17, 2);
+  return static_cast<std::int64_t>(::timegm(&tm)) * 1000 + num(20, 3);
+}
+
+std::int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 bool is_message_id(std::string_view s) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -42,6 +43,11 @@ boost::json::array str_array(const std::vector<std::string>& v);
 
 // "2026-11-23T10:00:00.000Z" shape (UTC, milliseconds).
 bool is_iso8601_ms(std::string_view s);
+// Milliseconds since the epoch of an is_iso8601_ms() string (nullopt if not).
+std::optional<std::int64_t> parse_iso8601_ms(std::string_view s);
+// Now, in milliseconds since the epoch.
+std::int64_t unix_now_ms();
+
 // Exactly 16 lower-case hex digits (the server's message id format).
 bool is_message_id(std::string_view s);
 
