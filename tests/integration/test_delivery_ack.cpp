@@ -222,7 +222,7 @@ TEST_CASE("delivery: a recipient that does not read loses nothing") {
   // must reach bob, live or from the mailbox at the next sign-in.
   // (The window stays below the send queue so that a reading client can
   // always drain its mailbox; durability is not the point: unsynced writes.)
-  OmsdProcess omsd(with_config("[delivery]\nmax_send_queue = 16\nwindow = 8\n[store]\nsync = false\n"));
+  OmsdProcess omsd(with_config("[delivery]\nmax_send_queue = 72\nwindow = 8\n[store]\nsync = false\n"));
   auto alice = sign_in(omsd, kAlice);
   auto bob = std::make_unique<WsClient>();
   bob->set_receive_buffer(4096);  // a slow reader: the kernel buffers little for it

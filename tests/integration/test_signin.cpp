@@ -254,6 +254,12 @@ TEST_CASE("signin: the sign-in timeout closes a connection that sends nothing") 
   const auto start = SteadyClock::now();
   const int code = silent->expect_closed(std::nullopt, std::chrono::seconds(5));
   MESSAGE("sign-in timeout close code: " << code);
+  // Whatever precedes the close is a refusal, never a welcome.
+  for (const auto& f : silent->queued()) {
+    INFO("frame before the close: " << to_text(f));
+    CHECK(type_of(f) == "error");
+    if (type_of(f) == "error") CHECK(str_of(f, "code") == "unauthenticated");
+  }
   CHECK(SteadyClock::now() - start < std::chrono::seconds(5));
   CHECK(bob->is_open());
   CHECK(type_of(bob->ping()) == "pong");
