@@ -49,8 +49,8 @@ struct StoreOptions {
   std::size_t max_queued_requests = 200000;  // beyond it: Status::unavailable at once
   std::size_t block_cache_bytes = 64u << 20;
   const Clock* clock = nullptr;            // nullptr = SystemClock
-  // Tests only: when > 0, messages expire after this many milliseconds
-  // instead of ttl_days.
+  // When > 0, messages expire after this many milliseconds instead of
+  // ttl_days (finer control than days, e.g. for tests).
   std::int64_t ttl_ms_override = 0;
   // Tests only: when set, called on the writer thread before each batch
   // write; a non-OK Status fails that write exactly as if RocksDB had
