@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -224,7 +225,12 @@ class Server::Impl {
 
   int run() {
     std::vector<std::thread> threads;
-    for (unsigned i = 1; i < threads_; ++i) threads.emplace_back([this] { ioc_.run(); });
+    for (unsigned i = 1; i < threads_; ++i)
+      threads.emplace_back([this] {
+        pthread_setname_np(pthread_self(), "oms-io");
+        ioc_.run();
+      });
+    pthread_setname_np(pthread_self(), "oms-io");
     ioc_.run();
     for (auto& t : threads) t.join();
     blocking_.join();

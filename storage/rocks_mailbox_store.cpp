@@ -15,6 +15,8 @@
 //   5. runs the callbacks in request order.
 // Sequence numbers are taken from a writer-owned counter that never goes
 // back, even when a batch fails, so a number is never handed out twice.
+#include <pthread.h>
+
 #include <algorithm>
 #include <cassert>
 #include <chrono>
@@ -30,6 +32,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/utilities/table_properties_collectors.h>
@@ -132,7 +135,12 @@ class MailboxStore::Impl {
   ~Impl();
 
   Status open();
-  void start_writer() { writer_ = std::thread([this] { run_writer(); }); }
+  void start_writer() {
+    writer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "oms-writer");  // visible in top -H, perf
+      run_writer();
+    });
+  }
   void enqueue(Request r);
 
   Result<std::vector<StoredMessage>> read(std::string_view mailbox, std::uint64_t after_seq,
@@ -211,6 +219,22 @@ class MailboxStore::Impl {
 // ---------------------------------------------------------------------------
 // open / close
 
+// Share of the write buffer spent on the memtable bloom filters.
+constexpr double kMemtableBloomRatio = 0.05;
+
+// The mailbox part of a message key (short-bytes length + mailbox id): keys
+// of one mailbox share it and are inserted in increasing seq order.
+class MailboxPrefix final : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "oms.MailboxPrefix"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return rocksdb::Slice(key.data(), 1 + static_cast<unsigned char>(key[0]));
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return !key.empty() && key.size() >= 1u + static_cast<unsigned char>(key[0]);
+  }
+};
+
 Status MailboxStore::Impl::open() {
   rocksdb::DBOptions db_opts;
   db_opts.create_if_missing = true;
@@ -235,9 +259,20 @@ Status MailboxStore::Impl::open() {
   rocksdb::ColumnFamilyOptions messages_opts = cf_opts;
   messages_opts.table_properties_collector_factories.push_back(
       rocksdb::NewCompactOnDeletionCollectorFactory(kTombstoneWindow, kTombstoneTrigger));
+  // Appends arrive in seq order within a mailbox: the memtable keeps an
+  // insert hint per mailbox prefix, so an append does not search the whole
+  // skip list. Acks' point Gets and dedup misses hit a memtable bloom filter.
+  messages_opts.memtable_insert_with_hint_prefix_extractor = std::make_shared<MailboxPrefix>();
+  messages_opts.memtable_whole_key_filtering = true;
+  messages_opts.memtable_prefix_bloom_size_ratio = kMemtableBloomRatio;
+  rocksdb::ColumnFamilyOptions dedup_opts = cf_opts;
+  dedup_opts.memtable_whole_key_filtering = true;
+  dedup_opts.memtable_prefix_bloom_size_ratio = kMemtableBloomRatio;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const auto& n : names)
-    descriptors.emplace_back(n, n == keys::kCfMessages ? messages_opts : cf_opts);
+    descriptors.emplace_back(n, n == keys::kCfMessages ? messages_opts
+                                : n == keys::kCfDedup  ? dedup_opts
+                                                       : cf_opts);
 
   rocksdb::Status s = rocksdb::DB::Open(db_opts, opts_.path, descriptors, &handles_, &db_);
   if (!s.ok()) return from_rocks(s, fmt::format("opening store '{}'", opts_.path));
