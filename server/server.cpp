@@ -39,6 +39,8 @@ namespace {
 // How long the shutdown waits for sessions to finish their close handshake.
 constexpr auto kShutdownGrace = std::chrono::seconds(5);
 constexpr std::size_t kSecretBytes = 32;
+// Connections taken from the backlog per accept completion.
+constexpr int kAcceptsPerWakeup = 64;
 
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t'))
@@ -118,12 +120,26 @@ class Listener {
         if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
         spdlog::warn("accept: {}", ec.message());  // e.g. EMFILE: keep serving
       } else {
-        socket.set_option(tcp::no_delay(true), ec);
-        if (kind_ == Kind::kClient) serve_client_connection(ctx_, std::move(socket));
-        else serve_admin_connection(ctx_, api_, std::move(socket));
+        serve(std::move(socket));
+        // A sign-in storm queues many connections at once: take what is
+        // already waiting now, instead of one per trip through a busy
+        // scheduler queue.
+        acceptor_.non_blocking(true, ec);
+        for (int i = 0; !ec && i < kAcceptsPerWakeup; ++i) {
+          tcp::socket more(net::make_strand(ioc_));
+          acceptor_.accept(more, ec);
+          if (!ec) serve(std::move(more));
+        }
       }
       accept();
     });
+  }
+
+  void serve(tcp::socket socket) {
+    boost::system::error_code ec;
+    socket.set_option(tcp::no_delay(true), ec);
+    if (kind_ == Kind::kClient) serve_client_connection(ctx_, std::move(socket));
+    else serve_admin_connection(ctx_, api_, std::move(socket));
   }
 
   void close() {
