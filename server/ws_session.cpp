@@ -121,9 +121,11 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
       buffer_.consume(buffer_.size());
       close(websocket::close_code::unknown_data, "binary frames are not accepted");
     } else {
-      std::string text = beast::buffers_to_string(buffer_.data());
-      buffer_.consume(buffer_.size());
+      // flat_buffer is contiguous: decode in place, no copy.
+      const auto data = buffer_.data();
+      const std::string_view text(static_cast<const char*>(data.data()), data.size());
       if (!close_requested_) handle_text(text);
+      buffer_.consume(buffer_.size());
     }
     do_read();  // keep reading until the close handshake completes
   }
@@ -215,7 +217,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   }
 
   // ---- requests ----
-  void handle_text(const std::string& text) {
+  void handle_text(std::string_view text) {
     proto::DecodeLimits limits;
     limits.max_body_bytes = ctx_.config.max_frame_bytes;
     auto decoded = proto::decode_client_frame(text, limits);
