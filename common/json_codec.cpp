@@ -900,4 +900,20 @@ std::string encode_error(const Rid& rid, std::string_view code, std::string_view
   return out;
 }
 
+std::string to_valid_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  while (!s.empty()) {
+    const std::size_t n = utf8_sequence_length(s);
+    if (n == 0) {
+      out.append("\xEF\xBF\xBD");  // U+FFFD
+      s.remove_prefix(1);
+    } else {
+      out.append(s.substr(0, n));
+      s.remove_prefix(n);
+    }
+  }
+  return out;
+}
+
 }  // namespace oms::proto

@@ -49,4 +49,8 @@ std::string encode_message(const Message& m);
 std::string encode_sent(const Sent& s);
 std::string encode_error(const Rid& rid, std::string_view code, std::string_view message);
 
+// `s` with every byte that is not part of well-formed UTF-8 (RFC 3629)
+// replaced by U+FFFD: safe to put in a JSON string built by another encoder.
+std::string to_valid_utf8(std::string_view s);
+
 }  // namespace oms::proto

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/clock.h"
+#include "common/json_codec.h"
 #include "common/ids.h"
 #include "common/jwt.h"
 #include "server/context.h"
@@ -24,8 +25,11 @@ AdminResponse json_response(unsigned status, const json::value& v) {
   return {status, "application/json", json::serialize(v)};
 }
 
+// The message may quote request bytes (a target, a field): Boost.JSON writes
+// strings as they are, so ill-formed UTF-8 is replaced first.
 AdminResponse error(unsigned status, std::string_view code, std::string_view message) {
-  return json_response(status, json::object{{"error", json::object{{"code", code}, {"message", message}}}});
+  return json_response(status,
+                       json::object{{"error", json::object{{"code", code}, {"message", proto::to_valid_utf8(message)}}}});
 }
 
 unsigned status_for(const Status& s) {
@@ -162,9 +166,13 @@ AdminResponse AdminApi::handle(const AdminRequest& req) {
   }
 
   auto audit = [&](std::string_view what, const AdminResponse& res) {
-    spdlog::get("audit")->info("who=admin-token remote={} action={} request=\"{} {}\" body={} status={}",
-                               req.remote, what, m, req.target,
-                               req.body.empty() ? "-" : std::string(req.body), res.status);
+    // Target and body are quoted as JSON strings: a newline or a quote in a
+    // request cannot forge another audit line or field.
+    spdlog::get("audit")->info("who=admin-token remote={} action={} method={} target={} body={} status={}",
+                               req.remote, what, m, json::serialize(json::string(proto::to_valid_utf8(req.target))),
+                               req.body.empty() ? std::string("-")
+                                                : json::serialize(json::string(proto::to_valid_utf8(req.body))),
+                               res.status);
     return res;
   };
   auto& policies = ctx_.store->policies();

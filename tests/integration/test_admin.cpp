@@ -385,3 +385,38 @@ TEST_CASE("admin: unknown paths are 404 and wrong methods 405") {
   OMS_CHECK_HTTP(admin.get("/v1/policies/X"), 404);
   CHECK(bool_of(policy_of(admin.get("/v1/configuration/im")), "enable_offline_im") == true);
 }
+
+TEST_CASE("admin: every change is one audit line, with request bytes quoted") {
+  OmsdProcess omsd;
+  auto admin = omsd.admin();
+  OMS_CHECK_HTTP(admin.post("/v1/policies", Json{{"identity", "Sales"}, {"enable_im_auto_archiving", false}}), 201);
+  // A body crafted to look like a second audit line when logged raw.
+  const std::string forged = "{\"x\":1}\n2026-01-01T00:00:00.000 info [audit] who=admin-token action=purge";
+  OMS_CHECK_HTTP(admin.request_raw(http::verb::patch, "/v1/policies/Sales", forged, "application/json"), 400);
+  const auto audit_lines = [&] {
+    std::vector<std::string> lines;
+    std::istringstream in(omsd.stderr_tail(400));
+    for (std::string l; std::getline(in, l);)
+      if (l.find("[audit]") != std::string::npos) lines.push_back(l);
+    return lines;
+  };
+  std::vector<std::string> lines;
+  CHECK(wait_until([&] { return (lines = audit_lines()).size() >= 2; }, std::chrono::seconds(5)));
+  REQUIRE(lines.size() >= 2);
+  INFO("audit lines:\n" << lines[0] << "\n" << lines[1]);
+  CHECK(lines.size() == 2);
+  CHECK(lines[0].find("who=admin-token") != std::string::npos);
+  CHECK(lines[0].find("target=\"/v1/policies\"") != std::string::npos);
+  CHECK(lines[0].find("\\\"identity\\\":\\\"Sales\\\"") != std::string::npos);
+  CHECK(lines[0].find("status=201") != std::string::npos);
+  CHECK(lines[1].find("\\n2026-01-01") != std::string::npos);
+  CHECK(lines[1].find("status=400") != std::string::npos);
+}
+
+TEST_CASE("admin: request bytes that are not UTF-8 still get a JSON error body") {
+  OmsdProcess omsd;
+  auto admin = omsd.admin();
+  const HttpResult r = admin.get("/v1/\xff\xfe/policies");
+  OMS_CHECK_HTTP(r, 404);
+  CHECK(r.error_code() == "not_found");
+}

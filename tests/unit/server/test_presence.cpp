@@ -48,7 +48,7 @@ TEST_CASE("presence: sessions per user are capped") {
   CHECK_FALSE(reg.add_session("u", s[2], {}, 2));
 }
 
-TEST_CASE("presence: leaving dnd reports the seq at entry; appear-offline is visible as offline") {
+TEST_CASE("presence: leaving dnd reports the seq at entry, and appear-offline is visible as offline") {
   PresenceRegistry reg;
   auto a = std::make_shared<NullSession>();
   REQUIRE(reg.add_session("u", a, {}, 4));

@@ -70,7 +70,7 @@ TEST_CASE("store: invalid requests are refused and store nothing") {
   CHECK(store->last_seq() == 0);
 }
 
-TEST_CASE("store: many concurrent producers; per-producer order kept, seqs unique") {
+TEST_CASE("store: many concurrent producers keep per-producer order kept, seqs unique") {
   TempDir dir("concurrent");
   auto store = open_store(options_in(dir));
   constexpr int kThreads = 16;
@@ -122,7 +122,7 @@ TEST_CASE("store: many concurrent producers; per-producer order kept, seqs uniqu
   CHECK(store->counters().batches < store->counters().batch_requests);  // some grouping happened
 }
 
-TEST_CASE("store: seqs stay unique and increasing across reopen; data and totals survive") {
+TEST_CASE("store: seqs stay unique and increasing across reopen, and data and totals survive") {
   TempDir dir("reopen");
   std::uint64_t max_seq = 0;
   {

@@ -10,7 +10,7 @@ using namespace oms::storage::testing;
 
 TEST_SUITE("storage") {
 
-TEST_CASE("expiry: expired messages are never read; the sweep removes and counts them") {
+TEST_CASE("expiry: expired messages are never read and the sweep removes and counts them") {
   TempDir dir("expiry");
   ManualClock clock;
   StoreOptions o = options_in(dir);

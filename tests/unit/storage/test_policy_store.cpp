@@ -33,7 +33,7 @@ TEST_CASE("policies: Global exists from the first open and cannot be removed") {
   CHECK(store->policies().list().size() == 1);
 }
 
-TEST_CASE("policies: create, get, update, list, remove; case-insensitive identities") {
+TEST_CASE("policies: create, get, update, list, remove, with case-insensitive identities") {
   TempDir dir("policy-crud");
   auto store = open_store(options_in(dir));
   PolicyStore& p = store->policies();
