@@ -356,8 +356,8 @@ AdminResponse AdminApi::handle(const AdminRequest& req) {
       return audit("backup", error(409, "already_exists", fmt::format("'{}' already exists", dir.string())));
     std::filesystem::create_directories(dir.parent_path(), ec);
     if (ec)
-      return audit("backup", error(500, "backup_failed",
-                                   fmt::format("cannot create '{}': {}", dir.parent_path().string(), ec.message())));
+      return audit("backup", error(500, "backup_failed", fmt::format("cannot create '{}': {}",
+                                                                     dir.parent_path().string(), ec.message())));
     const std::int64_t started = ctx_.clock->now_ms();
     if (Status s = ctx_.store->checkpoint(dir.string()); !s)
       return audit("backup", error(500, "backup_failed", s.message()));

@@ -40,7 +40,8 @@ void setup_logging(const Config& cfg) {
     auto logger = std::make_shared<spdlog::logger>(name, console);
     // The audit trail is kept unless log.levels.audit says otherwise.
     auto level = static_cast<LogComponent>(i) == LogComponent::kAudit ? spdlog::level::info : default_level;
-    if (auto it = cfg.log_levels.find(name); it != cfg.log_levels.end()) level = spdlog::level::from_str(it->second);
+    if (auto it = cfg.log_levels.find(name); it != cfg.log_levels.end())
+      level = spdlog::level::from_str(it->second);
     logger->set_level(level);
     logger->flush_on(static_cast<LogComponent>(i) == LogComponent::kAudit ? spdlog::level::info
                                                                             : spdlog::level::warn);

@@ -203,7 +203,8 @@ void Router::presence_changed(const std::string& user, const PresenceRegistry::S
   ctx_.run_blocking([this, user, since = change.suppressed_since_seq] {
     auto summary = ctx_.store->summary(user, since, /*missed_only=*/true);
     if (!summary) {
-      logger_for(LogComponent::kSession).warn("missed.summary for {} failed: {}", user, summary.status().to_string());
+      logger_for(LogComponent::kSession)
+          .warn("missed.summary for {} failed: {}", user, summary.status().to_string());
       return;
     }
     proto::MissedSummary digest;

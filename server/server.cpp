@@ -212,7 +212,8 @@ class Server::Impl {
     if (!store) return store.status();
     ctx_.store = std::move(*store);
     ctx_.store->set_batch_observer(&ctx_.metrics);
-    if (!cfg.sync) logger_for(LogComponent::kStore).warn("store.sync = false: acknowledged messages can be lost in a crash");
+    if (!cfg.sync)
+      logger_for(LogComponent::kStore).warn("store.sync = false: acknowledged messages can be lost in a crash");
 
     auto client_ep = parse_endpoint(cfg.listen, "server.listen");
     auto admin_ep = parse_endpoint(cfg.admin_listen, "server.admin_listen");

@@ -164,7 +164,8 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     if (close_requested_ || finished_) return;
     if (queue_.size() >= ctx_.config.max_send_queue) {
       ctx_.metrics.slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
-      logger_for(LogComponent::kSession).info("session {} ({}): send queue full, closing slow consumer", session_id_, user_);
+      logger_for(LogComponent::kSession)
+          .info("session {} ({}): send queue full, closing slow consumer", session_id_, user_);
       // Keep only the frame being written; the messages stay in the mailbox.
       if (writing_) queue_.erase(queue_.begin() + 1, queue_.end());
       else queue_.clear();

@@ -134,7 +134,8 @@ TEST_CASE("backup: a checkpoint taken under load restores every message sent bef
     std::size_t missing = 0;
     for (const auto& id : must_have) {
       if (delivered.count(id)) continue;
-      if (++missing <= 5) FAIL_CHECK("message " << id << " to " << s->recipient << " was sent before the backup but is not in it");
+      if (++missing <= 5)
+        FAIL_CHECK("message " << id << " to " << s->recipient << " was sent before the backup but is not in it");
     }
     CHECK(missing == 0);
     rcpt->take("mailbox.drained");
