@@ -222,7 +222,7 @@ TEST_CASE("omsctl: a wrong admin token or an unreachable server is a failure exi
                                      right.string(), "policy", "get"}));
 }
 
-TEST_CASE("omsctl: backup writes a checkpoint; metrics lists the counters") {
+TEST_CASE("omsctl: backup writes a checkpoint and metrics lists the counters") {
   OMS_SKIP_WITHOUT_OMSCTL();
   OmsdProcess omsd;
   {
