@@ -1,6 +1,8 @@
 #include "server/admin_api.h"
 
+#include <filesystem>
 #include <future>
+#include <system_error>
 #include <vector>
 
 #include <boost/json.hpp>
@@ -12,6 +14,7 @@
 #include "common/ids.h"
 #include "common/jwt.h"
 #include "server/context.h"
+#include "server/log.h"
 #include "storage/mailbox_store.h"
 #include "storage/policy_store.h"
 
@@ -126,6 +129,31 @@ json::value iso_or_null(const std::optional<std::int64_t>& ms) {
   return json::string(format_iso8601_ms(*ms));
 }
 
+// A backup directory name from a time: 2026-11-27T03-41-00.123Z (no ':' so
+// it is a valid file name everywhere and sorts by time).
+std::string backup_name(std::int64_t epoch_ms) {
+  std::string name = format_iso8601_ms(epoch_ms);
+  for (char& c : name)
+    if (c == ':') c = '-';
+  return name;
+}
+
+// Bytes and files under `dir` (regular files, recursively).
+std::pair<std::uint64_t, std::uint64_t> tree_size(const std::filesystem::path& dir) {
+  std::uint64_t bytes = 0, files = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code fec;
+    if (!it->is_regular_file(fec)) continue;
+    auto n = it->file_size(fec);
+    if (fec) continue;
+    bytes += n;
+    ++files;
+  }
+  return {bytes, files};
+}
+
 }  // namespace
 
 AdminResponse AdminApi::handle(const AdminRequest& req) {
@@ -168,7 +196,7 @@ AdminResponse AdminApi::handle(const AdminRequest& req) {
   auto audit = [&](std::string_view what, const AdminResponse& res) {
     // Target and body are quoted as JSON strings: a newline or a quote in a
     // request cannot forge another audit line or field.
-    spdlog::get("audit")->info("who=admin-token remote={} action={} method={} target={} body={} status={}",
+    logger_for(LogComponent::kAudit).info("who=admin-token remote={} action={} method={} target={} body={} status={}",
                                req.remote, what, m, json::serialize(json::string(proto::to_valid_utf8(req.target))),
                                req.body.empty() ? std::string("-")
                                                 : json::serialize(json::string(proto::to_valid_utf8(req.body))),
@@ -307,6 +335,47 @@ AdminResponse AdminApi::handle(const AdminRequest& req) {
       if (!r) return audit("mailbox.purge", error_from(r.status()));
       return audit("mailbox.purge", json_response(200, json::object{{"user", *user}, {"removed", *r}}));
     }
+  }
+
+  // /v1/backup: a RocksDB checkpoint of the store (consistent; hard links
+  // when it is on the store's file system). The directory it creates is a
+  // complete store/: restoring is copying it to DATA_DIR/store (README).
+  if (p.size() == 2 && p[1] == "backup") {
+    if (m != "POST") return method_not_allowed();
+    std::filesystem::path dir;
+    if (!req.body.empty()) {
+      auto parsed = parse_object(req.body, {"path"});
+      if (auto* e = std::get_if<AdminResponse>(&parsed)) return audit("backup", *e);
+      const auto& o = std::get<json::object>(parsed);
+      if (auto it = o.find("path"); it != o.end()) {
+        if (!it->value().is_string() || it->value().as_string().empty())
+          return audit("backup", error(400, "bad_request", "'path' must be a non-empty string"));
+        dir = std::string(it->value().as_string());
+        if (!dir.is_absolute())
+          return audit("backup", error(400, "bad_request", "'path' must be an absolute path"));
+      }
+    }
+    std::error_code ec;
+    if (dir.empty())
+      dir = std::filesystem::absolute(ctx_.config.data_dir, ec) / "backups" / backup_name(ctx_.clock->now_ms());
+    dir = dir.lexically_normal();
+    if (!dir.has_filename()) dir = dir.parent_path();
+    if (std::filesystem::exists(dir, ec))
+      return audit("backup", error(409, "already_exists", fmt::format("'{}' already exists", dir.string())));
+    std::filesystem::create_directories(dir.parent_path(), ec);
+    if (ec)
+      return audit("backup", error(500, "backup_failed", fmt::format("cannot create '{}': {}",
+                                                                     dir.parent_path().string(), ec.message())));
+    const std::int64_t started = ctx_.clock->now_ms();
+    if (Status s = ctx_.store->checkpoint(dir.string()); !s)
+      return audit("backup", error(500, "backup_failed", s.message()));
+    const auto [bytes, files] = tree_size(dir);
+    ctx_.metrics.backups_total.fetch_add(1, std::memory_order_relaxed);
+    return audit("backup", json_response(200, json::object{{"path", dir.string()},
+                                                           {"bytes", bytes},
+                                                           {"files", files},
+                                                           {"created_at", format_iso8601_ms(started)},
+                                                           {"took_ms", ctx_.clock->now_ms() - started}}));
   }
 
   // /v1/configuration/im

@@ -1,11 +1,15 @@
 #include "server/config.h"
 
+#include <algorithm>
+
 #include <charconv>
 #include <set>
 #include <string_view>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
+
+#include "server/log.h"
 
 namespace oms::server {
 namespace {
@@ -24,6 +28,7 @@ const std::set<std::string, std::less<>> kKnownKeys = {
     "limits.max_admin_body_bytes",
     "store.sync", "store.max_batch", "store.max_queued_writes", "store.block_cache_mb",
     "log.level", "log.format",
+    "log.levels",
 };
 
 Status bad(std::string_view key, std::string_view why) {
@@ -79,6 +84,23 @@ Status check_unknown(const toml::table& t) {
   return Status::ok();
 }
 
+// log.levels = { session = "debug", audit = "info" }: a table of component
+// names (server/log.h) to level strings; the levels are checked in validate().
+Status read_log_levels(const toml::table& t, std::map<std::string, std::string>& out) {
+  auto node = t.at_path("log.levels");
+  if (!node) return Status::ok();
+  const auto* levels = node.as_table();
+  if (!levels) return bad("log.levels", R"(must be a table, e.g. { session = "debug" })");
+  for (auto&& [name, value] : *levels) {
+    const std::string key = fmt::format("log.levels.{}", name.str());
+    if (std::find(kLogComponents.begin(), kLogComponents.end(), name.str()) == kLogComponents.end())
+      return bad(key, fmt::format("unknown component (known: {})", fmt::join(kLogComponents, ", ")));
+    if (!value.is_string()) return bad(key, "must be a string");
+    out[std::string(name.str())] = *value.value<std::string>();
+  }
+  return Status::ok();
+}
+
 #define OMS_TRY(expr)                 \
   do {                                \
     Status _s = (expr);               \
@@ -124,6 +146,7 @@ Status apply_toml(const toml::table& t, Config& c) {
   OMS_TRY(read_int(t, "store.block_cache_mb", c.block_cache_mb, 1, 1 << 20));
   OMS_TRY(read_string(t, "log.level", c.log_level));
   OMS_TRY(read_string(t, "log.format", c.log_format));
+  OMS_TRY(read_log_levels(t, c.log_levels));
   return Status::ok();
 }
 
@@ -131,6 +154,9 @@ Status validate(const Config& c) {
   static const std::set<std::string, std::less<>> levels = {"trace", "debug", "info", "warn",
                                                             "error", "critical", "off"};
   if (!levels.count(c.log_level)) return bad("log.level", "must be trace|debug|info|warn|error|off");
+  for (const auto& [component, level] : c.log_levels)
+    if (!levels.count(level))
+      return bad(fmt::format("log.levels.{}", component), "must be trace|debug|info|warn|error|off");
   if (c.log_format != "text" && c.log_format != "json") return bad("log.format", "must be text or json");
   if (c.max_body_bytes + 1024 > c.max_frame_bytes)
     return bad("limits.max_body_bytes", "must be at least 1 KiB below limits.max_frame_bytes");

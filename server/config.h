@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -63,6 +64,9 @@ struct Config {
   // [log]
   std::string log_level = "info";  // trace, debug, info, warn, error, off
   std::string log_format = "text"; // text | json
+  // Per-component levels (log.levels = { session = "debug" }): component
+  // name (server/log.h) -> level; unset components use log_level.
+  std::map<std::string, std::string> log_levels;
 
   std::string config_file;  // where the TOML came from (empty = none)
 

@@ -1,6 +1,8 @@
 // The admin endpoint's HTTP/1.1 plumbing (Beast): read a request with a
 // deadline and a body limit, run AdminApi::handle on the blocking pool, write
 // the answer, keep the connection alive while the client wants.
+#include <atomic>
+
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -9,6 +11,7 @@
 #include "server/admin_api.h"
 #include "server/context.h"
 #include "server/endpoints.h"
+#include "server/log.h"
 
 namespace oms::server {
 
@@ -21,6 +24,9 @@ namespace {
 
 constexpr std::size_t kMaxHeaderBytes = 8192;
 
+// Admin connection ids for the logs: a1, a2, ... per process.
+std::atomic<std::uint64_t> g_admin_connections{0};
+
 class AdminHttpSession : public std::enable_shared_from_this<AdminHttpSession> {
  public:
   AdminHttpSession(ServerContext& ctx, AdminApi& api, tcp::socket&& socket)
@@ -28,6 +34,7 @@ class AdminHttpSession : public std::enable_shared_from_this<AdminHttpSession> {
     beast::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+    conn_id_ = "a" + std::to_string(g_admin_connections.fetch_add(1, std::memory_order_relaxed) + 1);
   }
 
   void run() { do_read(); }
@@ -49,6 +56,8 @@ class AdminHttpSession : public std::enable_shared_from_this<AdminHttpSession> {
                         R"({"error":{"code":"too_large","message":"the request body exceeds limits.max_admin_body_bytes"}})"};
       return write(res, false);
     }
+    if (ec && ec != http::error::end_of_stream && ec != net::error::operation_aborted)
+      logger_for(LogComponent::kAdmin).debug("admin connection {} ({}): read: {}", conn_id_, remote_, ec.message());
     if (ec == http::error::end_of_stream || ec) {
       beast::error_code ignored;
       stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -64,6 +73,8 @@ class AdminHttpSession : public std::enable_shared_from_this<AdminHttpSession> {
       r.body = self->req_.body();
       r.remote = self->remote_;
       AdminResponse res = self->api_.handle(r);
+      logger_for(LogComponent::kAdmin).debug("admin connection {} ({}): {} {} -> {}", self->conn_id_, self->remote_,
+                                             r.method, r.target, res.status);
       net::post(self->stream_.get_executor(), [self, res = std::move(res)] {
         self->write(res, self->req_.keep_alive());
       });
@@ -98,6 +109,7 @@ class AdminHttpSession : public std::enable_shared_from_this<AdminHttpSession> {
   std::optional<http::request_parser<http::string_body>> parser_;
   http::request<http::string_body> req_;
   std::string remote_ = "?";
+  std::string conn_id_;
 };
 
 }  // namespace

@@ -94,6 +94,7 @@ std::string Metrics::render(const storage::StoreCounters& s, bool store_writable
   metric(out, "oms_admin_requests_total", "counter", "Admin HTTP requests.", ld(admin_requests_total));
   metric(out, "oms_admin_unauthorized_total", "counter", "Admin requests refused with 401.",
          ld(admin_unauthorized_total));
+  metric(out, "oms_backups_total", "counter", "Store checkpoints taken (POST /v1/backup).", ld(backups_total));
   metric(out, "oms_mailbox_messages", "gauge", "Messages waiting in all mailboxes.", ld(s.total_messages));
   metric(out, "oms_mailbox_bytes", "gauge", "Body bytes waiting in all mailboxes.", ld(s.total_bytes));
   metric(out, "oms_store_appended_total", "counter", "Messages durably appended.", ld(s.appended));

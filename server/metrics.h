@@ -54,6 +54,7 @@ class Metrics final : public storage::BatchObserver {
   std::atomic<std::uint64_t> slow_consumer_closes{0};
   std::atomic<std::uint64_t> admin_requests_total{0};
   std::atomic<std::uint64_t> admin_unauthorized_total{0};
+  std::atomic<std::uint64_t> backups_total{0};  // checkpoints taken by POST /v1/backup
   std::array<std::atomic<std::uint64_t>, kSendErrorCodes.size()> send_errors{};
 
   Histogram store_append_seconds;  // append → durable callback

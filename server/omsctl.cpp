@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -92,6 +93,12 @@ Commands:
   user show USER                        presence, sessions, policy, mailbox
   mailbox purge USER                    delete every stored message of USER
   health                                GET /readyz; exit 0 when ready
+  metrics [--raw]                       counters and gauges of GET /metrics
+                                        (--raw: the Prometheus text as is)
+  backup [PATH]                         a consistent copy of the store (RocksDB
+                                        checkpoint) into PATH, a directory on
+                                        the server's machine that must not
+                                        exist (default DATA_DIR/backups/<time>)
 )";
 
 constexpr std::string_view kOptions = R"(
@@ -894,6 +901,61 @@ int cmd_health(const Context& ctx) {
   return kExitServerError;
 }
 
+int cmd_metrics(const Context& ctx) {
+  auto ca = parse_command_args(ctx.args, 1, "metrics", {}, {"--raw"});
+  expect_positionals(ca, "metrics", 0, 0, "[--raw]");
+  AdminEndpoint ep = parse_admin_url(resolve_admin_url(ctx.g));
+  Reply r = http_call(ep, ctx.g.timeout_s, http::verb::get, "/metrics", resolve_admin_token(ctx.g));
+  if (r.status != 200) expect_success(r);  // ends the run with the server's error
+  if (ca.has("--raw")) {
+    std::cout << r.body;
+    return kExitOk;
+  }
+  // Samples without histogram buckets: NAME{LABELS} VALUE per line.
+  std::vector<std::vector<std::string>> rows;
+  json::object samples;
+  std::istringstream in(r.body);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    auto sp = line.rfind(' ');
+    if (sp == std::string::npos) continue;
+    std::string name = line.substr(0, sp), value = line.substr(sp + 1);
+    if (name.find("_bucket{") != std::string::npos) continue;
+    rows.push_back({name, value});
+    const char* const last = value.data() + value.size();
+    std::int64_t n = 0;
+    double d = 0;
+    if (auto [end, ec] = std::from_chars(value.data(), last, n); ec == std::errc() && end == last) {
+      samples[name] = n;
+    } else if (auto [dend, dec] = std::from_chars(value.data(), last, d); dec == std::errc() && dend == last) {
+      samples[name] = d;
+    } else {
+      samples[name] = value;
+    }
+  }
+  if (ctx.g.json) print_raw(json::serialize(samples));
+  else print_table(rows);
+  return kExitOk;
+}
+
+int cmd_backup(const Context& ctx) {
+  auto ca = parse_command_args(ctx.args, 1, "backup", {});
+  expect_positionals(ca, "backup", 0, 1, "[PATH]");
+  json::object body;
+  if (!ca.positional.empty()) {
+    std::error_code ec;
+    auto path = std::filesystem::absolute(ca.positional[0], ec);
+    if (ec) value_error("backup: cannot make '" + ca.positional[0] + "' absolute: " + ec.message());
+    body["path"] = path.lexically_normal().string();
+  }
+  json::value v = ctx.call(http::verb::post, "/v1/backup", json::value(body));
+  if (!ctx.g.json) {
+    std::cout << "backup " << text_of(field(v, "path")) << ": " << int_field(v, "bytes") << " bytes in "
+              << int_field(v, "files") << " files (" << int_field(v, "took_ms") << " ms)\n";
+  }
+  return kExitOk;
+}
+
 int run(const std::vector<std::string>& argv) {
   Context ctx;
   bool help = false;
@@ -910,6 +972,8 @@ int run(const std::vector<std::string>& argv) {
   if (cmd == "user") return cmd_user(ctx);
   if (cmd == "mailbox") return cmd_mailbox(ctx);
   if (cmd == "health") return cmd_health(ctx);
+  if (cmd == "metrics") return cmd_metrics(ctx);
+  if (cmd == "backup") return cmd_backup(ctx);
   usage_error("unknown command '" + cmd + "'");
 }
 

@@ -8,6 +8,7 @@
 #include "common/ids.h"
 #include "common/json_codec.h"
 #include "server/context.h"
+#include "server/log.h"
 #include "server/ws_session.h"
 #include "storage/policy_store.h"
 
@@ -202,7 +203,8 @@ void Router::presence_changed(const std::string& user, const PresenceRegistry::S
   ctx_.run_blocking([this, user, since = change.suppressed_since_seq] {
     auto summary = ctx_.store->summary(user, since, /*missed_only=*/true);
     if (!summary) {
-      spdlog::warn("missed.summary for {} failed: {}", user, summary.status().to_string());
+      logger_for(LogComponent::kSession)
+          .warn("missed.summary for {} failed: {}", user, summary.status().to_string());
       return;
     }
     proto::MissedSummary digest;

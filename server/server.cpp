@@ -24,6 +24,7 @@
 #include "server/admin_api.h"
 #include "server/context.h"
 #include "server/endpoints.h"
+#include "server/log.h"
 #include "server/router.h"
 #include "server/ws_session.h"
 #include "storage/mailbox_store.h"
@@ -211,7 +212,8 @@ class Server::Impl {
     if (!store) return store.status();
     ctx_.store = std::move(*store);
     ctx_.store->set_batch_observer(&ctx_.metrics);
-    if (!cfg.sync) spdlog::warn("store.sync = false: acknowledged messages can be lost in a crash");
+    if (!cfg.sync)
+      logger_for(LogComponent::kStore).warn("store.sync = false: acknowledged messages can be lost in a crash");
 
     auto client_ep = parse_endpoint(cfg.listen, "server.listen");
     auto admin_ep = parse_endpoint(cfg.admin_listen, "server.admin_listen");
@@ -295,8 +297,8 @@ class Server::Impl {
     sweep_timer_.async_wait([this](boost::system::error_code ec) {
       if (ec || ctx_.shutting_down.load()) return;
       ctx_.store->sweep_expired([](Result<std::uint64_t> r) {
-        if (!r) spdlog::warn("expiry sweep failed: {}", r.status().to_string());
-        else if (*r) spdlog::info("expiry sweep removed {} messages", *r);
+        if (!r) logger_for(LogComponent::kStore).warn("expiry sweep failed: {}", r.status().to_string());
+        else if (*r) logger_for(LogComponent::kStore).info("expiry sweep removed {} messages", *r);
       });
       schedule_sweep();
     });

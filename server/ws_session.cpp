@@ -24,6 +24,7 @@
 #include "common/jwt.h"
 #include "server/context.h"
 #include "server/endpoints.h"
+#include "server/log.h"
 #include "server/router.h"
 #include "storage/mailbox_store.h"
 
@@ -132,7 +133,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
 
   void fail(beast::error_code ec, const char* what) {
     if (!is_shutdown_error(ec))
-      spdlog::debug("session {} ({}): {}: {}", session_id_, user_, what, ec.message());
+      logger_for(LogComponent::kSession).debug("session {} ({}): {}: {}", session_id_, user_, what, ec.message());
     finish();
   }
 
@@ -140,6 +141,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   void finish() {
     if (finished_) return;
     finished_ = true;
+    logger_for(LogComponent::kSession).debug("session {} ({}): closed", session_id_, user_);
     hello_timer_.cancel();
     {
       std::lock_guard lock(ctx_.connections_mu);
@@ -162,7 +164,8 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     if (close_requested_ || finished_) return;
     if (queue_.size() >= ctx_.config.max_send_queue) {
       ctx_.metrics.slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
-      spdlog::info("session {} ({}): send queue full, closing slow consumer", session_id_, user_);
+      logger_for(LogComponent::kSession)
+          .info("session {} ({}): send queue full, closing slow consumer", session_id_, user_);
       // Keep only the frame being written; the messages stay in the mailbox.
       if (writing_) queue_.erase(queue_.begin() + 1, queue_.end());
       else queue_.clear();
@@ -210,6 +213,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
 
   void refuse_signin(std::uint16_t close_code, std::string_view message, const proto::Rid& rid = {}) {
     ctx_.metrics.signin_failures_total.fetch_add(1, std::memory_order_relaxed);
+    logger_for(LogComponent::kSession).debug("session {} ({}): sign-in refused: {}", session_id_, user_, message);
     // Before welcome the queue only carries this error.
     queue_.push_back(share(proto::encode_error(rid, "unauthenticated", message)));
     if (!writing_) do_write();
@@ -261,6 +265,8 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     }
     registered_ = true;
     signing_in_ = true;
+    logger_for(LogComponent::kSession).debug("session {} ({}): signed in (client {} {}, {})", session_id_, user_,
+                                             client_.name, client_.version, capable_ ? "capable" : "older");
     hello_timer_.cancel();
     ctx_.metrics.sessions_open.fetch_add(1, std::memory_order_relaxed);
     if (added->first)
@@ -277,7 +283,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   void on_summary(proto::Rid rid, Result<storage::MailboxSummary> summary) {
     if (finished_ || close_requested_) return;
     if (!summary) {
-      spdlog::error("session {} ({}): mailbox summary failed: {}", session_id_, user_,
+      logger_for(LogComponent::kSession).error("session {} ({}): mailbox summary failed: {}", session_id_, user_,
                     summary.status().to_string());
       queue_.push_back(share(proto::encode_error(rid, "unavailable", "the mailbox cannot be read now")));
       if (!writing_) do_write();
@@ -406,7 +412,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     reading_ = false;
     if (finished_ || close_requested_) return;
     if (!page) {
-      spdlog::error("session {} ({}): mailbox read failed: {}", session_id_, user_,
+      logger_for(LogComponent::kSession).error("session {} ({}): mailbox read failed: {}", session_id_, user_,
                     page.status().to_string());
       return close(websocket::close_code::internal_error, "store unavailable");
     }

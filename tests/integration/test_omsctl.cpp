@@ -221,3 +221,33 @@ TEST_CASE("omsctl: a wrong admin token or an unreachable server is a failure exi
   OMS_CHECK_EXIT_FAILED(run_command({omsctl_binary_path(), "--admin", url, "--token-file",
                                      right.string(), "policy", "get"}));
 }
+
+TEST_CASE("omsctl: backup writes a checkpoint and metrics lists the counters") {
+  OMS_SKIP_WITHOUT_OMSCTL();
+  OmsdProcess omsd;
+  {
+    auto alice = sign_in(omsd, kAlice);
+    OMS_CHECK_SENT(alice->send(kBob, "in the backup"), "stored");
+  }
+  const auto dir = omsd.root_dir() / "omsctl-backup";
+  const CommandResult b = omsctl(omsd, {"backup", dir.string()});
+  OMS_CHECK_EXIT_OK(b);
+  CHECK(b.out.find(dir.string()) != std::string::npos);
+  CHECK(std::filesystem::exists(dir / "CURRENT"));
+  // The same path again: the server refuses, omsctl fails.
+  OMS_CHECK_EXIT_FAILED(omsctl(omsd, {"backup", dir.string()}));
+  OMS_CHECK_EXIT_FAILED(omsctl(omsd, {"backup", "a", "b"}));
+
+  const CommandResult m = omsctl(omsd, {"metrics"});
+  OMS_CHECK_EXIT_OK(m);
+  CHECK(m.out.find("oms_backups_total") != std::string::npos);
+  CHECK(m.out.find("_bucket") == std::string::npos);
+  const value jv = json_out(omsctl(omsd, {"metrics"}, true));
+  REQUIRE(jv.is_object());
+  const Json& j = jv.as_object();
+  CHECK(int_of(j, "oms_backups_total") == 1);
+  CHECK(int_of(j, "oms_messages_total{status=\"stored\"}") == 1);
+  const CommandResult raw = omsctl(omsd, {"metrics", "--raw"});
+  OMS_CHECK_EXIT_OK(raw);
+  CHECK(raw.out.find("# TYPE oms_store_append_seconds histogram") != std::string::npos);
+}

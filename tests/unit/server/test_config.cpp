@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 
 #include "server/config.h"
@@ -108,5 +109,40 @@ TEST_CASE("config: errors name the key") {
   SUBCASE("missing config file") {
     auto c = load({"--config", "/nonexistent/omsd.toml"});
     REQUIRE_FALSE(c.is_ok());
+  }
+}
+
+TEST_CASE("config: log.levels sets a level per component") {
+  SUBCASE("inline table") {
+    ConfigFile f("[log]\nlevel = \"warn\"\nlevels = { session = \"debug\", audit = \"info\" }\n");
+    auto c = load({"--config", f.path.string()});
+    REQUIRE(c.is_ok());
+    CHECK(c->log_level == "warn");
+    CHECK(c->log_levels == std::map<std::string, std::string>{{"audit", "info"}, {"session", "debug"}});
+  }
+  SUBCASE("[log.levels] section") {
+    ConfigFile f("[log.levels]\nadmin = \"trace\"\nstore = \"off\"\n");
+    auto c = load({"--config", f.path.string()});
+    REQUIRE(c.is_ok());
+    CHECK(c->log_levels.at("admin") == "trace");
+    CHECK(c->log_levels.at("store") == "off");
+  }
+  SUBCASE("unknown component: refused by name") {
+    ConfigFile f("[log]\nlevels = { sesion = \"debug\" }\n");
+    auto c = load({"--config", f.path.string()});
+    REQUIRE_FALSE(c.is_ok());
+    CHECK(c.status().message().find("log.levels.sesion") != std::string::npos);
+  }
+  SUBCASE("bad level") {
+    ConfigFile f("[log]\nlevels = { session = \"loud\" }\n");
+    auto c = load({"--config", f.path.string()});
+    REQUIRE_FALSE(c.is_ok());
+    CHECK(c.status().message().find("log.levels.session") != std::string::npos);
+  }
+  SUBCASE("not a table") {
+    ConfigFile f("[log]\nlevels = \"debug\"\n");
+    auto c = load({"--config", f.path.string()});
+    REQUIRE_FALSE(c.is_ok());
+    CHECK(c.status().message().find("log.levels") != std::string::npos);
   }
 }

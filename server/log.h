@@ -1,0 +1,39 @@
+// omsd's loggers: one spdlog logger per component, each with its own level
+// (log.level is the default, log.levels overrides it per component), all
+// writing text or JSON lines to stderr.
+//
+// Components:
+//   omsd     start-up, listeners, shutdown, secrets
+//   session  client connections and sessions (every line names the session id)
+//   admin    admin HTTP connections (every line names the connection id)
+//   audit    admin changes (who, what, result); info by default
+//   store    store maintenance (expiry sweep, durability warnings)
+//
+// Thread-safety: setup_logging() runs once in main() before any thread
+// starts; logger_for() is safe from any thread afterwards. Before setup (unit
+// tests) logger_for() returns spdlog's default logger.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string_view>
+
+#include <spdlog/logger.h>
+
+namespace oms::server {
+
+struct Config;
+
+enum class LogComponent : std::size_t { kOmsd, kSession, kAdmin, kAudit, kStore };
+
+// Indexed by LogComponent; these are the logger names and the keys of
+// log.levels.
+inline constexpr std::array<std::string_view, 5> kLogComponents = {"omsd", "session", "admin", "audit",
+                                                                   "store"};
+
+spdlog::logger& logger_for(LogComponent c);
+
+// Creates the loggers with cfg's format and levels (validated by load_config).
+void setup_logging(const Config& cfg);
+
+}  // namespace oms::server
