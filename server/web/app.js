@@ -256,8 +256,8 @@
   function onMissedSummary(f) {
     const n = f.count || 0;
     const text = n === 0
-      ? 'While you were away: no missed messages left.'
-      : `While you were away: ${n} missed message${n === 1 ? '' : 's'} from ${fromList(f.from)}.`;
+      ? 'Missed-message summary: nothing missed is still waiting (what you missed is shown here).'
+      : `Missed-message summary: ${n} missed message${n === 1 ? '' : 's'} still waiting, from ${fromList(f.from)}.`;
     const li = notice(text, 'summary', 'missed-summary');
     li.dataset.count = String(n);
   }
