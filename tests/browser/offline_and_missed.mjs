@@ -12,6 +12,7 @@
 // is for a condition with a deadline; screenshots go to --artifacts.
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -137,6 +138,23 @@ async function shot(page, name) {
   log(`screenshot ${path}`);
 }
 
+// GET on the admin endpoint without keep-alive (an idle kept-alive admin
+// connection would hold omsd's shutdown until it times out).
+function adminGet(url, token) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, headers: { Authorization: `Bearer ${token}` }, timeout: WAIT_MS }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => {
+        try { resolve({ status: res.statusCode, body: JSON.parse(text) }); } catch (e) { reject(e); }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: timed out`)));
+    req.on('error', reject);
+  });
+}
+
 function check(cond, what) {
   if (!cond) throw new Error(`check failed: ${what}`);
 }
@@ -205,12 +223,8 @@ async function scenario(browser, base, adminBase, adminToken, pages) {
 
   // The page acked everything it showed: Bob's mailbox is empty.
   await waitFor('bob\'s mailbox to be empty', async () => {
-    const res = await fetch(`${adminBase}/v1/users/${encodeURIComponent(BOB)}`, {
-      headers: { Authorization: `Bearer ${adminToken}` },
-    });
-    if (res.status !== 200) return false;
-    const u = await res.json();
-    return u.mailbox && u.mailbox.count === 0;
+    const { status, body } = await adminGet(`${adminBase}/v1/users/${encodeURIComponent(BOB)}`, adminToken);
+    return status === 200 && body.mailbox && body.mailbox.count === 0;
   }, WAIT_MS);
   log('bob\'s mailbox is empty (acked)');
 }
