@@ -135,9 +135,12 @@
   function connect(token) {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     setConn('Connecting…');
-    ws = new WebSocket(`${scheme}://${location.host}/v1/ws`);
+    const socket = new WebSocket(`${scheme}://${location.host}/v1/ws`);
+    ws = socket;
     let welcomed = false;
-    ws.onopen = () => {
+    // A socket left behind by a sign-out may still report; only the current one counts.
+    socket.onopen = () => {
+      if (ws !== socket) return;
       send({ type: 'hello', token, client: CLIENT }, (f) => {
         if (f.type === 'welcome') {
           welcomed = true;
@@ -147,12 +150,14 @@
         }
       });
     };
-    ws.onmessage = (ev) => {
+    socket.onmessage = (ev) => {
+      if (ws !== socket) return;
       let f;
       try { f = JSON.parse(ev.data); } catch (_) { return; }
       onFrame(f);
     };
-    ws.onclose = (ev) => {
+    socket.onclose = (ev) => {
+      if (ws !== socket) return;
       const why = ev.reason ? ` — ${ev.reason}` : '';
       setConn(`Disconnected (${ev.code}${why})`);
       if (!welcomed && !$('signin-error').textContent) signinError(`Connection closed (${ev.code}${why})`);
@@ -202,6 +207,8 @@
     if (ws) ws.close(1000, 'signed out');
     ws = null;
     me = null;
+    pending.clear();
+    ackQueue = [];
     seen.clear();
     $('messages').replaceChildren();
     $('notices').replaceChildren();
