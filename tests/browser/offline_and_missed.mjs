@@ -33,6 +33,8 @@ const { values: opts } = parseArgs({
   },
 });
 if (!opts.omsd) throw new Error('--omsd PATH is required');
+// Screenshots of this run only (no stale failure-*.png from an earlier one).
+rmSync(opts.artifacts, { recursive: true, force: true });
 mkdirSync(opts.artifacts, { recursive: true });
 
 const t0 = Date.now();
