@@ -11,7 +11,7 @@
 // missed notice on Bob's page and as status "missed" on Alice's. Every wait
 // is for a condition with a deadline; screenshots go to --artifacts.
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,8 +34,8 @@ const { values: opts } = parseArgs({
 });
 if (!opts.omsd) throw new Error('--omsd PATH is required');
 // Screenshots of this run only (no stale failure-*.png from an earlier one).
-rmSync(opts.artifacts, { recursive: true, force: true });
 mkdirSync(opts.artifacts, { recursive: true });
+for (const f of readdirSync(opts.artifacts)) if (f.endsWith('.png')) rmSync(join(opts.artifacts, f));
 
 const t0 = Date.now();
 const log = (msg) => console.log(`[${((Date.now() - t0) / 1000).toFixed(2)}s] ${msg}`);
