@@ -19,6 +19,7 @@ const std::set<std::string, std::less<>> kKnownKeys = {
     "server.data_dir", "server.listen", "server.admin_listen", "server.io_threads",
     "server.store_threads", "server.jwt_secret_file", "server.admin_token_file",
     "auth.signin_timeout_ms", "auth.leeway_seconds", "auth.issuer", "auth.audience",
+    "auth.dev_tokens",
     "mailbox.max_messages", "mailbox.max_bytes", "mailbox.ttl_days", "mailbox.ttl_seconds",
     "mailbox.sweep_interval_seconds", "mailbox.dedup_window_seconds",
     "delivery.window", "delivery.max_send_queue",
@@ -122,6 +123,7 @@ Status apply_toml(const toml::table& t, Config& c) {
   OMS_TRY(read_int(t, "auth.leeway_seconds", c.leeway_seconds, 0, 3600));
   OMS_TRY(read_string(t, "auth.issuer", c.issuer));
   OMS_TRY(read_string(t, "auth.audience", c.audience));
+  OMS_TRY(read_bool(t, "auth.dev_tokens", c.dev_tokens));
   OMS_TRY(read_int(t, "mailbox.max_messages", c.max_messages, 1, kMaxI));
   OMS_TRY(read_int(t, "mailbox.max_bytes", c.max_bytes, 1, kMaxI));
   OMS_TRY(read_int(t, "mailbox.ttl_days", c.ttl_days, 0, 36500));

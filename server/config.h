@@ -30,6 +30,9 @@ struct Config {
   std::int64_t leeway_seconds = 30;
   std::string issuer;    // empty = not checked
   std::string audience;  // empty = not checked
+  // POST /v1/dev/token on the client listener mints a token for any user
+  // (the browser client's sign-in). For development only: off by default.
+  bool dev_tokens = false;
 
   // [mailbox]
   std::uint64_t max_messages = 10'000;

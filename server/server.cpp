@@ -214,6 +214,9 @@ class Server::Impl {
     ctx_.store->set_batch_observer(&ctx_.metrics);
     if (!cfg.sync)
       logger_for(LogComponent::kStore).warn("store.sync = false: acknowledged messages can be lost in a crash");
+    if (cfg.dev_tokens)
+      spdlog::warn("auth.dev_tokens = true: anyone who reaches the client listener can get a token for any "
+                   "user (POST /v1/dev/token); for development only");
 
     auto client_ep = parse_endpoint(cfg.listen, "server.listen");
     auto admin_ep = parse_endpoint(cfg.admin_listen, "server.admin_listen");

@@ -7,6 +7,7 @@
 // pool and post back here.
 #include "server/ws_session.h"
 
+#include <array>
 #include <deque>
 #include <set>
 
@@ -26,6 +27,7 @@
 #include "server/endpoints.h"
 #include "server/log.h"
 #include "server/router.h"
+#include "server/web_client.h"
 #include "storage/mailbox_store.h"
 
 namespace oms::server {
@@ -479,16 +481,23 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   std::size_t pending_ack_writes_ = 0;
 };
 
-// Reads the upgrade request (with a deadline), then hands over to the
-// WebSocket session. Anything else on the client port gets a 404.
+// Reads the first HTTP request (with a deadline). The WebSocket upgrade at
+// /v1/ws goes to a WsSessionImpl; any other request is answered by
+// handle_web_request (the browser client, dev tokens, 404) and the
+// connection is closed (no idle keep-alive connections to wait for at
+// shutdown).
 class UpgradeReader : public std::enable_shared_from_this<UpgradeReader> {
  public:
-  UpgradeReader(ServerContext& ctx, tcp::socket&& socket) : ctx_(ctx), stream_(std::move(socket)) {}
+  UpgradeReader(ServerContext& ctx, tcp::socket&& socket) : ctx_(ctx), stream_(std::move(socket)) {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
 
   void run() {
     parser_.emplace();
     parser_->header_limit(kMaxHttpHeaderBytes);
-    parser_->body_limit(0);
+    parser_->body_limit(kMaxClientHttpBodyBytes);
     stream_.expires_after(std::chrono::seconds(ctx_.config.handshake_timeout_seconds));
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&UpgradeReader::on_read, shared_from_this()));
@@ -496,10 +505,8 @@ class UpgradeReader : public std::enable_shared_from_this<UpgradeReader> {
 
  private:
   void on_read(beast::error_code ec, std::size_t) {
-    if (ec) {
-      ctx_.metrics.connections_open.fetch_sub(1, std::memory_order_relaxed);
-      return;
-    }
+    if (ec == http::error::body_limit) return write(web_body_too_large(), 11, false);
+    if (ec) return done();
     auto req = parser_->release();
     if (websocket::is_upgrade(req) && req.target() == "/v1/ws") {
       stream_.expires_never();
@@ -507,22 +514,66 @@ class UpgradeReader : public std::enable_shared_from_this<UpgradeReader> {
       session->start(std::move(req));
       return;
     }
-    auto res = std::make_shared<http::response<http::string_body>>(http::status::not_found, req.version());
-    res->set(http::field::content_type, "application/json");
+    WebRequest wr;
+    wr.method = req.method_string();
+    wr.target = req.target();
+    wr.host = req[http::field::host];
+    wr.body = req.body();
+    wr.remote = remote_;
+    WebResponse res = handle_web_request(ctx_, wr);
+    write(std::move(res), req.version(), req.method() == http::verb::head);
+  }
+
+  void write(WebResponse wr, unsigned version, bool head) {
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(wr.status), version);
+    res->set(http::field::server, "omsd");
+    res->set(http::field::content_type, wr.content_type);
+    for (auto& [name, value] : wr.headers) res->set(name, value);
     res->keep_alive(false);
-    res->body() = R"({"error":{"code":"not_found","message":"the client endpoint is ws://HOST:PORT/v1/ws"}})";
-    res->prepare_payload();
-    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code, std::size_t) {
-      beast::error_code ignored;
-      self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-      self->ctx_.metrics.connections_open.fetch_sub(1, std::memory_order_relaxed);
+    if (head) {
+      res->content_length(wr.payload().size());  // what GET would send, no body
+    } else {
+      res->body() = std::string(wr.payload());
+      res->prepare_payload();
+    }
+    stream_.expires_after(std::chrono::seconds(ctx_.config.handshake_timeout_seconds));
+    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+      if (ec) return self->done();
+      self->linger();
     });
   }
+
+  // After the answer: half-close, then read and drop what the client still
+  // sends (the rest of a refused body) until it closes, so closing with
+  // unread data does not reset the connection before the answer is read.
+  void linger() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(kLinger);
+    linger_more();
+  }
+  void linger_more() {
+    stream_.async_read_some(net::buffer(drain_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->done();
+      self->linger_more();
+    });
+  }
+
+  void done() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    ctx_.metrics.connections_open.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  // How long a closing plain-HTTP connection drains its peer.
+  static constexpr std::chrono::seconds kLinger{2};
 
   ServerContext& ctx_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::string remote_ = "?";
+  std::array<char, 4096> drain_{};
 };
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/parser.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -26,6 +28,12 @@ std::string HttpResult::error_code() const {
   const auto* c = e->get_object().if_contains("code");
   if (c == nullptr || !c->is_string()) return "";
   return std::string(c->get_string());
+}
+
+std::string HttpResult::header(std::string_view name) const {
+  for (const auto& [n, v] : headers)
+    if (boost::beast::iequals(n, name)) return v;
+  return "";
 }
 
 AdminClient::AdminClient(std::uint16_t port, std::string token, std::chrono::milliseconds timeout)
@@ -55,7 +63,9 @@ HttpResult AdminClient::request_raw(http::verb method, std::string_view target, 
   req.body() = std::move(body);
   req.prepare_payload();
 
-  http::response<http::string_body> res;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(16 * 1024 * 1024);
+  if (method == http::verb::head) parser.skip(true);  // a HEAD answer has no body
   beast::flat_buffer buf;
   boost::system::error_code result_ec;
   bool done = false;
@@ -69,7 +79,7 @@ HttpResult AdminClient::request_raw(http::verb method, std::string_view target, 
       // A server may answer (413, 401) and close before reading all of a
       // large body: still try to read its response.
       (void)ec2;
-      http::async_read(stream, buf, res, [&](boost::system::error_code ec3, std::size_t) {
+      http::async_read(stream, buf, parser, [&](boost::system::error_code ec3, std::size_t) {
         result_ec = ec3;
         done = true;
       });
@@ -81,7 +91,9 @@ HttpResult AdminClient::request_raw(http::verb method, std::string_view target, 
     throw TestError("admin " + what + ": timed out after " + std::to_string(timeout_.count()) + " ms");
   if (result_ec) throw TestError("admin " + what + ": " + result_ec.message());
 
+  http::response<http::string_body> res = parser.release();
   HttpResult out;
+  for (const auto& f : res) out.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
   out.status = static_cast<int>(res.result_int());
   out.raw = res.body();
   out.content_type = std::string(res[http::field::content_type]);

@@ -1,4 +1,5 @@
-// A synchronous HTTP/1.1 client for omsd's admin endpoint (Beast). One TCP
+// A synchronous HTTP/1.1 client for omsd's admin endpoint (Beast), also used
+// for the plain-HTTP side of the client listener (Auth::none()). One TCP
 // connection per request; every request has a deadline. Not thread-safe.
 #pragma once
 
@@ -7,6 +8,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <boost/beast/http/verb.hpp>
 #include <boost/json/value.hpp>
@@ -21,6 +24,10 @@ struct HttpResult {
   std::string raw;          // the body as received
   std::string content_type;
   std::string allow;        // the Allow header, if any
+  std::vector<std::pair<std::string, std::string>> headers;  // every response header, in order
+
+  // The value of response header `name` (case-insensitive), or "".
+  std::string header(std::string_view name) const;
 
   // The "error"."code" of an error body, or "" when there is none.
   std::string error_code() const;

@@ -46,6 +46,18 @@ TEST_CASE("config: defaults are the documented ones") {
   CHECK(c->max_frame_bytes == 65536);
   CHECK(c->sync);
   CHECK(c->ttl_ms() == 30LL * 86400 * 1000);
+  CHECK_FALSE(c->dev_tokens);  // the dev token endpoint is opt-in
+}
+
+TEST_CASE("config: auth.dev_tokens is a bool") {
+  ConfigFile on("[auth]\ndev_tokens = true\n");
+  auto c = load({"--config", on.path.string()});
+  REQUIRE(c.is_ok());
+  CHECK(c->dev_tokens);
+  ConfigFile bad("[auth]\ndev_tokens = \"yes\"\n");
+  auto b = load({"--config", bad.path.string()});
+  REQUIRE_FALSE(b.is_ok());
+  CHECK(b.status().message().find("auth.dev_tokens") != std::string::npos);
 }
 
 TEST_CASE("config: TOML values, then flags override them") {
