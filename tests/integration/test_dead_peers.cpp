@@ -114,6 +114,9 @@ TEST_CASE("dead peer: a stopped recipient is closed within the idle timeout and 
 
   CHECK(mailbox_count(omsd, kBob) == static_cast<std::int64_t>(sent.size()));
   // Messages sent after the detection are stored as for anyone offline.
+  // (Alice's client was not pumped either, so the idle timeout may have
+  // closed her session too: sign in again.)
+  alice = sign_in(omsd, kAlice);
   OMS_CHECK_SENT(alice->send(kBob, "after detection"), "stored");
   auto bob = sign_in(omsd, kBob);
   const auto msgs = bob->receive_messages(sent.size() + 1);
