@@ -19,13 +19,14 @@ const std::set<std::string, std::less<>> kKnownKeys = {
     "server.data_dir", "server.listen", "server.admin_listen", "server.io_threads",
     "server.store_threads", "server.jwt_secret_file", "server.admin_token_file",
     "auth.signin_timeout_ms", "auth.leeway_seconds", "auth.issuer", "auth.audience",
-    "auth.dev_tokens",
+    "auth.dev_tokens", "auth.allowed_origins",
     "mailbox.max_messages", "mailbox.max_bytes", "mailbox.ttl_days", "mailbox.ttl_seconds",
     "mailbox.sweep_interval_seconds", "mailbox.dedup_window_seconds",
     "delivery.window", "delivery.max_send_queue",
     "limits.max_body_bytes", "limits.max_frame_bytes", "limits.send_rate_per_second",
     "limits.send_burst", "limits.max_sessions_per_user", "limits.max_subscriptions",
-    "limits.max_connections", "limits.idle_timeout_seconds", "limits.handshake_timeout_seconds",
+    "limits.max_connections", "limits.max_connections_per_ip", "limits.idle_timeout_seconds",
+    "limits.handshake_timeout_seconds",
     "limits.max_admin_body_bytes",
     "store.sync", "store.max_batch", "store.max_queued_writes", "store.block_cache_mb",
     "log.level", "log.format",
@@ -102,6 +103,28 @@ Status read_log_levels(const toml::table& t, std::map<std::string, std::string>&
   return Status::ok();
 }
 
+// auth.allowed_origins = ["https://im.contoso.com", ...]: scheme://host[:port]
+// with nothing after it, as browsers send the Origin header.
+Status read_origins(const toml::table& t, std::vector<std::string>& out) {
+  constexpr std::string_view key = "auth.allowed_origins";
+  auto node = t.at_path(key);
+  if (!node) return Status::ok();
+  const auto* arr = node.as_array();
+  if (!arr) return bad(key, R"(must be an array of origins, e.g. ["https://im.contoso.com"])");
+  if (arr->size() > 256) return bad(key, "at most 256 origins");
+  for (const auto& v : *arr) {
+    if (!v.is_string()) return bad(key, "every origin must be a string");
+    std::string o = *v.value<std::string>();
+    const auto scheme_end = o.find("://");
+    const bool scheme_ok = o.starts_with("http://") || o.starts_with("https://");
+    if (!scheme_ok || o.size() == scheme_end + 3 || o.find('/', scheme_end + 3) != std::string::npos ||
+        o.size() > 253)
+      return bad(key, fmt::format("'{}' is not an origin (scheme://host[:port], no path)", o));
+    out.push_back(std::move(o));
+  }
+  return Status::ok();
+}
+
 #define OMS_TRY(expr)                 \
   do {                                \
     Status _s = (expr);               \
@@ -124,6 +147,7 @@ Status apply_toml(const toml::table& t, Config& c) {
   OMS_TRY(read_string(t, "auth.issuer", c.issuer));
   OMS_TRY(read_string(t, "auth.audience", c.audience));
   OMS_TRY(read_bool(t, "auth.dev_tokens", c.dev_tokens));
+  OMS_TRY(read_origins(t, c.allowed_origins));
   OMS_TRY(read_int(t, "mailbox.max_messages", c.max_messages, 1, kMaxI));
   OMS_TRY(read_int(t, "mailbox.max_bytes", c.max_bytes, 1, kMaxI));
   OMS_TRY(read_int(t, "mailbox.ttl_days", c.ttl_days, 0, 36500));
@@ -139,6 +163,7 @@ Status apply_toml(const toml::table& t, Config& c) {
   OMS_TRY(read_int(t, "limits.max_sessions_per_user", c.max_sessions_per_user, 1, 1024));
   OMS_TRY(read_int(t, "limits.max_subscriptions", c.max_subscriptions, 0, 100'000));
   OMS_TRY(read_int(t, "limits.max_connections", c.max_connections, 1, 10'000'000));
+  OMS_TRY(read_int(t, "limits.max_connections_per_ip", c.max_connections_per_ip, 0, 10'000'000));
   OMS_TRY(read_int(t, "limits.idle_timeout_seconds", c.idle_timeout_seconds, 1, 86400));
   OMS_TRY(read_int(t, "limits.handshake_timeout_seconds", c.handshake_timeout_seconds, 1, 3600));
   OMS_TRY(read_int(t, "limits.max_admin_body_bytes", c.max_admin_body_bytes, 1024, 1 << 24));

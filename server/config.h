@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -33,6 +34,11 @@ struct Config {
   // POST /v1/dev/token on the client listener mints a token for any user
   // (the browser client's sign-in). For development only: off by default.
   bool dev_tokens = false;
+  // Browser Origins allowed to open the WebSocket (exact match, e.g.
+  // "https://im.contoso.com"). Empty: any. An upgrade with an Origin header
+  // not in a non-empty list gets 403 before the upgrade; requests without an
+  // Origin header (non-browser clients) are not affected.
+  std::vector<std::string> allowed_origins;
 
   // [mailbox]
   std::uint64_t max_messages = 10'000;
@@ -54,6 +60,7 @@ struct Config {
   std::size_t max_sessions_per_user = 16;
   std::size_t max_subscriptions = 1000;
   std::size_t max_connections = 100'000;
+  std::size_t max_connections_per_ip = 1000;  // open client connections per source address; 0 = no limit
   std::int64_t idle_timeout_seconds = 120;
   std::int64_t handshake_timeout_seconds = 10;
   std::size_t max_admin_body_bytes = 65'536;

@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "server/config.h"
+#include "server/connection_slot.h"
 #include "server/metrics.h"
 #include "server/presence.h"
 #include "storage/mailbox_store.h"
@@ -26,6 +27,7 @@ struct ServerContext {
   std::unique_ptr<storage::MailboxStore> store;
   PresenceRegistry registry;
   Metrics metrics;
+  PerAddressCounter connections_per_address;  // limits.max_connections_per_ip
   std::unique_ptr<Router> router;
   std::string jwt_secret;
   std::string admin_token;

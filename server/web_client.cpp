@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/ids.h"
+#include "common/json_codec.h"
 #include "common/jwt.h"
 #include "server/context.h"
 
@@ -157,6 +158,14 @@ WebResponse handle_web_request(const ServerContext& ctx, const WebRequest& req) 
 WebResponse web_body_too_large() {
   WebResponse r = error_response(413, "too_large", fmt::format("request bodies are limited to {} bytes",
                                                                kMaxClientHttpBodyBytes));
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  return r;
+}
+
+WebResponse web_forbidden_origin(std::string_view origin) {
+  WebResponse r = error_response(403, "forbidden_origin",
+                                 fmt::format("origin '{}' is not in auth.allowed_origins",
+                                             proto::to_valid_utf8(origin.substr(0, 256))));
   r.headers.emplace_back("X-Content-Type-Options", "nosniff");
   return r;
 }

@@ -55,6 +55,9 @@ WebResponse handle_web_request(const ServerContext& ctx, const WebRequest& req);
 // The answer when a request body exceeds kMaxClientHttpBodyBytes.
 WebResponse web_body_too_large();
 
+// 403 for a WebSocket upgrade whose Origin is not in auth.allowed_origins.
+WebResponse web_forbidden_origin(std::string_view origin);
+
 // One embedded file of server/web/ (generated web_assets.cpp).
 struct WebAsset {
   std::string_view path;          // "/index.html"

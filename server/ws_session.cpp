@@ -7,6 +7,7 @@
 // pool and post back here.
 #include "server/ws_session.h"
 
+#include <algorithm>
 #include <array>
 #include <deque>
 #include <set>
@@ -63,12 +64,10 @@ bool is_shutdown_error(const beast::error_code& ec) {
 
 class WsSessionImpl final : public WsSession, public std::enable_shared_from_this<WsSessionImpl> {
  public:
-  WsSessionImpl(ServerContext& ctx, beast::tcp_stream&& stream)
-      : ctx_(ctx), ws_(std::move(stream)), hello_timer_(ws_.get_executor()) {
+  WsSessionImpl(ServerContext& ctx, beast::tcp_stream&& stream, ConnectionSlot slot)
+      : ctx_(ctx), slot_(std::move(slot)), ws_(std::move(stream)), hello_timer_(ws_.get_executor()) {
     session_id_ = random_hex(8);
   }
-
-  ~WsSessionImpl() override { ctx_.metrics.connections_open.fetch_sub(1, std::memory_order_relaxed); }
 
   void start(http::request<http::string_body> req) {
     const Config& cfg = ctx_.config;
@@ -447,6 +446,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   }
 
   ServerContext& ctx_;
+  ConnectionSlot slot_;  // released (counts given back) when the session ends
   websocket::stream<beast::tcp_stream> ws_;
   beast::flat_buffer buffer_;
   net::steady_timer hello_timer_;
@@ -488,7 +488,8 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
 // shutdown).
 class UpgradeReader : public std::enable_shared_from_this<UpgradeReader> {
  public:
-  UpgradeReader(ServerContext& ctx, tcp::socket&& socket) : ctx_(ctx), stream_(std::move(socket)) {
+  UpgradeReader(ServerContext& ctx, tcp::socket&& socket, ConnectionSlot slot)
+      : ctx_(ctx), slot_(std::move(slot)), stream_(std::move(socket)) {
     beast::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -509,8 +510,9 @@ class UpgradeReader : public std::enable_shared_from_this<UpgradeReader> {
     if (ec) return done();
     auto req = parser_->release();
     if (websocket::is_upgrade(req) && req.target() == "/v1/ws") {
+      if (!origin_allowed(req)) return write(web_forbidden_origin(req[http::field::origin]), req.version(), false);
       stream_.expires_never();
-      auto session = std::make_shared<WsSessionImpl>(ctx_, std::move(stream_));
+      auto session = std::make_shared<WsSessionImpl>(ctx_, std::move(stream_), std::move(slot_));
       session->start(std::move(req));
       return;
     }
@@ -559,16 +561,28 @@ class UpgradeReader : public std::enable_shared_from_this<UpgradeReader> {
     });
   }
 
+  // The connection slot is given back when this object goes (right after).
   void done() {
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    ctx_.metrics.connections_open.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  // auth.allowed_origins: browsers send Origin on the upgrade; a page from
+  // another site must not open a session with the user's token
+  // (cross-site WebSocket hijacking). No Origin header: not a browser.
+  bool origin_allowed(const http::request<http::string_body>& req) const {
+    const auto& allowed = ctx_.config.allowed_origins;
+    if (allowed.empty()) return true;
+    auto it = req.find(http::field::origin);
+    if (it == req.end()) return true;
+    return std::find(allowed.begin(), allowed.end(), it->value()) != allowed.end();
   }
 
   // How long a closing plain-HTTP connection drains its peer.
   static constexpr std::chrono::seconds kLinger{2};
 
   ServerContext& ctx_;
+  ConnectionSlot slot_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -579,16 +593,28 @@ class UpgradeReader : public std::enable_shared_from_this<UpgradeReader> {
 }  // namespace
 
 void serve_client_connection(ServerContext& ctx, tcp::socket socket) {
-  ctx.metrics.connections_total.fetch_add(1, std::memory_order_relaxed);
-  auto open = ctx.metrics.connections_open.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (static_cast<std::size_t>(open) > ctx.config.max_connections || ctx.shutting_down.load()) {
-    ctx.metrics.connections_open.fetch_sub(1, std::memory_order_relaxed);
-    ctx.metrics.connections_refused.fetch_add(1, std::memory_order_relaxed);
+  beast::error_code ec;
+  const auto peer = socket.remote_endpoint(ec);
+  std::string key;
+  if (!ec && peer.address().is_v4()) {
+    const auto b = peer.address().to_v4().to_bytes();
+    key.assign(b.begin(), b.end());
+  } else if (!ec) {
+    const auto b = peer.address().to_v6().to_bytes();
+    key.assign(b.begin(), b.end());
+  }
+  ConnectionSlot::Refusal why{};
+  ConnectionSlot slot = ConnectionSlot::admit(ctx, std::move(key), why);
+  if (!slot.held()) {
+    if (why == ConnectionSlot::Refusal::kTooManyFromAddress)
+      logger_for(LogComponent::kSession)
+          .debug("refused a connection from {}: limits.max_connections_per_ip ({}) reached",
+                 ec ? std::string("?") : peer.address().to_string(), ctx.config.max_connections_per_ip);
     beast::error_code ignored;
     socket.close(ignored);
     return;
   }
-  std::make_shared<UpgradeReader>(ctx, std::move(socket))->run();
+  std::make_shared<UpgradeReader>(ctx, std::move(socket), std::move(slot))->run();
 }
 
 }  // namespace oms::server

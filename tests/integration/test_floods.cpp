@@ -28,8 +28,34 @@ namespace {
 // A plain TCP connection to 127.0.0.1:port, driven with raw syscalls.
 class Tcp {
  public:
-  explicit Tcp(std::uint16_t port) : sock_(ioc_) {
+  explicit Tcp(std::uint16_t port, const char* source = nullptr) : sock_(ioc_) {
+    if (source) {
+      sock_.open(tcp::v4());
+      sock_.bind(tcp::endpoint(net::ip::make_address(source), 0));
+    }
     sock_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  }
+  // Sends a WebSocket upgrade (with `extra` header lines) and returns the
+  // response's status code (0 if the connection ended first).
+  int upgrade(std::string_view extra = {}) {
+    std::string req =
+        "GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    req.append(extra);
+    req.append("\r\n");
+    if (!write(req)) return 0;
+    std::string got;
+    const auto end = Clock::now() + std::chrono::seconds(5);
+    while (got.find("\r\n") == std::string::npos && Clock::now() < end) {
+      pollfd p{sock_.native_handle(), POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      char buf[512];
+      const ssize_t n = ::recv(sock_.native_handle(), buf, sizeof buf, 0);
+      if (n <= 0) return 0;
+      got.append(buf, static_cast<std::size_t>(n));
+    }
+    // "HTTP/1.1 101 Switching Protocols"
+    return got.size() > 12 ? std::stoi(got.substr(9, 3)) : 0;
   }
   // False once the peer has closed.
   bool write(std::string_view s) {
@@ -138,4 +164,41 @@ TEST_CASE("floods: connections beyond limits.max_connections are closed at once,
       },
       std::chrono::seconds(5), std::chrono::milliseconds(50));
   CHECK(signed_in);
+}
+
+TEST_CASE("floods: limits.max_connections_per_ip caps one source address, not others") {
+  OmsdProcess omsd(with_config("[limits]\nmax_connections_per_ip = 3\n"));
+  std::vector<std::unique_ptr<Tcp>> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(std::make_unique<Tcp>(omsd.client_port(), "127.0.0.1"));
+    CHECK(held.back()->upgrade() == 101);
+  }
+  Tcp fourth(omsd.client_port(), "127.0.0.1");
+  CHECK(fourth.upgrade() == 0);  // closed without an answer
+  // Another loopback address is counted on its own.
+  Tcp other(omsd.client_port(), "127.0.0.2");
+  CHECK(other.upgrade() == 101);
+  // Closing one gives its slot back.
+  held.pop_back();
+  bool admitted = false;
+  wait_until([&] { return admitted = Tcp(omsd.client_port(), "127.0.0.1").upgrade() == 101; },
+             std::chrono::seconds(5), std::chrono::milliseconds(50));
+  CHECK(admitted);
+  const HttpResult m = omsd.admin().get("/metrics");
+  CHECK(m.raw.find("oms_connections_refused_total") != std::string::npos);
+}
+
+TEST_CASE("floods: auth.allowed_origins refuses other browser origins with 403 before the upgrade") {
+  OmsdProcess omsd(with_config("[auth]\nallowed_origins = [\"https://im.contoso.com\", \"http://127.0.0.1:8080\"]\n"));
+  CHECK(Tcp(omsd.client_port()).upgrade("Origin: https://im.contoso.com\r\n") == 101);
+  CHECK(Tcp(omsd.client_port()).upgrade("Origin: http://127.0.0.1:8080\r\n") == 101);
+  CHECK(Tcp(omsd.client_port()).upgrade() == 101);  // no Origin: not a browser
+  for (const char* evil : {"https://evil.example", "https://im.contoso.com.evil.example", "null",
+                           "https://IM.contoso.com"}) {
+    CAPTURE(evil);
+    CHECK(Tcp(omsd.client_port()).upgrade(std::string("Origin: ") + evil + "\r\n") == 403);
+  }
+  // The default (no list) accepts any origin.
+  OmsdProcess open_server;
+  CHECK(Tcp(open_server.client_port()).upgrade("Origin: https://evil.example\r\n") == 101);
 }

@@ -60,6 +60,28 @@ TEST_CASE("config: auth.dev_tokens is a bool") {
   CHECK(b.status().message().find("auth.dev_tokens") != std::string::npos);
 }
 
+TEST_CASE("config: auth.allowed_origins and limits.max_connections_per_ip") {
+  auto d = load({});
+  REQUIRE(d.is_ok());
+  CHECK(d->allowed_origins.empty());
+  CHECK(d->max_connections_per_ip == 1000);
+  ConfigFile ok("[auth]\nallowed_origins = [\"https://im.contoso.com\", \"http://127.0.0.1:8080\"]\n"
+                "[limits]\nmax_connections_per_ip = 0\n");
+  auto c = load({"--config", ok.path.string()});
+  REQUIRE(c.is_ok());
+  CHECK(c->allowed_origins == std::vector<std::string>{"https://im.contoso.com", "http://127.0.0.1:8080"});
+  CHECK(c->max_connections_per_ip == 0);
+  for (const char* bad : {"allowed_origins = \"https://a.example\"", "allowed_origins = [1]",
+                          "allowed_origins = [\"a.example\"]", "allowed_origins = [\"https://a.example/\"]",
+                          "allowed_origins = [\"ftp://a.example\"]", "allowed_origins = [\"https://\"]"}) {
+    CAPTURE(bad);
+    ConfigFile f(std::string("[auth]\n") + bad + "\n");
+    auto r = load({"--config", f.path.string()});
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().message().find("auth.allowed_origins") != std::string::npos);
+  }
+}
+
 TEST_CASE("config: TOML values, then flags override them") {
   ConfigFile f(R"(
 [server]
