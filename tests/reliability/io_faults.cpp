@@ -80,8 +80,9 @@ CaseResult store_case(const std::string& name, bool fault_syncs, FaultKind kind,
   CaseResult r;
   r.name = name;
   const auto dir = std::filesystem::temp_directory_path() /
-                   fmt::format("oms-io-faults-{}-{}", ::getpid(), name.substr(0, 3));
+                   fmt::format("oms-io-faults-{}-{}", ::getpid(), std::hash<std::string>{}(name));
   std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
   auto fs = std::make_shared<FaultFs>();
   storage::StoreOptions so;
   so.path = (dir / "db").string();
