@@ -172,6 +172,7 @@ int main(int argc, char** argv) {
                                         {"max-gap", "60"},
                                         {"seed", std::to_string(seed)},
                                         {"report", ""},
+                                        {"control-purge", "false"},
                                     });
   } catch (const std::exception& e) {
     std::cerr << e.what() << "\nflags:\n";
@@ -186,7 +187,9 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(seed);
   std::cout << "kill loop: seed " << seed << " (rerun with --seed=" << seed << ")\n";
 
-  Figures f("Kill loop (real omsd, SIGKILL, real WebSockets)");
+  Figures f(flags->flag("control-purge")
+                ? "Kill loop control (a mailbox purged behind the checker's back)"
+                : "Kill loop (real omsd, SIGKILL, real WebSockets)");
   bool pass = true;
   try {
     OmsdProcess omsd;
@@ -244,6 +247,14 @@ int main(int argc, char** argv) {
     }
     view.cv.notify_all();
     for (auto& t : threads) t.join();  // each waits at most one request timeout
+
+    // Control run: an operator purge of the first mailbox deletes
+    // acknowledged messages behind the checker's back; it must see them lost.
+    const bool control = flags->flag("control-purge");
+    if (control) {
+      const auto r = omsd.admin().del("/v1/users/" + recipient_user(0) + "/mailbox");
+      if (r.status != 200) throw std::runtime_error("purge: HTTP " + std::to_string(r.status));
+    }
 
     // ---- drain every mailbox with acks ----
     std::vector<std::vector<Delivered>> delivered(recipients);
@@ -354,6 +365,11 @@ int main(int argc, char** argv) {
     std::string error_text;
     for (const auto& [code, n] : errors) error_text += fmt::format("{}{}={}", error_text.empty() ? "" : ", ", code, n);
 
+    if (control) {
+      // Only the detection matters here: the purge must show up as loss.
+      pass = lost > 0 && unexpected == 0;
+      f.add("control (mailbox purged before the drain): **lost**", lost, "> 0 (the checker sees loss)");
+    } else
     pass = kills >= want_kills && restart_failures == 0 && drain_failures == 0 && lost == 0 &&
            unexpected == 0 && duplicated == 0 && reordered == 0 && resurrected == 0 && acked > 0;
     f.add("SIGKILLs (each followed by a restart on the same data dir)", kills,
