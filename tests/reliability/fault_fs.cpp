@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -274,13 +275,21 @@ IOStatus FaultFs::RenameFile(const std::string& s, const std::string& t,
   if (!st.ok()) return st;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = files_.find(norm(s));
+  std::optional<FileState> moved;
   if (it != files_.end()) {
-    FileState moved = it->second;
-    moved.entry_durable = true;  // renames are modelled as atomic and durable
+    moved = it->second;
     files_.erase(it);
-    files_[norm(t)] = moved;
-  } else {
-    files_.erase(norm(t));
+  }
+  files_.erase(norm(t));
+  // A rename is modelled as atomic and durable at once, and as a journaling
+  // file system orders metadata, every earlier create in that directory is
+  // durable with it (CURRENT never names a MANIFEST whose entry is lost).
+  const std::string dir = parent_of(t);
+  for (auto& [path, fst] : files_)
+    if (parent_of(path) == dir) fst.entry_durable = true;
+  if (moved) {
+    moved->entry_durable = true;
+    files_[norm(t)] = *moved;
   }
   return st;
 }

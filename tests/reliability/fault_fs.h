@@ -18,7 +18,10 @@
 //    ENOSPC without reaching the file (a failed sync leaves the synced length
 //    where it was).
 // Not modelled: renames and deletions are atomic and durable at once (a real
-// file system needs the directory fsync that RocksDB issues after them); torn
+// file system needs the directory fsync that RocksDB issues after them), and
+// a rename makes the earlier creates in its directory durable too (metadata
+// is journaled in order on ext4/xfs; without this rule the model produces a
+// CURRENT naming a MANIFEST whose directory entry vanished); torn
 // or reordered writes inside the unsynced tail (the whole tail is dropped,
 // the harshest outcome page-granular storage allows); data already on disk
 // before tracking started is durable.

@@ -47,11 +47,6 @@
 #include "tests/support/omsd_process.h"
 #include "tests/support/ws_client.h"
 
-namespace oms::test {
-std::string omsd_binary_path() { return OMSD_PATH; }
-std::string omsctl_binary_path() { return ""; }
-}  // namespace oms::test
-
 namespace oms::reliability {
 namespace {
 

@@ -11,6 +11,9 @@
 //   reordered   one thread's appends to one mailbox out of order   (must be 0)
 //   id changed  an acknowledged append found under another seq     (must be 0)
 //   meta drift  mailbox meta count != messages in the mailbox      (must be 0)
+//   resurrected deleted by an ack that completed OK, back again     (must be 0)
+// An acker thread deletes (acks) half of the acknowledged messages seen at
+// the start of the round, concurrently with the appends and the crash.
 // Appends that failed (or were cut by the crash) may be present or not: they
 // are counted as "indeterminate present".
 //
@@ -19,6 +22,7 @@
 //
 // Usage: oms_power_loss [--crash-points=50] [--control-crash-points=10]
 //          [--threads=16] [--seed=N] [--max-seconds=120] [--report=FILE.md]
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -42,7 +46,9 @@ namespace oms::reliability {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr std::size_t kMailboxes = 4;
+constexpr std::size_t kMailboxes = 8;
+// Acks per request of the acker thread.
+constexpr std::size_t kAckChunk = 64;
 // Bounds of one round: appends per thread, wall time before the power is
 // cut anyway, and how long one append may take before the run is declared
 // stuck.
@@ -66,6 +72,15 @@ struct Attempt {
   std::string mailbox;
   bool acked = false;
   std::uint64_t seq = 0;
+  // Deletion by ack: 0 none, 1 ack sent but not confirmed (indeterminate),
+  // 2 ack confirmed OK (must stay deleted).
+  int deleted = 0;
+};
+
+// An acknowledged message seen present, to be acked (deleted) next round.
+struct Present {
+  std::string key, mailbox;
+  std::uint64_t seq = 0;
 };
 
 struct Ledger {
@@ -76,12 +91,14 @@ struct Ledger {
 struct Totals {
   std::uint64_t rounds = 0, forced_crashes = 0, attempted = 0, acked = 0, failed = 0;
   std::uint64_t files_truncated = 0, files_removed = 0, bytes_dropped = 0;
-  std::set<std::string> lost, unexpected, duplicated, id_changed, indeterminate_present;
+  std::set<std::string> lost, unexpected, duplicated, id_changed, indeterminate_present, resurrected;
+  std::uint64_t acks_confirmed = 0, acks_failed = 0;
   std::uint64_t reordered = 0, meta_drift = 0, reopen_failures = 0, stuck = 0, crashed_in_open = 0;
 };
 
 // Checks every mailbox against the ledger (see the file comment).
-void verify(storage::MailboxStore& store, Ledger& ledger, Totals& t) {
+std::vector<Present> verify(storage::MailboxStore& store, Ledger& ledger, Totals& t) {
+  std::vector<Present> present;
   std::lock_guard<std::mutex> lock(ledger.mu);
   std::set<std::string> seen;
   for (std::size_t m = 0; m < kMailboxes; ++m) {
@@ -107,6 +124,8 @@ void verify(storage::MailboxStore& store, Ledger& ledger, Totals& t) {
       }
       if (!seen.insert(key).second) t.duplicated.insert(key);
       if (a.acked && msg.seq != a.seq) t.id_changed.insert(key);
+      if (a.deleted == 2) t.resurrected.insert(key);
+      if (a.acked && a.deleted == 0) present.push_back({key, mailbox, msg.seq});
       if (!a.acked) t.indeterminate_present.insert(key);
       auto [pos, fresh] = last_n.emplace(a.thread, a.n);
       if (!fresh) {
@@ -117,7 +136,8 @@ void verify(storage::MailboxStore& store, Ledger& ledger, Totals& t) {
     if (store.stats(mailbox).count != msgs.value().size()) ++t.meta_drift;
   }
   for (const auto& [key, a] : ledger.attempts)
-    if (a.acked && !seen.count(key)) t.lost.insert(key);
+    if (a.acked && a.deleted == 0 && !seen.count(key)) t.lost.insert(key);
+  return present;
 }
 
 struct RunResult {
@@ -139,6 +159,15 @@ RunResult run(bool sync, std::uint64_t crash_points, std::uint64_t threads, std:
   std::mt19937_64 rng(seed);
   Ledger ledger;
   std::vector<std::uint64_t> next_n(threads, 0);
+  // Drops what was not synced (the store is closed), powers on again.
+  auto power_loss = [&] {
+    const PowerLossStats pl = fs->simulate_power_loss();
+    t.files_truncated += pl.files_truncated;
+    t.files_removed += pl.files_removed;
+    t.bytes_dropped += pl.bytes_dropped;
+    fs->reset();
+    ++t.rounds;
+  };
 
   for (std::uint64_t round = 0; round < crash_points && Clock::now() < deadline; ++round) {
     storage::StoreOptions so;
@@ -153,12 +182,7 @@ RunResult run(bool sync, std::uint64_t crash_points, std::uint64_t threads, std:
     auto opened = storage::MailboxStore::open(so);
     if (!opened && crash_in_open && fs->crashed()) {
       ++t.crashed_in_open;
-      const PowerLossStats pl = fs->simulate_power_loss();
-      t.files_truncated += pl.files_truncated;
-      t.files_removed += pl.files_removed;
-      t.bytes_dropped += pl.bytes_dropped;
-      fs->reset();
-      ++t.rounds;
+      power_loss();
       continue;
     }
     if (!opened) {
@@ -171,16 +195,13 @@ RunResult run(bool sync, std::uint64_t crash_points, std::uint64_t threads, std:
       ++t.crashed_in_open;
       fs->crash_now();
       opened.value().reset();
-      const PowerLossStats pl = fs->simulate_power_loss();
-      t.files_truncated += pl.files_truncated;
-      t.files_removed += pl.files_removed;
-      t.bytes_dropped += pl.bytes_dropped;
-      fs->reset();
-      ++t.rounds;
+      power_loss();
       continue;
     }
     std::unique_ptr<storage::MailboxStore> store = std::move(opened).value();
-    verify(*store, ledger, t);  // what the previous crash left
+    std::vector<Present> present = verify(*store, ledger, t);  // what the previous crash left
+    std::shuffle(present.begin(), present.end(), rng);
+    present.resize(present.size() / 2);  // half of it is acked (deleted) this round
 
     // A random moment: the k-th write-side I/O operation from now.
     fs->crash_after_ops(std::uniform_int_distribution<std::uint64_t>(1, 800)(rng));
@@ -221,6 +242,41 @@ RunResult run(bool sync, std::uint64_t crash_points, std::uint64_t threads, std:
         }
       });
     }
+    // The acker: deletes, concurrently with the appends and the crash.
+    workers.emplace_back([&] {
+      std::map<std::string, std::vector<const Present*>> by_mailbox;
+      for (const auto& p : present) by_mailbox[p.mailbox].push_back(&p);
+      for (auto& [mailbox, items] : by_mailbox) {
+        for (std::size_t i = 0; i < items.size() && !fs->crashed() && Clock::now() < round_end;
+             i += kAckChunk) {
+          std::vector<std::uint64_t> seqs;
+          std::vector<std::string> keys;
+          for (std::size_t j = i; j < std::min(items.size(), i + kAckChunk); ++j) {
+            seqs.push_back(items[j]->seq);
+            keys.push_back(items[j]->key);
+          }
+          {
+            std::lock_guard<std::mutex> lock(ledger.mu);
+            for (const auto& k : keys) ledger.attempts[k].deleted = 1;
+          }
+          auto done = std::make_shared<std::promise<Result<std::uint64_t>>>();
+          auto fut = done->get_future();
+          store->ack(mailbox, seqs, [done](Result<std::uint64_t> r) { done->set_value(std::move(r)); });
+          if (fut.wait_for(kAppendTimeout) != std::future_status::ready) {
+            ++stuck;
+            return;
+          }
+          auto r = fut.get();
+          std::lock_guard<std::mutex> lock(ledger.mu);
+          if (r) {
+            ++t.acks_confirmed;
+            for (const auto& k : keys) ledger.attempts[k].deleted = 2;
+          } else {
+            ++t.acks_failed;
+          }
+        }
+      }
+    });
     for (auto& w : workers) w.join();
     t.stuck += stuck.load();
     if (!fs->crashed()) {
@@ -228,12 +284,7 @@ RunResult run(bool sync, std::uint64_t crash_points, std::uint64_t threads, std:
       fs->crash_now();
     }
     store.reset();  // close: every write fails, as after a power cut
-    const PowerLossStats pl = fs->simulate_power_loss();
-    t.files_truncated += pl.files_truncated;
-    t.files_removed += pl.files_removed;
-    t.bytes_dropped += pl.bytes_dropped;
-    fs->reset();
-    ++t.rounds;
+    power_loss();
   }
   // The state after the last crash.
   {
@@ -302,7 +353,7 @@ int main(int argc, char** argv) {
   const Totals& t = main_run.totals;
   const Totals& c = control.totals;
 
-  const bool pass = t.rounds >= want && t.lost.empty() && t.unexpected.empty() &&
+  const bool pass = t.rounds >= want && t.lost.empty() && t.resurrected.empty() && t.unexpected.empty() &&
                     t.duplicated.empty() && t.reordered == 0 && t.id_changed.empty() &&
                     t.meta_drift == 0 && t.reopen_failures == 0 && t.stuck == 0 &&
                     c.reopen_failures == 0 && c.stuck == 0 && !c.lost.empty();
@@ -319,6 +370,9 @@ int main(int argc, char** argv) {
   f.add("**duplicated** (one append under two seqs)", t.duplicated.size(), "0");
   f.add("**reordered** (per writer and mailbox)", t.reordered, "0");
   f.add("acknowledged found under another seq", t.id_changed.size(), "0");
+  f.add("ack requests confirmed / failed (64 ids each, concurrent)",
+        fmt::format("{} / {}", t.acks_confirmed, t.acks_failed));
+  f.add("**resurrected** (deleted by a confirmed ack, back after reopen)", t.resurrected.size(), "0");
   f.add("mailbox meta count drift", t.meta_drift, "0");
   f.add("reopen failures", t.reopen_failures, "0");
   f.add("indeterminate (failed) appends present after reopen", t.indeterminate_present.size(),
@@ -334,6 +388,7 @@ int main(int argc, char** argv) {
   if (!t.lost.empty()) f.note("lost: " + sample(t.lost));
   if (!t.unexpected.empty()) f.note("unexpected: " + sample(t.unexpected));
   if (!t.duplicated.empty()) f.note("duplicated: " + sample(t.duplicated));
+  if (!t.resurrected.empty()) f.note("resurrected: " + sample(t.resurrected));
   f.verdict(pass);
   f.print();
   f.write_markdown(flags->str("report"));
