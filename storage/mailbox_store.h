@@ -34,6 +34,10 @@
 #include "common/protocol.h"
 #include "common/status.h"
 
+namespace rocksdb {
+class Env;
+}
+
 namespace oms::storage {
 
 class PolicyStore;
@@ -56,6 +60,11 @@ struct StoreOptions {
   // write; a non-OK Status fails that write exactly as if RocksDB had
   // returned it (nothing of the batch is written).
   std::function<Status()> inject_write_error;
+  // Tests only: the rocksdb::Env (and through it the FileSystem) the
+  // database does all its file I/O with; nullptr = rocksdb::Env::Default().
+  // The reliability tests pass a fault-injecting FileSystem here (simulated
+  // power loss, failing syncs). Shared so that it outlives the database.
+  std::shared_ptr<rocksdb::Env> env;
 };
 
 struct StoredMessage {

@@ -31,6 +31,7 @@
 #include <fmt/format.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
@@ -242,6 +243,7 @@ Status MailboxStore::Impl::open() {
   db_opts.max_total_wal_size = kMaxTotalWalBytes;
   db_opts.max_log_file_size = kMaxInfoLogBytes;
   db_opts.keep_log_file_num = kInfoLogsKept;
+  if (opts_.env) db_opts.env = opts_.env.get();
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(opts_.block_cache_bytes);

@@ -1,0 +1,13 @@
+// What the test support library (tests/support) expects from a test
+// program: doctest's implementation (it reports through doctest; these
+// programs have their own main(), not doctest's runner) and the paths of the
+// binaries under test.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include <string>
+
+namespace oms::test {
+std::string omsd_binary_path() { return OMSD_PATH; }
+std::string omsctl_binary_path() { return ""; }
+}  // namespace oms::test
