@@ -58,19 +58,43 @@ Result<std::string> read_secret(const std::string& path, const char* what) {
   return s;
 }
 
-// Reads `path`, or creates it (mode 0600) with a fresh random secret.
+// fsync of a directory, so that a file created or renamed in it survives a
+// power cut.
+bool sync_directory(const fs::path& dir) {
+  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// Reads `path`, or creates it (mode 0600) with a fresh random secret. The
+// secret is written and synced under a temporary name, then linked into
+// place (link fails if another process got there first) and the directory
+// synced: a crash never leaves a short or empty secret behind.
 Result<std::string> read_or_create_secret(const std::string& path, const char* what) {
   if (fs::exists(path)) return read_secret(path, what);
   std::string secret = random_hex(kSecretBytes);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    if (errno == EEXIST) return read_secret(path, what);
-    return Status::io_error(fmt::format("{}: cannot create {}: {}", what, path, std::strerror(errno)));
-  }
+  const std::string tmp = path + ".tmp";
+  ::unlink(tmp.c_str());  // a leftover of a crash during an earlier first start
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::io_error(fmt::format("{}: cannot create {}: {}", what, tmp, std::strerror(errno)));
   std::string line = secret + "\n";
   bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
   ::close(fd);
-  if (!ok) return Status::io_error(fmt::format("{}: cannot write {}", what, path));
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    return Status::io_error(fmt::format("{}: cannot write {}", what, tmp));
+  }
+  const int linked = ::link(tmp.c_str(), path.c_str());
+  const int link_errno = errno;
+  ::unlink(tmp.c_str());
+  if (linked != 0) {
+    if (link_errno == EEXIST) return read_secret(path, what);
+    return Status::io_error(fmt::format("{}: cannot create {}: {}", what, path, std::strerror(link_errno)));
+  }
+  if (!sync_directory(fs::path(path).parent_path()))
+    return Status::io_error(fmt::format("{}: cannot sync the directory of {}", what, path));
   spdlog::info("generated {} in {}", what, path);
   return secret;
 }
