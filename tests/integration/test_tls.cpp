@@ -111,7 +111,7 @@ CommandResult omsd_refusing(const TempDir& dir, const std::string& toml) {
 
 }  // namespace
 
-TEST_CASE("tls: wss sign-in, a stored message and its delivery; https admin; shutdown closes with 1001") {
+TEST_CASE("tls: wss sign-in, a stored message and its delivery, the admin API over https, shutdown closes with 1001") {
   TempDir certs("oms-tls");
   const auto pair = make_self_signed(certs.path());
   OmsdProcess omsd(with_config(tls_config(pair)));

@@ -181,7 +181,7 @@ TEST_CASE("config: log.levels sets a level per component") {
   }
 }
 
-TEST_CASE("config: [tls] keys; default is no TLS") {
+TEST_CASE("config: the tls keys, and no TLS by default") {
   auto d = load({});
   REQUIRE(d.is_ok());
   CHECK_FALSE(d->tls_configured());
