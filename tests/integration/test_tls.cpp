@@ -192,6 +192,17 @@ TEST_CASE("tls: only the listeners chosen by tls.client / tls.admin use TLS") {
   wss_sign_in(alice, omsd, kAlice);
 }
 
+TEST_CASE("tls: tls.min_version = 1.3 refuses a TLS 1.2 client") {
+  TempDir certs("oms-tls");
+  const auto pair = make_self_signed(certs.path());
+  OmsdProcess omsd(with_config(tls_config(pair, "min_version = \"1.3\"\n")));
+  CHECK(https_request(omsd.admin_port(), "GET", "/readyz", "", TlsTrust{pair.cert}).status == 200);
+  CHECK_THROWS_AS(https_request(omsd.admin_port(), "GET", "/readyz", "", TlsTrust{pair.cert, true}), TestError);
+  // The default minimum (1.2) serves a TLS 1.2 client.
+  OmsdProcess default_min(with_config(tls_config(pair)));
+  CHECK(https_request(default_min.admin_port(), "GET", "/readyz", "", TlsTrust{pair.cert, true}).status == 200);
+}
+
 TEST_CASE("tls: omsctl over https verifies the server certificate with --cacert") {
   if (omsctl_binary_path().empty()) {
     MESSAGE("omsctl was not built: skipping this test");

@@ -28,6 +28,7 @@ namespace {
 
 std::shared_ptr<ssl::context> client_context(const TlsTrust& trust) {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  if (trust.tls12_only) SSL_CTX_set_max_proto_version(ctx->native_handle(), TLS1_2_VERSION);
   if (trust.ca_file.empty()) {
     ctx->set_verify_mode(ssl::verify_none);
   } else {

@@ -27,6 +27,7 @@ SelfSignedPair make_self_signed(const std::filesystem::path& dir, std::string_vi
 // checked at all when `ca_file` is empty.
 struct TlsTrust {
   std::filesystem::path ca_file;
+  bool tls12_only = false;  // offer nothing newer than TLS 1.2 (tls.min_version tests)
 };
 
 struct HttpsReply {
