@@ -1,4 +1,6 @@
-// The client endpoint: HTTP upgrade, then one WsSessionImpl per connection.
+// The client endpoint: HTTP upgrade, then one WsSessionImpl per connection;
+// with tls.client, a TLS handshake first (ws:// and wss:// share the code,
+// templated on the stream below the WebSocket).
 //
 // Each connection runs on its own strand (the socket's executor); every
 // handler holds shared_from_this(). One async_write at a time; later frames
