@@ -31,6 +31,7 @@ const std::set<std::string, std::less<>> kKnownKeys = {
     "store.sync", "store.max_batch", "store.max_queued_writes", "store.block_cache_mb",
     "log.level", "log.format",
     "log.levels",
+    "tls.cert_file", "tls.key_file", "tls.client", "tls.admin", "tls.min_version",
 };
 
 Status bad(std::string_view key, std::string_view why) {
@@ -174,6 +175,11 @@ Status apply_toml(const toml::table& t, Config& c) {
   OMS_TRY(read_string(t, "log.level", c.log_level));
   OMS_TRY(read_string(t, "log.format", c.log_format));
   OMS_TRY(read_log_levels(t, c.log_levels));
+  OMS_TRY(read_string(t, "tls.cert_file", c.tls_cert_file));
+  OMS_TRY(read_string(t, "tls.key_file", c.tls_key_file));
+  OMS_TRY(read_bool(t, "tls.client", c.tls_client));
+  OMS_TRY(read_bool(t, "tls.admin", c.tls_admin));
+  OMS_TRY(read_string(t, "tls.min_version", c.tls_min_version));
   return Status::ok();
 }
 
@@ -194,6 +200,13 @@ Status validate(const Config& c) {
   if (c.data_dir.empty()) return bad("server.data_dir", "must not be empty");
   if (auto r = parse_endpoint(c.listen, "server.listen"); !r) return r.status();
   if (auto r = parse_endpoint(c.admin_listen, "server.admin_listen"); !r) return r.status();
+  // The files themselves are read (and the key checked against the
+  // certificate) when the server starts: server/tls.cpp.
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty())
+    return bad(c.tls_cert_file.empty() ? "tls.cert_file" : "tls.key_file",
+               "tls.cert_file and tls.key_file must be set together");
+  if (c.tls_min_version != "1.2" && c.tls_min_version != "1.3")
+    return bad("tls.min_version", R"(must be "1.2" or "1.3")");
   return Status::ok();
 }
 

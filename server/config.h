@@ -78,7 +78,19 @@ struct Config {
   // name (server/log.h) -> level; unset components use log_level.
   std::map<std::string, std::string> log_levels;
 
+  // [tls] Both files set: TLS (wss://, https://) on the listeners chosen by
+  // tls_client / tls_admin. Neither set: plain TCP everywhere.
+  std::string tls_cert_file;  // PEM, the server certificate first, then its chain
+  std::string tls_key_file;   // PEM private key matching the certificate
+  bool tls_client = true;     // the client listener (server.listen) uses TLS
+  bool tls_admin = true;      // the admin listener (server.admin_listen) uses TLS
+  std::string tls_min_version = "1.2";  // "1.2" | "1.3"
+
   std::string config_file;  // where the TOML came from (empty = none)
+
+  bool tls_configured() const { return !tls_cert_file.empty(); }
+  bool client_tls() const { return tls_configured() && tls_client; }
+  bool admin_tls() const { return tls_configured() && tls_admin; }
 
   std::int64_t ttl_ms() const {
     if (ttl_seconds > 0) return ttl_seconds * 1000;

@@ -15,6 +15,7 @@
 #include "server/connection_slot.h"
 #include "server/metrics.h"
 #include "server/presence.h"
+#include "server/tls.h"
 #include "storage/mailbox_store.h"
 
 namespace oms::server {
@@ -31,6 +32,9 @@ struct ServerContext {
   std::unique_ptr<Router> router;
   std::string jwt_secret;
   std::string admin_token;
+  // Built at start when [tls] is configured (server/tls.h); null otherwise.
+  // Config::client_tls() / admin_tls() say which listener uses it.
+  std::shared_ptr<boost::asio::ssl::context> tls;
   std::atomic<bool> shutting_down{false};
   std::atomic<bool> listeners_ready{false};
 

@@ -1,11 +1,15 @@
 // The admin endpoint's HTTP/1.1 plumbing (Beast): read a request with a
 // deadline and a body limit, run AdminApi::handle on the blocking pool, write
-// the answer, keep the connection alive while the client wants.
+// the answer, keep the connection alive while the client wants. Over TLS
+// (tls.admin) the TLS handshake comes first, within the same deadline.
 #include <atomic>
+#include <optional>
+#include <type_traits>
 
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <spdlog/spdlog.h>
 
 #include "server/admin_api.h"
@@ -19,6 +23,7 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 namespace {
 
@@ -27,27 +32,50 @@ constexpr std::size_t kMaxHeaderBytes = 8192;
 // Admin connection ids for the logs: a1, a2, ... per process.
 std::atomic<std::uint64_t> g_admin_connections{0};
 
-class AdminHttpSession : public std::enable_shared_from_this<AdminHttpSession> {
+// Stream: beast::tcp_stream (http://) or TlsStream (https://).
+template <class Stream>
+class AdminHttpSession : public std::enable_shared_from_this<AdminHttpSession<Stream>> {
  public:
-  AdminHttpSession(ServerContext& ctx, AdminApi& api, tcp::socket&& socket)
-      : ctx_(ctx), api_(api), stream_(std::move(socket)) {
+  AdminHttpSession(ServerContext& ctx, AdminApi& api, Stream&& stream)
+      : ctx_(ctx), api_(api), stream_(std::move(stream)) {
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = tcp_layer().socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
     conn_id_ = "a" + std::to_string(g_admin_connections.fetch_add(1, std::memory_order_relaxed) + 1);
   }
 
-  void run() { do_read(); }
+  void run() {
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      tcp_layer().expires_after(std::chrono::seconds(ctx_.config.handshake_timeout_seconds));
+      stream_.async_handshake(net::ssl::stream_base::server,
+                              beast::bind_front_handler(&AdminHttpSession::on_handshake, this->shared_from_this()));
+    } else {
+      do_read();
+    }
+  }
 
  private:
+  beast::tcp_stream& tcp_layer() { return beast::get_lowest_layer(stream_); }
+
+  void on_handshake(beast::error_code ec) {
+    if (ec) {
+      logger_for(LogComponent::kAdmin).debug("admin connection {} ({}): TLS handshake: {}", conn_id_, remote_,
+                                             ec.message());
+      beast::error_code ignored;
+      tcp_layer().socket().shutdown(tcp::socket::shutdown_send, ignored);
+      return;
+    }
+    do_read();
+  }
+
   void do_read() {
     parser_.emplace();
     parser_->header_limit(kMaxHeaderBytes);
     parser_->body_limit(ctx_.config.max_admin_body_bytes);
     // Slow or idle clients are dropped: the whole request must arrive in time.
-    stream_.expires_after(std::chrono::seconds(ctx_.config.handshake_timeout_seconds));
+    tcp_layer().expires_after(std::chrono::seconds(ctx_.config.handshake_timeout_seconds));
     http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&AdminHttpSession::on_read, shared_from_this()));
+                     beast::bind_front_handler(&AdminHttpSession::on_read, this->shared_from_this()));
   }
 
   void on_read(beast::error_code ec, std::size_t) {
@@ -60,12 +88,12 @@ class AdminHttpSession : public std::enable_shared_from_this<AdminHttpSession> {
       logger_for(LogComponent::kAdmin).debug("admin connection {} ({}): read: {}", conn_id_, remote_, ec.message());
     if (ec == http::error::end_of_stream || ec) {
       beast::error_code ignored;
-      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      tcp_layer().socket().shutdown(tcp::socket::shutdown_send, ignored);
       return;
     }
     req_ = parser_->release();
-    stream_.expires_never();
-    ctx_.run_blocking([self = shared_from_this()] {
+    tcp_layer().expires_never();
+    ctx_.run_blocking([self = this->shared_from_this()] {
       AdminRequest r;
       r.method = self->req_.method_string();
       r.target = self->req_.target();
@@ -90,12 +118,12 @@ class AdminHttpSession : public std::enable_shared_from_this<AdminHttpSession> {
     res->keep_alive(keep_alive);
     res->body() = req_.method() == http::verb::head ? std::string() : r.body;
     res->prepare_payload();
-    stream_.expires_after(std::chrono::seconds(ctx_.config.handshake_timeout_seconds));
-    http::async_write(stream_, *res, [self = shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
+    tcp_layer().expires_after(std::chrono::seconds(ctx_.config.handshake_timeout_seconds));
+    http::async_write(stream_, *res, [self = this->shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
       if (ec) return;
       if (!keep_alive) {
         beast::error_code ignored;
-        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        self->tcp_layer().socket().shutdown(tcp::socket::shutdown_send, ignored);
         return;
       }
       self->do_read();
@@ -104,7 +132,7 @@ class AdminHttpSession : public std::enable_shared_from_this<AdminHttpSession> {
 
   ServerContext& ctx_;
   AdminApi& api_;
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::request<http::string_body> req_;
@@ -115,7 +143,13 @@ class AdminHttpSession : public std::enable_shared_from_this<AdminHttpSession> {
 }  // namespace
 
 void serve_admin_connection(ServerContext& ctx, AdminApi& api, tcp::socket socket) {
-  std::make_shared<AdminHttpSession>(ctx, api, std::move(socket))->run();
+  if (ctx.tls && ctx.config.admin_tls()) {
+    std::make_shared<AdminHttpSession<TlsStream>>(ctx, api,
+                                                  TlsStream(beast::tcp_stream(std::move(socket)), *ctx.tls))
+        ->run();
+  } else {
+    std::make_shared<AdminHttpSession<beast::tcp_stream>>(ctx, api, beast::tcp_stream(std::move(socket)))->run();
+  }
 }
 
 }  // namespace oms::server

@@ -11,15 +11,17 @@
 // defaults in the data dir):
 //   admin URL    --admin URL, else DIR/ports.json when --data-dir was given
 //                and the file exists, else $OMS_ADMIN_URL, else ./oms-data/ports.json
-//                ({"admin":PORT} -> http://127.0.0.1:PORT), else
-//                http://127.0.0.1:8081
+//                ({"admin":PORT} -> http://127.0.0.1:PORT, https:// when
+//                "admin_tls" is true), else http://127.0.0.1:8081
+//   TLS          https:// URLs: the server certificate is verified against
+//                --cacert FILE, else the system store; --insecure skips it
 //   admin token  --token-file FILE, else DIR/admin.token when --data-dir was
 //                given and the file exists, else $OMS_ADMIN_TOKEN, else
 //                ./oms-data/admin.token
 //   JWT secret   --jwt-secret-file FILE, else DATA_DIR/jwt.secret
 //
 // Single-threaded and sequential: one HTTP/1.1 request per run over Beast,
-// each step (connect, write, read) bounded by --timeout.
+// each step (connect, TLS handshake, write, read) bounded by --timeout.
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -44,13 +46,18 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "common/clock.h"
 #include "common/ids.h"
@@ -113,6 +120,11 @@ Global options (anywhere on the line):
   --jwt-secret-file FILE   JWT secret for `token issue` (default
                            DATA_DIR/jwt.secret)
   --timeout SECONDS        connect/read timeout (default 10)
+  --cacert FILE            https:// only: trust the CA certificate(s) in FILE
+                           (PEM) instead of the system store, e.g. the
+                           server's own self-signed certificate
+  --insecure               https:// only: do not verify the server
+                           certificate (trials with a self-signed one)
   --json                   print the server's JSON instead of tables
   -h, --help               this text
 
@@ -240,6 +252,8 @@ struct GlobalOptions {
   std::optional<std::string> jwt_secret_file;
   int timeout_s = kDefaultTimeoutS;
   bool json = false;
+  std::optional<std::string> cacert;  // --cacert FILE
+  bool insecure = false;              // --insecure
 
   std::string effective_data_dir() const { return data_dir.value_or(std::string(kDefaultDataDir)); }
 };
@@ -278,6 +292,11 @@ std::vector<std::string> parse_global_options(const std::vector<std::string>& ar
       help = true;
     } else if (a == "--json") {
       g.json = true;
+    } else if (a == "--insecure") {
+      g.insecure = true;
+    } else if (take_option(args, i, "--cacert", v)) {
+      if (v.empty()) value_error("--cacert needs a file");
+      g.cacert = v;
     } else if (take_option(args, i, "--admin", v)) {
       g.admin_url = v;
     } else if (take_option(args, i, "--data-dir", v)) {
@@ -366,9 +385,12 @@ bool bool_option(const CommandArgs& ca, const std::string& name) {
 
 struct AdminEndpoint {
   std::string url;        // as shown to the operator
+  bool tls = false;       // https://
   std::string host;       // without IPv6 brackets
   std::string port;
   std::string base_path;  // "" or "/prefix" (no trailing slash)
+  std::optional<std::string> cacert;  // https: trust anchors (else the system store)
+  bool insecure = false;              // https: no certificate verification
 };
 
 AdminEndpoint parse_admin_url(const std::string& url) {
@@ -378,10 +400,10 @@ AdminEndpoint parse_admin_url(const std::string& url) {
   if (rest.substr(0, 7) == "http://") {
     rest.remove_prefix(7);
   } else if (rest.substr(0, 8) == "https://") {
-    config_error("admin URL " + url + ": https is not supported by omsctl; use http:// "
-                 "(the admin listener is meant for loopback)");
+    rest.remove_prefix(8);
+    ep.tls = true;
   } else if (rest.find("://") != std::string_view::npos) {
-    config_error("admin URL " + url + ": only http:// URLs are supported");
+    config_error("admin URL " + url + ": only http:// and https:// URLs are supported");
   } else {
     ep.url = "http://" + url;
   }
@@ -411,7 +433,7 @@ AdminEndpoint parse_admin_url(const std::string& url) {
     if (colon != std::string_view::npos) port = authority.substr(colon + 1);
   }
   if (ep.host.empty()) config_error("admin URL " + url + ": no host");
-  if (port.empty()) port = "80";
+  if (port.empty()) port = ep.tls ? "443" : "80";
   unsigned p = 0;
   auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
   if (ec != std::errc() || end != port.data() + port.size() || p == 0 || p > 65535)
@@ -432,7 +454,9 @@ std::optional<std::string> admin_url_from_ports_file(const std::string& dir) {
   if (admin == nullptr) return std::nullopt;
   auto port = admin->to_number<std::int64_t>(ec);
   if (ec || port <= 0 || port > 65535) return std::nullopt;
-  return "http://127.0.0.1:" + std::to_string(port);
+  const json::value* tls = v.as_object().if_contains("admin_tls");
+  const bool https = tls != nullptr && tls->is_bool() && tls->get_bool();
+  return (https ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port);
 }
 
 std::string resolve_admin_url(const GlobalOptions& g) {
@@ -445,6 +469,13 @@ std::string resolve_admin_url(const GlobalOptions& g) {
     if (auto u = admin_url_from_ports_file(std::string(kDefaultDataDir))) return *u;
   }
   return std::string(kDefaultAdminUrl);
+}
+
+AdminEndpoint resolve_admin_endpoint(const GlobalOptions& g) {
+  AdminEndpoint ep = parse_admin_url(resolve_admin_url(g));
+  ep.cacert = g.cacert;
+  ep.insecure = g.insecure;
+  return ep;
 }
 
 std::string read_token_file(const std::string& path) {
@@ -488,6 +519,31 @@ beast::error_code run_to_completion(asio::io_context& ioc, Start&& start) {
   return result;
 }
 
+// The client side of https://: verification against --cacert (or the
+// system store) and the URL's host name or address, unless --insecure.
+asio::ssl::context make_client_tls_context(const AdminEndpoint& ep) {
+  asio::ssl::context tls(asio::ssl::context::tls_client);
+  tls.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                  asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
+                  asio::ssl::context::no_compression);
+  if (ep.insecure) {
+    tls.set_verify_mode(asio::ssl::verify_none);
+    return tls;
+  }
+  boost::system::error_code ec;
+  if (ep.cacert) {
+    std::string why;
+    if (!read_file(*ep.cacert, why)) config_error("cannot read --cacert " + *ep.cacert + ": " + why);
+    tls.load_verify_file(*ep.cacert, ec);
+    if (ec) config_error("--cacert " + *ep.cacert + " holds no PEM certificate: " + ec.message());
+  } else {
+    tls.set_default_verify_paths(ec);
+    if (ec) config_error("cannot load the system's CA certificates: " + ec.message());
+  }
+  tls.set_verify_mode(asio::ssl::verify_peer);
+  return tls;
+}
+
 // One request, one reply, connection closed. Network failures and timeouts
 // end the run with kExitUnreachable.
 Reply http_call(const AdminEndpoint& ep, int timeout_s, http::verb verb, const std::string& path,
@@ -503,24 +559,27 @@ Reply http_call(const AdminEndpoint& ep, int timeout_s, http::verb verb, const s
   };
 
   asio::io_context ioc;
-  beast::tcp_stream stream(ioc);
+  beast::tcp_stream tcp(ioc);
   beast::error_code ec;
 
   // An IP literal (the usual case) needs no resolver; a name is looked up
   // synchronously (getaddrinfo has its own timeouts).
   std::vector<asio::ip::tcp::endpoint> endpoints;
   const auto port = static_cast<unsigned short>(std::stoi(ep.port));
-  if (auto addr = asio::ip::make_address(ep.host, ec); !ec) {
-    endpoints.emplace_back(addr, port);
-  } else {
+  const bool ip_literal = [&] {
+    auto addr = asio::ip::make_address(ep.host, ec);
+    if (!ec) endpoints.emplace_back(addr, port);
+    return !ec;
+  }();
+  if (!ip_literal) {
     asio::ip::tcp::resolver resolver(ioc);
     auto results = resolver.resolve(ep.host, ep.port, ec);
     if (ec) throw unreachable("resolve", ec);
     for (const auto& r : results) endpoints.push_back(r.endpoint());
   }
 
-  stream.expires_after(timeout);
-  ec = run_to_completion(ioc, [&](auto handler) { stream.async_connect(endpoints, handler); });
+  tcp.expires_after(timeout);
+  ec = run_to_completion(ioc, [&](auto handler) { tcp.async_connect(endpoints, handler); });
   if (ec) throw unreachable("connect to", ec);
 
   http::request<http::string_body> req{verb, ep.base_path + path, 11};
@@ -536,21 +595,46 @@ Reply http_call(const AdminEndpoint& ep, int timeout_s, http::verb verb, const s
   }
   req.prepare_payload();
 
-  stream.expires_after(timeout);
-  ec = run_to_completion(ioc, [&](auto handler) { http::async_write(stream, req, handler); });
-  if (ec) throw unreachable("send a request to", ec);
+  auto exchange = [&](auto& stream) {
+    beast::get_lowest_layer(stream).expires_after(timeout);
+    ec = run_to_completion(ioc, [&](auto handler) { http::async_write(stream, req, handler); });
+    if (ec) throw unreachable("send a request to", ec);
 
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(kMaxReplyBytes);
-  stream.expires_after(timeout);
-  ec = run_to_completion(ioc, [&](auto handler) { http::async_read(stream, buffer, parser, handler); });
-  if (ec) throw unreachable("read the reply of", ec);
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(kMaxReplyBytes);
+    beast::get_lowest_layer(stream).expires_after(timeout);
+    ec = run_to_completion(ioc, [&](auto handler) { http::async_read(stream, buffer, parser, handler); });
+    if (ec) throw unreachable("read the reply of", ec);
 
-  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);  // best effort
+    // Best effort; the reply is complete (Content-Length), so no TLS close_notify is awaited.
+    beast::get_lowest_layer(stream).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    auto res = parser.release();
+    return Reply{res.result_int(), std::string(res.reason()), std::move(res.body())};
+  };
+  if (!ep.tls) return exchange(tcp);
 
-  auto res = parser.release();
-  return Reply{res.result_int(), std::string(res.reason()), std::move(res.body())};
+  asio::ssl::context tls = make_client_tls_context(ep);
+  beast::ssl_stream<beast::tcp_stream> stream(std::move(tcp), tls);
+  // SNI for names (not for addresses, RFC 6066), and the name or address
+  // the certificate must be for.
+  if (!ip_literal) SSL_set_tlsext_host_name(stream.native_handle(), ep.host.c_str());
+  if (!ep.insecure) stream.set_verify_callback(asio::ssl::host_name_verification(ep.host));
+  beast::get_lowest_layer(stream).expires_after(timeout);
+  ec = run_to_completion(ioc, [&](auto handler) { stream.async_handshake(asio::ssl::stream_base::client, handler); });
+  if (ec) {
+    std::string hint;
+    const long verify = SSL_get_verify_result(stream.native_handle());
+    if (verify != X509_V_OK) {
+      hint = std::string(" (") + X509_verify_cert_error_string(verify) + "; pass --cacert FILE with the CA or the "
+             "server's certificate, or --insecure to skip verification)";
+    }
+    throw CliExit{kExitUnreachable,
+                  "cannot complete the TLS handshake with the admin endpoint " + ep.url + ": " +
+                      (ec == beast::error::timeout ? "no answer within " + std::to_string(timeout_s) + " s"
+                                                   : ec.message()) + hint};
+  }
+  return exchange(stream);
 }
 
 // ---------------------------------------------------------------------------
@@ -646,7 +730,7 @@ struct Context {
   json::value call(http::verb verb, const std::string& path,
                    const std::optional<json::value>& body = std::nullopt) const {
     std::string token = resolve_admin_token(g);
-    AdminEndpoint ep = parse_admin_url(resolve_admin_url(g));
+    AdminEndpoint ep = resolve_admin_endpoint(g);
     std::optional<std::string> payload;
     if (body) payload = json::serialize(*body);
     Reply r = http_call(ep, g.timeout_s, verb, path, token, payload);
@@ -880,7 +964,7 @@ int cmd_mailbox(const Context& ctx) {
 int cmd_health(const Context& ctx) {
   auto ca = parse_command_args(ctx.args, 1, "health", {});
   expect_positionals(ca, "health", 0, 0, "");
-  AdminEndpoint ep = parse_admin_url(resolve_admin_url(ctx.g));
+  AdminEndpoint ep = resolve_admin_endpoint(ctx.g);
   Reply r = http_call(ep, ctx.g.timeout_s, http::verb::get, "/readyz", std::nullopt);
   if (ctx.g.json) {
     if (r.body.empty()) {
@@ -904,7 +988,7 @@ int cmd_health(const Context& ctx) {
 int cmd_metrics(const Context& ctx) {
   auto ca = parse_command_args(ctx.args, 1, "metrics", {}, {"--raw"});
   expect_positionals(ca, "metrics", 0, 0, "[--raw]");
-  AdminEndpoint ep = parse_admin_url(resolve_admin_url(ctx.g));
+  AdminEndpoint ep = resolve_admin_endpoint(ctx.g);
   Reply r = http_call(ep, ctx.g.timeout_s, http::verb::get, "/metrics", resolve_admin_token(ctx.g));
   if (r.status != 200) expect_success(r);  // ends the run with the server's error
   if (ca.has("--raw")) {

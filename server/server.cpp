@@ -26,6 +26,7 @@
 #include "server/endpoints.h"
 #include "server/log.h"
 #include "server/router.h"
+#include "server/tls.h"
 #include "server/ws_session.h"
 #include "storage/mailbox_store.h"
 
@@ -202,6 +203,13 @@ class Server::Impl {
 
   Status start() {
     const Config& cfg = ctx_.config;
+    if (cfg.tls_configured()) {
+      auto tls = make_tls_context(cfg);
+      if (!tls) return tls.status();
+      ctx_.tls = std::move(*tls);
+      if (!cfg.client_tls() && !cfg.admin_tls())
+        spdlog::warn("[tls] is configured but tls.client and tls.admin are both false: no listener uses TLS");
+    }
     std::error_code ec;
     fs::create_directories(cfg.data_dir, ec);
     if (ec) return Status::io_error(fmt::format("server.data_dir: cannot create {}: {}", cfg.data_dir, ec.message()));
@@ -260,11 +268,13 @@ class Server::Impl {
 
     ctx_.listeners_ready.store(true);
     if (Status s = write_file_atomically(
-            dir / "ports.json", fmt::format("{{\"client\":{},\"admin\":{}}}\n", client_.port(), admin_.port()));
+            dir / "ports.json", fmt::format("{{\"client\":{},\"admin\":{},\"client_tls\":{},\"admin_tls\":{}}}\n",
+                                            client_.port(), admin_.port(), cfg.client_tls(), cfg.admin_tls()));
         !s)
       return s;
-    spdlog::info("omsd ready: client ws://{}:{}/v1/ws admin http://{}:{} data {} ({} I/O threads)",
-                 client_ep->host, client_.port(), admin_ep->host, admin_.port(), cfg.data_dir, threads_);
+    spdlog::info("omsd ready: client {}://{}:{}/v1/ws admin {}://{}:{} data {} ({} I/O threads)",
+                 cfg.client_tls() ? "wss" : "ws", client_ep->host, client_.port(), cfg.admin_tls() ? "https" : "http",
+                 admin_ep->host, admin_.port(), cfg.data_dir, threads_);
     return Status::ok();
   }
 

@@ -1,4 +1,6 @@
-// The client endpoint: HTTP upgrade, then one WsSessionImpl per connection.
+// The client endpoint: HTTP upgrade, then one WsSessionImpl per connection;
+// with tls.client, a TLS handshake first (ws:// and wss:// share the code,
+// templated on the stream below the WebSocket).
 //
 // Each connection runs on its own strand (the socket's executor); every
 // handler holds shared_from_this(). One async_write at a time; later frames
@@ -10,14 +12,18 @@
 #include <algorithm>
 #include <array>
 #include <deque>
+#include <optional>
 #include <set>
+#include <type_traits>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -38,6 +44,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace websocket = beast::websocket;
 using tcp = net::ip::tcp;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 using proto::MessageKind;
 using proto::PresenceState;
 
@@ -62,9 +69,11 @@ bool is_shutdown_error(const beast::error_code& ec) {
          ec == beast::error::timeout || ec == net::error::broken_pipe;
 }
 
-class WsSessionImpl final : public WsSession, public std::enable_shared_from_this<WsSessionImpl> {
+// Stream: beast::tcp_stream (ws://) or TlsStream (wss://, handshake done).
+template <class Stream>
+class WsSessionImpl final : public WsSession, public std::enable_shared_from_this<WsSessionImpl<Stream>> {
  public:
-  WsSessionImpl(ServerContext& ctx, beast::tcp_stream&& stream, ConnectionSlot slot)
+  WsSessionImpl(ServerContext& ctx, Stream&& stream, ConnectionSlot slot)
       : ctx_(ctx), slot_(std::move(slot)), ws_(std::move(stream)), hello_timer_(ws_.get_executor()) {
     session_id_ = random_hex(8);
   }
@@ -80,23 +89,23 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     }));
     {
       std::lock_guard lock(ctx_.connections_mu);
-      ctx_.connections[this] = weak_from_this();
+      ctx_.connections[this] = this->weak_from_this();
     }
-    ws_.async_accept(req, beast::bind_front_handler(&WsSessionImpl::on_accept, shared_from_this()));
+    ws_.async_accept(req, beast::bind_front_handler(&WsSessionImpl::on_accept, this->shared_from_this()));
   }
 
   // ---- WsSession (any thread) ----
   void post_frame(std::shared_ptr<const std::string> frame) override {
-    net::post(ws_.get_executor(), [self = shared_from_this(), f = std::move(frame)]() mutable {
+    net::post(ws_.get_executor(), [self = this->shared_from_this(), f = std::move(frame)]() mutable {
       if (self->signed_in_) self->enqueue(std::move(f));
     });
   }
   void post_stored(std::shared_ptr<const Delivery> d) override {
     net::post(ws_.get_executor(),
-              [self = shared_from_this(), d = std::move(d)] { self->on_stored(*d); });
+              [self = this->shared_from_this(), d = std::move(d)] { self->on_stored(*d); });
   }
   void post_close(std::uint16_t code, std::string reason) override {
-    net::post(ws_.get_executor(), [self = shared_from_this(), code, r = std::move(reason)] {
+    net::post(ws_.get_executor(), [self = this->shared_from_this(), code, r = std::move(reason)] {
       self->close(code, r);
     });
   }
@@ -106,7 +115,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   void on_accept(beast::error_code ec) {
     if (ec) return fail(ec, "accept");
     hello_timer_.expires_after(std::chrono::milliseconds(ctx_.config.signin_timeout_ms));
-    hello_timer_.async_wait([self = shared_from_this()](beast::error_code tec) {
+    hello_timer_.async_wait([self = this->shared_from_this()](beast::error_code tec) {
       if (tec || self->signed_in_ || self->signing_in_) return;
       self->refuse_signin(kCloseSigninTimeout, "no hello within the sign-in timeout");
     });
@@ -114,7 +123,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   }
 
   void do_read() {
-    ws_.async_read(buffer_, beast::bind_front_handler(&WsSessionImpl::on_read, shared_from_this()));
+    ws_.async_read(buffer_, beast::bind_front_handler(&WsSessionImpl::on_read, this->shared_from_this()));
   }
 
   void on_read(beast::error_code ec, std::size_t) {
@@ -181,7 +190,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     writing_ = true;
     ws_.text(true);
     ws_.async_write(net::buffer(*queue_.front()),
-                    beast::bind_front_handler(&WsSessionImpl::on_write, shared_from_this()));
+                    beast::bind_front_handler(&WsSessionImpl::on_write, this->shared_from_this()));
   }
 
   void on_write(beast::error_code ec, std::size_t) {
@@ -202,7 +211,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
 
   void do_close() {
     close_sent_ = true;
-    ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code ec) {
+    ws_.async_close(close_reason_, [self = this->shared_from_this()](beast::error_code ec) {
       if (ec) self->fail(ec, "close");
     });
   }
@@ -254,7 +263,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     capable_ = client_.supports_offline_messages();
     SessionInfo info{session_id_, client_, ctx_.clock->now_ms()};
     signin_seq_ = ctx_.store->last_seq();
-    auto added = ctx_.registry.add_session(user_, shared_from_this(), std::move(info),
+    auto added = ctx_.registry.add_session(user_, this->shared_from_this(), std::move(info),
                                            ctx_.config.max_sessions_per_user);
     if (!added) {
       ctx_.metrics.signin_failures_total.fetch_add(1, std::memory_order_relaxed);
@@ -273,7 +282,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     if (added->first)
       ctx_.router->presence_changed(user_, {PresenceState::kOffline, added->state, 0});
     // The sign-in notification needs a mailbox scan: off the I/O thread.
-    ctx_.run_blocking([self = shared_from_this(), rid = hello.rid]() mutable {
+    ctx_.run_blocking([self = this->shared_from_this(), rid = hello.rid]() mutable {
       auto summary = self->ctx_.store->summary(self->user_);
       net::post(self->ws_.get_executor(), [self, rid = std::move(rid), s = std::move(summary)]() mutable {
         self->on_summary(std::move(rid), std::move(s));
@@ -329,7 +338,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
                                     ctx_.config.max_subscriptions));
     }
     for (const auto& u : f.users)
-      if (ctx_.registry.subscribe(u, shared_from_this())) subscriptions_.push_back(u);
+      if (ctx_.registry.subscribe(u, this->shared_from_this())) subscriptions_.push_back(u);
     enqueue(share(proto::encode(proto::ServerFrame{proto::Ok{f.rid}})));
     for (const auto& u : f.users) {
       auto state = PresenceRegistry::visible(ctx_.registry.state_of(u));
@@ -338,7 +347,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   }
 
   void on_frame(proto::Send& f) {
-    ctx_.router->send(shared_from_this(), user_, capable_, std::move(f));
+    ctx_.router->send(this->shared_from_this(), user_, capable_, std::move(f));
   }
 
   void on_frame(proto::Ack& f) {
@@ -346,7 +355,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     ctx_.metrics.acked_total.fetch_add(f.ids.size(), std::memory_order_relaxed);
     ++pending_ack_writes_;
     ctx_.store->ack(user_, std::move(f.ids),
-                    [self = shared_from_this(), rid = std::move(f.rid)](Result<std::uint64_t> r) mutable {
+                    [self = this->shared_from_this(), rid = std::move(f.rid)](Result<std::uint64_t> r) mutable {
                       net::post(self->ws_.get_executor(), [self, rid = std::move(rid), r = std::move(r)] {
                         self->on_ack_written(rid, r);
                       });
@@ -401,7 +410,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     const std::size_t limit = std::min(kPageMessages, window - in_flight_.size());
     reading_ = true;
     dirty_ = false;
-    ctx_.run_blocking([self = shared_from_this(), after = cursor_, limit] {
+    ctx_.run_blocking([self = this->shared_from_this(), after = cursor_, limit] {
       auto page = self->ctx_.store->read(self->user_, after, limit);
       net::post(self->ws_.get_executor(), [self, limit, p = std::move(page)]() mutable {
         self->on_page(std::move(p), limit);
@@ -447,7 +456,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
 
   ServerContext& ctx_;
   ConnectionSlot slot_;  // released (counts given back) when the session ends
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<Stream> ws_;
   beast::flat_buffer buffer_;
   net::steady_timer hello_timer_;
   std::string session_id_;
@@ -481,38 +490,64 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   std::size_t pending_ack_writes_ = 0;
 };
 
-// Reads the first HTTP request (with a deadline). The WebSocket upgrade at
+// Over TLS, first completes the TLS handshake (within
+// limits.handshake_timeout_seconds). Then reads the first HTTP request (with a
+// deadline). The WebSocket upgrade at
 // /v1/ws goes to a WsSessionImpl; any other request is answered by
 // handle_web_request (the browser client, dev tokens, 404) and the
 // connection is closed (no idle keep-alive connections to wait for at
 // shutdown).
-class UpgradeReader : public std::enable_shared_from_this<UpgradeReader> {
+template <class Stream>
+class UpgradeReader : public std::enable_shared_from_this<UpgradeReader<Stream>> {
  public:
-  UpgradeReader(ServerContext& ctx, tcp::socket&& socket, ConnectionSlot slot)
-      : ctx_(ctx), slot_(std::move(slot)), stream_(std::move(socket)) {
+  UpgradeReader(ServerContext& ctx, Stream&& stream, ConnectionSlot slot)
+      : ctx_(ctx), slot_(std::move(slot)), stream_(std::move(stream)) {
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = tcp_layer().socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 
   void run() {
-    parser_.emplace();
-    parser_->header_limit(kMaxHttpHeaderBytes);
-    parser_->body_limit(kMaxClientHttpBodyBytes);
-    stream_.expires_after(std::chrono::seconds(ctx_.config.handshake_timeout_seconds));
-    http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&UpgradeReader::on_read, shared_from_this()));
+    tcp_layer().expires_after(std::chrono::seconds(ctx_.config.handshake_timeout_seconds));
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      stream_.async_handshake(net::ssl::stream_base::server,
+                              beast::bind_front_handler(&UpgradeReader::on_handshake, this->shared_from_this()));
+    } else {
+      read_request();
+    }
   }
 
  private:
+  beast::tcp_stream& tcp_layer() { return beast::get_lowest_layer(stream_); }
+
+  void on_handshake(beast::error_code ec) {
+    if (ec) {
+      // Plain HTTP to the TLS port, a stalled client (deadline), a bad
+      // certificate chain on the client's side: nothing to answer.
+      logger_for(LogComponent::kSession).debug("client connection {}: TLS handshake: {}", remote_, ec.message());
+      return done();
+    }
+    read_request();
+  }
+
+  // Within the deadline set in run(): the TLS handshake and the request
+  // share limits.handshake_timeout_seconds.
+  void read_request() {
+    parser_.emplace();
+    parser_->header_limit(kMaxHttpHeaderBytes);
+    parser_->body_limit(kMaxClientHttpBodyBytes);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&UpgradeReader::on_read, this->shared_from_this()));
+  }
+
   void on_read(beast::error_code ec, std::size_t) {
     if (ec == http::error::body_limit) return write(web_body_too_large(), 11, false);
     if (ec) return done();
     auto req = parser_->release();
     if (websocket::is_upgrade(req) && req.target() == "/v1/ws") {
       if (!origin_allowed(req)) return write(web_forbidden_origin(req[http::field::origin]), req.version(), false);
-      stream_.expires_never();
-      auto session = std::make_shared<WsSessionImpl>(ctx_, std::move(stream_), std::move(slot_));
+      tcp_layer().expires_never();
+      auto session = std::make_shared<WsSessionImpl<Stream>>(ctx_, std::move(stream_), std::move(slot_));
       session->start(std::move(req));
       return;
     }
@@ -538,8 +573,8 @@ class UpgradeReader : public std::enable_shared_from_this<UpgradeReader> {
       res->body() = std::string(wr.payload());
       res->prepare_payload();
     }
-    stream_.expires_after(std::chrono::seconds(ctx_.config.handshake_timeout_seconds));
-    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+    tcp_layer().expires_after(std::chrono::seconds(ctx_.config.handshake_timeout_seconds));
+    http::async_write(stream_, *res, [self = this->shared_from_this(), res](beast::error_code ec, std::size_t) {
       if (ec) return self->done();
       self->linger();
     });
@@ -550,12 +585,13 @@ class UpgradeReader : public std::enable_shared_from_this<UpgradeReader> {
   // unread data does not reset the connection before the answer is read.
   void linger() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(kLinger);
+    tcp_layer().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    tcp_layer().expires_after(kLinger);
     linger_more();
   }
   void linger_more() {
-    stream_.async_read_some(net::buffer(drain_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    // Raw bytes below TLS: nothing read here is looked at.
+    tcp_layer().async_read_some(net::buffer(drain_), [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return self->done();
       self->linger_more();
     });
@@ -564,7 +600,7 @@ class UpgradeReader : public std::enable_shared_from_this<UpgradeReader> {
   // The connection slot is given back when this object goes (right after).
   void done() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    tcp_layer().socket().shutdown(tcp::socket::shutdown_send, ignored);
   }
 
   // auth.allowed_origins: browsers send Origin on the upgrade; a page from
@@ -583,7 +619,7 @@ class UpgradeReader : public std::enable_shared_from_this<UpgradeReader> {
 
   ServerContext& ctx_;
   ConnectionSlot slot_;
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string remote_ = "?";
@@ -614,7 +650,14 @@ void serve_client_connection(ServerContext& ctx, tcp::socket socket) {
     socket.close(ignored);
     return;
   }
-  std::make_shared<UpgradeReader>(ctx, std::move(socket), std::move(slot))->run();
+  if (ctx.tls && ctx.config.client_tls()) {
+    std::make_shared<UpgradeReader<TlsStream>>(ctx, TlsStream(beast::tcp_stream(std::move(socket)), *ctx.tls),
+                                               std::move(slot))
+        ->run();
+  } else {
+    std::make_shared<UpgradeReader<beast::tcp_stream>>(ctx, beast::tcp_stream(std::move(socket)), std::move(slot))
+        ->run();
+  }
 }
 
 }  // namespace oms::server

@@ -13,6 +13,7 @@
 
 #include "tests/support/json_util.h"
 #include "tests/support/process.h"
+#include "tests/support/tls_client.h"
 #include "tests/support/tokens.h"
 #include "tests/support/wait.h"
 
@@ -47,7 +48,13 @@ std::string trim_right(std::string s) {
   return s;
 }
 
-std::optional<std::pair<int, int>> read_ports(const std::filesystem::path& file) {
+struct Ports {
+  int client = 0;
+  int admin = 0;
+  bool admin_tls = false;
+};
+
+std::optional<Ports> read_ports(const std::filesystem::path& file) {
   const std::string text = read_file(file);
   if (text.empty()) return std::nullopt;
   boost::system::error_code ec;
@@ -60,7 +67,8 @@ std::optional<std::pair<int, int>> read_ports(const std::filesystem::path& file)
   const int cp = static_cast<int>(c->to_number<std::int64_t>());
   const int ap = static_cast<int>(a->to_number<std::int64_t>());
   if (cp <= 0 || cp > 65535 || ap <= 0 || ap > 65535) return std::nullopt;
-  return std::make_pair(cp, ap);
+  const auto* tls = o.if_contains("admin_tls");
+  return Ports{cp, ap, tls != nullptr && tls->is_bool() && tls->get_bool()};
 }
 
 }  // namespace
@@ -135,7 +143,7 @@ void OmsdProcess::start() {
   client_port_ = admin_port_ = 0;
 
   std::optional<int> exited;
-  std::optional<std::pair<int, int>> ports;
+  std::optional<Ports> ports;
   const bool got_ports = wait_until(
       [&] {
         if ((exited = try_reap(pid_))) return true;
@@ -151,8 +159,9 @@ void OmsdProcess::start() {
     throw TestError("omsd did not write a valid " + ports_file.string() + " within " +
                     std::to_string(opts_.start_timeout.count()) + " ms; its output:\n" +
                     stderr_tail(40));
-  client_port_ = static_cast<std::uint16_t>(ports->first);
-  admin_port_ = static_cast<std::uint16_t>(ports->second);
+  client_port_ = static_cast<std::uint16_t>(ports->client);
+  admin_port_ = static_cast<std::uint16_t>(ports->admin);
+  admin_tls_ = ports->admin_tls;
 
   AdminClient probe(admin_port_, "", std::chrono::seconds(2));
   int last_status = 0;
@@ -161,7 +170,9 @@ void OmsdProcess::start() {
       [&] {
         if ((exited = try_reap(pid_))) return true;
         try {
-          last_status = probe.get("/readyz", Auth::none()).status;
+          // HTTPS admin listener (tls.admin): the probe checks no certificate.
+          last_status = admin_tls_ ? https_request(admin_port_, "GET", "/readyz", "", TlsTrust{}).status
+                                   : probe.get("/readyz", Auth::none()).status;
         } catch (const std::exception& e) {
           last_error = e.what();
           return false;
@@ -191,7 +202,9 @@ bool OmsdProcess::running() {
 
 std::string OmsdProcess::jwt_secret() const { return trim_right(read_file(data_dir_ / "jwt.secret")); }
 std::string OmsdProcess::admin_token() const { return trim_right(read_file(data_dir_ / "admin.token")); }
-std::string OmsdProcess::admin_url() const { return "http://127.0.0.1:" + std::to_string(admin_port_); }
+std::string OmsdProcess::admin_url() const {
+  return (admin_tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(admin_port_);
+}
 
 std::string OmsdProcess::token(std::string_view user, std::chrono::seconds ttl) const {
   return mint_token(jwt_secret(), user, ttl);

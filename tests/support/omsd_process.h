@@ -65,7 +65,8 @@ class OmsdProcess {
   // DATA_DIR/jwt.secret and DATA_DIR/admin.token, trailing whitespace trimmed.
   std::string jwt_secret() const;
   std::string admin_token() const;
-  std::string admin_url() const;  // http://127.0.0.1:PORT
+  std::string admin_url() const;  // http://127.0.0.1:PORT (https:// with tls.admin)
+  bool admin_tls() const { return admin_tls_; }  // from ports.json
 
   // A valid client token for `user`, signed with the server's secret.
   std::string token(std::string_view user, std::chrono::seconds ttl = std::chrono::hours(1)) const;
@@ -99,6 +100,7 @@ class OmsdProcess {
   pid_t pid_ = -1;
   std::uint16_t client_port_ = 0;
   std::uint16_t admin_port_ = 0;
+  bool admin_tls_ = false;
 };
 
 }  // namespace oms::test

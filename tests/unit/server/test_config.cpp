@@ -180,3 +180,35 @@ TEST_CASE("config: log.levels sets a level per component") {
     CHECK(c.status().message().find("log.levels") != std::string::npos);
   }
 }
+
+TEST_CASE("config: the tls keys, and no TLS by default") {
+  auto d = load({});
+  REQUIRE(d.is_ok());
+  CHECK_FALSE(d->tls_configured());
+  CHECK_FALSE(d->client_tls());
+  CHECK_FALSE(d->admin_tls());
+  CHECK(d->tls_min_version == "1.2");
+
+  ConfigFile both("[tls]\ncert_file = \"/x/cert.pem\"\nkey_file = \"/x/key.pem\"\n");
+  auto c = load({"--config", both.path.string()});
+  REQUIRE(c.is_ok());
+  CHECK(c->client_tls());
+  CHECK(c->admin_tls());
+
+  ConfigFile client_only(
+      "[tls]\ncert_file = \"/x/cert.pem\"\nkey_file = \"/x/key.pem\"\nadmin = false\nmin_version = \"1.3\"\n");
+  auto co = load({"--config", client_only.path.string()});
+  REQUIRE(co.is_ok());
+  CHECK(co->client_tls());
+  CHECK_FALSE(co->admin_tls());
+  CHECK(co->tls_min_version == "1.3");
+
+  for (const char* text : {"[tls]\ncert_file = \"/x/cert.pem\"\n", "[tls]\nkey_file = \"/x/key.pem\"\n",
+                           "[tls]\nmin_version = \"1.1\"\n", "[tls]\nclient = \"yes\"\n", "[tls]\ncert = \"/x\"\n"}) {
+    CAPTURE(text);
+    ConfigFile f(text);
+    auto r = load({"--config", f.path.string()});
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().message().find("tls.") != std::string::npos);
+  }
+}
