@@ -20,16 +20,18 @@ constexpr std::string_view kDevTokenPath = "/v1/dev/token";
 constexpr std::string_view kNotFoundBody =
     R"({"error":{"code":"not_found","message":"the client endpoint is ws://HOST:PORT/v1/ws; the browser client is at /"}})";
 
-WebResponse error_response(int status, std::string_view code, std::string_view message) {
+// A generated JSON answer; never cached (tokens, errors).
+WebResponse json_response(int status, const json::value& v) {
   WebResponse r;
   r.status = status;
   r.content_type = std::string(kJson);
-  json::object err;
-  err["code"] = code;
-  err["message"] = message;
-  r.body = json::serialize(json::object{{"error", std::move(err)}});
+  r.body = json::serialize(v);
   r.headers.emplace_back("Cache-Control", "no-store");
   return r;
+}
+
+WebResponse error_response(int status, std::string_view code, std::string_view message) {
+  return json_response(status, json::object{{"error", json::object{{"code", code}, {"message", message}}}});
 }
 
 WebResponse not_found() {
@@ -112,25 +114,15 @@ WebResponse mint_dev_token(const ServerContext& ctx, const WebRequest& req) {
   if (!ctx.config.audience.empty()) claims.aud = ctx.config.audience;
   spdlog::info("dev token issued for {} to {}", claims.sub, req.remote);
 
-  WebResponse r;
-  r.status = 200;
-  r.content_type = std::string(kJson);
-  r.body = json::serialize(json::object{{"token", sign_jwt(claims, ctx.jwt_secret)},
-                                        {"user", claims.sub},
-                                        {"exp", claims.exp}});
-  r.headers.emplace_back("Cache-Control", "no-store");
-  return r;
+  return json_response(200, json::object{{"token", sign_jwt(claims, ctx.jwt_secret)},
+                                         {"user", claims.sub},
+                                         {"exp", claims.exp}});
 }
 
 // GET: lets the page know, without minting anything, that it can sign in by
 // user id (a 404 says dev tokens are off).
 WebResponse dev_tokens_on() {
-  WebResponse r;
-  r.status = 200;
-  r.content_type = std::string(kJson);
-  r.body = json::serialize(json::object{{"dev_tokens", true}, {"ttl_seconds", kDevTokenTtlSeconds}});
-  r.headers.emplace_back("Cache-Control", "no-store");
-  return r;
+  return json_response(200, json::object{{"dev_tokens", true}, {"ttl_seconds", kDevTokenTtlSeconds}});
 }
 
 WebResponse route(const ServerContext& ctx, const WebRequest& req) {
@@ -149,25 +141,26 @@ WebResponse route(const ServerContext& ctx, const WebRequest& req) {
 
 }  // namespace
 
-WebResponse handle_web_request(const ServerContext& ctx, const WebRequest& req) {
-  WebResponse r = route(ctx, req);
+// Every answer of the client listener's HTTP side goes through here or the
+// two builders below, which is where nosniff is set.
+static WebResponse with_nosniff(WebResponse r) {
   r.headers.emplace_back("X-Content-Type-Options", "nosniff");
   return r;
+}
+
+WebResponse handle_web_request(const ServerContext& ctx, const WebRequest& req) {
+  return with_nosniff(route(ctx, req));
 }
 
 WebResponse web_body_too_large() {
-  WebResponse r = error_response(413, "too_large", fmt::format("request bodies are limited to {} bytes",
-                                                               kMaxClientHttpBodyBytes));
-  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
-  return r;
+  return with_nosniff(error_response(
+      413, "too_large", fmt::format("request bodies are limited to {} bytes", kMaxClientHttpBodyBytes)));
 }
 
 WebResponse web_forbidden_origin(std::string_view origin) {
-  WebResponse r = error_response(403, "forbidden_origin",
-                                 fmt::format("origin '{}' is not in auth.allowed_origins",
-                                             proto::to_valid_utf8(origin.substr(0, 256))));
-  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
-  return r;
+  return with_nosniff(error_response(403, "forbidden_origin",
+                                    fmt::format("origin '{}' is not in auth.allowed_origins",
+                                                proto::to_valid_utf8(origin.substr(0, 256)))));
 }
 
 }  // namespace oms::server
