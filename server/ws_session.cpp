@@ -9,6 +9,10 @@
 // pool and post back here.
 #include "server/ws_session.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <array>
 #include <deque>
@@ -183,11 +187,35 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
       return;
     }
     queue_.push_back(std::move(frame));
-    if (!writing_) do_write();
+    schedule_write();
+  }
+
+  // Frames that handlers already waiting on this strand will queue (the
+  // replies of one store batch, a page of stored messages) leave together:
+  // the write starts from a handler posted behind them, and a burst of more
+  // than one frame is written with TCP_CORK set, so that it reaches the peer
+  // in as few segments (and wake-ups) as possible.
+  void schedule_write() {
+    if (writing_ || write_scheduled_) return;
+    write_scheduled_ = true;
+    net::post(ws_.get_executor(), [self = this->shared_from_this()] {
+      self->write_scheduled_ = false;
+      if (!self->writing_ && !self->queue_.empty()) self->do_write();
+    });
+  }
+
+  void set_cork(bool on) {
+    if (corked_ == on) return;
+    corked_ = on;
+    const int v = on ? 1 : 0;
+    // Best effort: without it the frames still go out, one segment each.
+    ::setsockopt(beast::get_lowest_layer(ws_).socket().native_handle(), IPPROTO_TCP, TCP_CORK, &v,
+                 sizeof v);
   }
 
   void do_write() {
     writing_ = true;
+    if (queue_.size() > 1) set_cork(true);
     ws_.text(true);
     ws_.async_write(net::buffer(*queue_.front()),
                     beast::bind_front_handler(&WsSessionImpl::on_write, this->shared_from_this()));
@@ -198,6 +226,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     if (ec) return fail(ec, "write");
     queue_.pop_front();
     if (!queue_.empty()) return do_write();
+    set_cork(false);  // sends what the burst left in the socket now
     if (close_requested_ && !close_sent_) do_close();
   }
 
@@ -474,6 +503,8 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   // send queue
   std::deque<std::shared_ptr<const std::string>> queue_;
   bool writing_ = false;
+  bool write_scheduled_ = false;
+  bool corked_ = false;
   bool close_requested_ = false;
   bool close_sent_ = false;
   websocket::close_reason close_reason_;

@@ -243,6 +243,9 @@ Status MailboxStore::Impl::open() {
   db_opts.max_total_wal_size = kMaxTotalWalBytes;
   db_opts.max_log_file_size = kMaxInfoLogBytes;
   db_opts.keep_log_file_num = kInfoLogsKept;
+  // One writer thread: nothing to gain from concurrent memtable inserts, and
+  // in-place updates (mailbox meta, below) need them off.
+  db_opts.allow_concurrent_memtable_write = false;
   if (opts_.env) db_opts.env = opts_.env.get();
 
   rocksdb::BlockBasedTableOptions table;
@@ -270,11 +273,19 @@ Status MailboxStore::Impl::open() {
   rocksdb::ColumnFamilyOptions dedup_opts = cf_opts;
   dedup_opts.memtable_whole_key_filtering = true;
   dedup_opts.memtable_prefix_bloom_size_ratio = kMemtableBloomRatio;
+  dedup_opts.memtable_insert_with_hint_prefix_extractor = std::make_shared<MailboxPrefix>();
+  // Mailbox meta: a few fixed-size records rewritten by every batch that
+  // touches their mailbox; updated in place in the memtable, it stays as
+  // small as the set of busy mailboxes instead of growing by one entry per
+  // batch and mailbox.
+  rocksdb::ColumnFamilyOptions meta_opts = cf_opts;
+  meta_opts.inplace_update_support = true;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const auto& n : names)
-    descriptors.emplace_back(n, n == keys::kCfMessages ? messages_opts
-                                : n == keys::kCfDedup  ? dedup_opts
-                                                       : cf_opts);
+    descriptors.emplace_back(n, n == keys::kCfMessages      ? messages_opts
+                                : n == keys::kCfDedup       ? dedup_opts
+                                : n == keys::kCfMailboxMeta ? meta_opts
+                                                            : cf_opts);
 
   rocksdb::Status s = rocksdb::DB::Open(db_opts, opts_.path, descriptors, &handles_, &db_);
   if (!s.ok()) return from_rocks(s, fmt::format("opening store '{}'", opts_.path));
