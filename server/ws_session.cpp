@@ -62,6 +62,9 @@ constexpr std::uint16_t kCloseSlowConsumer = 4008;
 // Stored messages read per page (also bounded by the window's free room).
 constexpr std::size_t kPageMessages = 256;
 constexpr std::size_t kMaxHttpHeaderBytes = 8192;
+// A burst of at least this many queued frames is written corked (two
+// setsockopt calls pay off from about three frames on).
+constexpr std::size_t kCorkFrames = 3;
 
 std::shared_ptr<const std::string> share(std::string s) {
   return std::make_shared<const std::string>(std::move(s));
@@ -215,7 +218,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
 
   void do_write() {
     writing_ = true;
-    if (queue_.size() > 1) set_cork(true);
+    if (queue_.size() >= kCorkFrames) set_cork(true);
     ws_.text(true);
     ws_.async_write(net::buffer(*queue_.front()),
                     beast::bind_front_handler(&WsSessionImpl::on_write, this->shared_from_this()));
@@ -382,13 +385,19 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   void on_frame(proto::Ack& f) {
     for (auto seq : f.ids) in_flight_.erase(seq);
     ctx_.metrics.acked_total.fetch_add(f.ids.size(), std::memory_order_relaxed);
-    ++pending_ack_writes_;
-    ctx_.store->ack(user_, std::move(f.ids),
+    if (drained_sent_ && std::holds_alternative<std::monostate>(f.rid)) {
+      // Nobody waits for this write's outcome: no reply is due and
+      // mailbox.drained went out already. No callback, no post back here.
+      ctx_.store->ack(user_, std::move(f.ids), nullptr);
+    } else {
+      ++pending_ack_writes_;
+      ctx_.store->ack(user_, std::move(f.ids),
                     [self = this->shared_from_this(), rid = std::move(f.rid)](Result<std::uint64_t> r) mutable {
                       net::post(self->ws_.get_executor(), [self, rid = std::move(rid), r = std::move(r)] {
                         self->on_ack_written(rid, r);
                       });
                     });
+    }
     if (capable_) maybe_read();
   }
 

@@ -4,10 +4,11 @@
 // Writer thread (the only thread that writes messages, meta, dedup entries
 // and last_seq):
 //   1. waits for requests, takes everything queued (up to the batch caps);
-//   2. applies them in order to one WriteBatchWithIndex, reading through it
-//      (GetFromBatchAndDB / base+delta iterators) so that each request sees
-//      the effects of the earlier ones of the same batch: quotas, dedup, acks
-//      and purges are exact;
+//   2. applies them in order to one WriteBatch; each request sees the effects
+//      of the earlier ones of the same batch through the batch's overlay (the
+//      message and dedup keys it wrote or deleted, and the staged mailbox
+//      meta), read before the database: quotas, dedup, acks and purges are
+//      exact;
 //   3. writes the batch once (sync per StoreOptions::sync);
 //   4. on success publishes the staged mailbox meta, counters and last_seq;
 //      on failure drops the staged meta (touched mailboxes reload from disk)
@@ -37,7 +38,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/utilities/table_properties_collectors.h>
-#include <rocksdb/utilities/write_batch_with_index.h>
+#include <rocksdb/write_batch.h>
 
 #include "storage/keys.h"
 #include "storage/mailbox_store.h"
@@ -168,7 +169,13 @@ class MailboxStore::Impl {
   };
   // The state of one batch on the writer thread.
   struct Batch {
-    rocksdb::WriteBatchWithIndex wb{rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true};
+    rocksdb::WriteBatch wb;
+    // The overlay: what this batch did to keys that later requests of the
+    // same batch must see before the database does. Message key -> body
+    // bytes when appended here, nullopt when deleted here; dedup key -> the
+    // value written here, empty when deleted here.
+    std::unordered_map<std::string, std::optional<std::uint64_t>> messages;
+    std::unordered_map<std::string, std::string> dedup;
     std::unordered_map<std::string, StagedMeta> touched;
     std::int64_t now_ms = 0;
     bool assigned_seq = false;
@@ -192,8 +199,6 @@ class MailboxStore::Impl {
   // when it could not be read (then b.failed is set).
   StagedMeta* staged_meta(Batch& b, const std::string& mailbox);
   void sweep_dedup(Batch& b);
-  rocksdb::Iterator* batch_iterator(Batch& b, rocksdb::ColumnFamilyHandle* cf,
-                                    rocksdb::ReadOptions& ro);
 
   rocksdb::DB* db_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
@@ -440,7 +445,7 @@ void MailboxStore::Impl::process(std::vector<Request>& requests) {
 
   Status write_status = b.failed;
   std::int64_t micros = 0;
-  const bool attempted = write_status.is_ok() && b.wb.GetWriteBatch()->Count() > 0;
+  const bool attempted = write_status.is_ok() && b.wb.Count() > 0;
   if (attempted) {
     if (!writable_.load()) db_->Resume().PermitUncheckedError();  // clear a background error
     const auto t0 = std::chrono::steady_clock::now();
@@ -448,7 +453,7 @@ void MailboxStore::Impl::process(std::vector<Request>& requests) {
     if (write_status.is_ok()) {
       rocksdb::WriteOptions wo;
       wo.sync = opts_.sync;
-      rocksdb::Status ws = db_->Write(wo, b.wb.GetWriteBatch());
+      rocksdb::Status ws = db_->Write(wo, &b.wb);
       if (!ws.ok()) write_status = from_rocks(ws, "writing a batch");
     }
     micros = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -521,11 +526,6 @@ MailboxStore::Impl::StagedMeta* MailboxStore::Impl::staged_meta(Batch& b,
   return &b.touched.emplace(mailbox, StagedMeta{meta, false}).first->second;
 }
 
-rocksdb::Iterator* MailboxStore::Impl::batch_iterator(Batch& b, rocksdb::ColumnFamilyHandle* cf,
-                                                      rocksdb::ReadOptions& ro) {
-  return b.wb.NewIteratorWithBase(cf, db_->NewIterator(ro, cf), &ro);
-}
-
 Outcome MailboxStore::Impl::apply(Batch& b, AppendOp& op) {
   const AppendRequest& req = op.req;
   if (!valid_mailbox(req.mailbox) || req.from.size() > keys::kMaxShortField ||
@@ -537,8 +537,13 @@ Outcome MailboxStore::Impl::apply(Batch& b, AppendOp& op) {
   if (!req.client_msg_id.empty()) {
     dedup_key = keys::dedup_key(req.from, req.client_msg_id);
     rocksdb::PinnableSlice found;
-    rocksdb::Status s =
-        b.wb.GetFromBatchAndDB(db_, rocksdb::ReadOptions(), cf_dedup_, dedup_key, &found);
+    rocksdb::Status s;
+    if (auto in_batch = b.dedup.find(dedup_key); in_batch != b.dedup.end()) {
+      if (in_batch->second.empty()) s = rocksdb::Status::NotFound();
+      else found.PinSelf(in_batch->second);
+    } else {
+      s = db_->Get(rocksdb::ReadOptions(), cf_dedup_, dedup_key, &found);
+    }
     if (s.ok()) {
       auto first = keys::decode_dedup_value(found.ToStringView());
       // A corrupt entry is treated as absent (and overwritten below).
@@ -571,16 +576,21 @@ Outcome MailboxStore::Impl::apply(Batch& b, AppendOp& op) {
 
   const std::uint64_t seq = ++last_assigned_;
   b.assigned_seq = true;
+  std::string key = keys::message_key(req.mailbox, seq);
   rocksdb::Status s = b.wb.Put(
-      cf_messages_, keys::message_key(req.mailbox, seq),
+      cf_messages_, key,
       keys::encode_message_value({req.kind, b.now_ms, req.from, req.reason, req.body}));
-  if (s.ok() && !dedup_key.empty())
-    s = b.wb.Put(cf_dedup_, dedup_key,
-                 keys::encode_dedup_value({seq, b.now_ms, req.mailbox, b.now_ms, req.dedup_payload}));
+  if (s.ok() && !dedup_key.empty()) {
+    std::string value =
+        keys::encode_dedup_value({seq, b.now_ms, req.mailbox, b.now_ms, req.dedup_payload});
+    s = b.wb.Put(cf_dedup_, dedup_key, value);
+    b.dedup.insert_or_assign(std::move(dedup_key), std::move(value));
+  }
   if (!s.ok()) {
     b.failed = from_rocks(s, "building the batch");
     return {};
   }
+  b.messages.insert_or_assign(std::move(key), req.body.size());
   staged->meta.count += 1;
   staged->meta.bytes += body;
   staged->dirty = true;
@@ -600,21 +610,28 @@ Outcome MailboxStore::Impl::apply(Batch& b, AckOp& op) {
   std::uint64_t removed = 0, removed_bytes = 0;
   rocksdb::ReadOptions ro;
   for (std::uint64_t seq : op.seqs) {
-    const std::string key = keys::message_key(op.mailbox, seq);
-    rocksdb::PinnableSlice found;
-    rocksdb::Status s = b.wb.GetFromBatchAndDB(db_, ro, cf_messages_, key, &found);
-    if (s.IsNotFound()) continue;  // another mailbox's id, or already gone
-    if (!s.ok()) {
-      b.failed = from_rocks(s, "reading a message to ack");
-      return {};
+    std::string key = keys::message_key(op.mailbox, seq);
+    std::uint64_t size = 0;
+    if (auto in_batch = b.messages.find(key); in_batch != b.messages.end()) {
+      if (!in_batch->second) continue;  // deleted earlier in this batch
+      size = *in_batch->second;
+    } else {
+      rocksdb::PinnableSlice found;
+      rocksdb::Status s = db_->Get(ro, cf_messages_, key, &found);
+      if (s.IsNotFound()) continue;  // another mailbox's id, or already gone
+      if (!s.ok()) {
+        b.failed = from_rocks(s, "reading a message to ack");
+        return {};
+      }
+      auto m = keys::decode_message_value(found.ToStringView());
+      size = m ? m->body.size() : 0;
     }
-    auto m = keys::decode_message_value(found.ToStringView());
-    const std::uint64_t size = m ? m->body.size() : 0;
-    s = b.wb.Delete(cf_messages_, key);
+    rocksdb::Status s = b.wb.Delete(cf_messages_, key);
     if (!s.ok()) {
       b.failed = from_rocks(s, "building the batch");
       return {};
     }
+    b.messages.insert_or_assign(std::move(key), std::nullopt);
     ++removed;
     removed_bytes += size;
   }
@@ -641,8 +658,9 @@ Outcome MailboxStore::Impl::apply(Batch& b, PurgeOp& op) {
   std::vector<std::string> doomed;
   std::uint64_t removed_bytes = 0;
   {
-    std::unique_ptr<rocksdb::Iterator> it(batch_iterator(b, cf_messages_, ro));
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_messages_));
     for (it->Seek(begin); it->Valid() && it->key().compare(upper) < 0; it->Next()) {
+      if (b.messages.count(it->key().ToString()) != 0) continue;  // deleted in this batch
       auto m = keys::decode_message_value(it->value().ToStringView());
       removed_bytes += m ? m->body.size() : 0;
       doomed.push_back(it->key().ToString());
@@ -652,12 +670,20 @@ Outcome MailboxStore::Impl::apply(Batch& b, PurgeOp& op) {
       return {};
     }
   }
-  for (const auto& key : doomed) {
+  // Appended earlier in this batch (not in the database yet).
+  for (const auto& [key, size] : b.messages) {
+    if (size && key >= begin && key < end) {
+      doomed.push_back(key);
+      removed_bytes += *size;
+    }
+  }
+  for (auto& key : doomed) {
     rocksdb::Status s = b.wb.Delete(cf_messages_, key);
     if (!s.ok()) {
       b.failed = from_rocks(s, "building the batch");
       return {};
     }
+    b.messages.insert_or_assign(key, std::nullopt);
   }
   StagedMeta* staged = staged_meta(b, op.mailbox);
   if (!staged) return {};
@@ -687,11 +713,13 @@ Outcome MailboxStore::Impl::apply(Batch& b, SweepOp&) {
     std::vector<Doomed> doomed;
     rocksdb::ReadOptions ro;
     {
-      std::unique_ptr<rocksdb::Iterator> it(batch_iterator(b, cf_messages_, ro));
+      // Messages appended in this batch are new (never expired); those
+      // deleted in it are gone.
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_messages_));
       it->SeekToFirst();
       while (it->Valid()) {
         auto key = keys::decode_message_key(it->key().ToStringView());
-        if (!key) {  // not ours; keep going
+        if (!key || b.messages.count(it->key().ToString()) != 0) {  // not ours, or deleted here
           it->Next();
           continue;
         }
@@ -721,6 +749,7 @@ Outcome MailboxStore::Impl::apply(Batch& b, SweepOp&) {
           b.failed = from_rocks(s, "building the batch");
           return {};
         }
+        b.messages.insert_or_assign(key, std::nullopt);
       }
       StagedMeta* staged = staged_meta(b, d.mailbox);
       if (!staged) return {};
@@ -741,8 +770,10 @@ void MailboxStore::Impl::sweep_dedup(Batch& b) {
   std::vector<std::string> doomed;
   rocksdb::ReadOptions ro;
   {
-    std::unique_ptr<rocksdb::Iterator> it(batch_iterator(b, cf_dedup_, ro));
+    // Entries written (or deleted) in this batch are not expired.
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_dedup_));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (b.dedup.count(it->key().ToString()) != 0) continue;
       auto d = keys::decode_dedup_value(it->value().ToStringView());
       if (!d || b.now_ms - d->created_ms >= opts_.dedup_window_ms)
         doomed.push_back(it->key().ToString());
@@ -758,6 +789,7 @@ void MailboxStore::Impl::sweep_dedup(Batch& b) {
       b.failed = from_rocks(s, "building the batch");
       return;
     }
+    b.dedup.insert_or_assign(key, std::string());
   }
 }
 

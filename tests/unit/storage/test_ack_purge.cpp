@@ -100,4 +100,89 @@ TEST_CASE("purge and ack queued together see each other's effects") {
   CHECK(store->counters().total_messages == 0);
 }
 
+
+// Requests queued while the writer is held all land in one batch, where each
+// must see what the earlier ones did before any of it is written: an append
+// acked, a dedup entry hit, a purge taking messages appended just before it.
+TEST_CASE("one batch: each request sees the effects of the earlier ones of the batch") {
+  TempDir dir("one-batch");
+  StoreOptions o = options_in(dir);
+  std::promise<void> entered, release;
+  auto release_f = release.get_future().share();
+  std::atomic<int> writes{0};
+  o.inject_write_error = [&]() -> Status {
+    if (writes.fetch_add(1) == 0) {
+      entered.set_value();
+      release_f.wait();
+    }
+    return Status::ok();
+  };
+  auto store = open_store(o);
+  const std::uint64_t base = store->last_seq();
+
+  std::promise<Result<AppendResult>> blocker;
+  auto blocker_f = blocker.get_future();
+  store->append(message("zed", "alice", "hold"), [&](Result<AppendResult> r) { blocker.set_value(r); });
+  entered.get_future().wait();  // the writer is inside batch 1; what follows queues up
+
+  std::vector<std::promise<Result<AppendResult>>> appended(4);
+  std::vector<std::promise<Result<std::uint64_t>>> counted(3);
+  auto with_id = [](AppendRequest r, std::string id) {
+    r.client_msg_id = std::move(id);
+    return r;
+  };
+  auto put = [&](int i, AppendRequest r) {
+    store->append(std::move(r), [&, i](Result<AppendResult> res) { appended[i].set_value(res); });
+  };
+  auto count = [&](int i) { return [&, i](Result<std::uint64_t> r) { counted[i].set_value(r); }; };
+  put(0, with_id(message("bob", "alice", "one"), "c1"));  // base+2
+  put(1, with_id(message("bob", "alice", "one again"), "c1"));  // duplicate of base+2
+  store->ack("bob", {base + 2, base + 2}, count(0));            // 1: the repeat is gone already
+  put(2, message("bob", "alice", "two"));                     // base+3
+  store->purge("bob", count(1));                              // 1: base+3 only
+  put(3, message("bob", "alice", "three!"));                  // base+4
+  store->ack("bob", {base + 3}, count(2));                    // 0: purged above
+  release.set_value();
+
+  auto blocked = blocker_f.get();
+  REQUIRE(blocked.is_ok());
+  CHECK(blocked->seq == base + 1);
+  std::vector<Result<AppendResult>> a;
+  for (auto& p : appended) {
+    auto f = p.get_future();
+    a.push_back(wait_result(f));
+  }
+  std::vector<Result<std::uint64_t>> c;
+  for (auto& p : counted) {
+    auto f = p.get_future();
+    c.push_back(wait_result(f));
+  }
+  CHECK(writes.load() == 2);  // everything after the blocker was one batch
+  REQUIRE(a[0].is_ok());
+  CHECK(a[0]->seq == base + 2);
+  CHECK_FALSE(a[0]->duplicate);
+  REQUIRE(a[1].is_ok());
+  CHECK(a[1]->duplicate);
+  CHECK(a[1]->seq == base + 2);
+  REQUIRE(a[2].is_ok());
+  CHECK(a[2]->seq == base + 3);
+  REQUIRE(a[3].is_ok());
+  CHECK(a[3]->seq == base + 4);
+  CHECK(*c[0] == 1);
+  CHECK(*c[1] == 1);
+  CHECK(*c[2] == 0);
+
+  auto left = read_all(*store, "bob");
+  REQUIRE(left.size() == 1);
+  CHECK(left[0].seq == base + 4);
+  CHECK(store->stats("bob").count == 1);
+  CHECK(store->stats("bob").bytes == 6);
+  CHECK(store->counters().total_messages == 2);  // zed's and bob's last
+  // The dedup entry written in the batch is durable like the rest.
+  auto again = append_wait(*store, with_id(message("bob", "alice", "x"), "c1"));
+  REQUIRE(again.is_ok());
+  CHECK(again->duplicate);
+  CHECK(again->seq == base + 2);
+}
+
 }  // TEST_SUITE
