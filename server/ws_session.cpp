@@ -9,9 +9,6 @@
 // pool and post back here.
 #include "server/ws_session.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
@@ -34,6 +31,7 @@
 #include "common/ids.h"
 #include "common/json_codec.h"
 #include "common/jwt.h"
+#include "server/coalescing_stream.h"
 #include "server/context.h"
 #include "server/endpoints.h"
 #include "server/log.h"
@@ -62,9 +60,6 @@ constexpr std::uint16_t kCloseSlowConsumer = 4008;
 // Stored messages read per page (also bounded by the window's free room).
 constexpr std::size_t kPageMessages = 256;
 constexpr std::size_t kMaxHttpHeaderBytes = 8192;
-// A burst of at least this many queued frames is written corked (two
-// setsockopt calls pay off from about three frames on).
-constexpr std::size_t kCorkFrames = 3;
 
 std::shared_ptr<const std::string> share(std::string s) {
   return std::make_shared<const std::string>(std::move(s));
@@ -195,9 +190,9 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
 
   // Frames that handlers already waiting on this strand will queue (the
   // replies of one store batch, a page of stored messages) leave together:
-  // the write starts from a handler posted behind them, and a burst of more
-  // than one frame is written with TCP_CORK set, so that it reaches the peer
-  // in as few segments (and wake-ups) as possible.
+  // the write starts from a handler posted behind them, and every frame of a
+  // burst but the last is buffered by the CoalescingStream below the
+  // WebSocket, so the burst reaches the peer in one write (and one wake-up).
   void schedule_write() {
     if (writing_ || write_scheduled_) return;
     write_scheduled_ = true;
@@ -207,18 +202,9 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     });
   }
 
-  void set_cork(bool on) {
-    if (corked_ == on) return;
-    corked_ = on;
-    const int v = on ? 1 : 0;
-    // Best effort: without it the frames still go out, one segment each.
-    ::setsockopt(beast::get_lowest_layer(ws_).socket().native_handle(), IPPROTO_TCP, TCP_CORK, &v,
-                 sizeof v);
-  }
-
   void do_write() {
     writing_ = true;
-    if (queue_.size() >= kCorkFrames) set_cork(true);
+    ws_.next_layer().set_corked(queue_.size() > 1);
     ws_.text(true);
     ws_.async_write(net::buffer(*queue_.front()),
                     beast::bind_front_handler(&WsSessionImpl::on_write, this->shared_from_this()));
@@ -229,7 +215,10 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     if (ec) return fail(ec, "write");
     queue_.pop_front();
     if (!queue_.empty()) return do_write();
-    set_cork(false);  // sends what the burst left in the socket now
+    // Normally the last frame of a burst went out uncorked already; after
+    // the slow-consumer cut it may not have: what follows (the close frame,
+    // a pong) must carry the buffered bytes out.
+    ws_.next_layer().set_corked(false);
     if (close_requested_ && !close_sent_) do_close();
   }
 
@@ -494,7 +483,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
 
   ServerContext& ctx_;
   ConnectionSlot slot_;  // released (counts given back) when the session ends
-  websocket::stream<Stream> ws_;
+  websocket::stream<CoalescingStream<Stream>> ws_;
   beast::flat_buffer buffer_;
   net::steady_timer hello_timer_;
   std::string session_id_;
