@@ -1,4 +1,5 @@
 // omsd: the offline-message store-and-forward server.
+#include <csignal>
 #include <cstdio>
 
 #include <spdlog/spdlog.h>
@@ -8,6 +9,10 @@
 #include "server/server.h"
 
 int main(int argc, char** argv) {
+  // A write to a closed pipe (stderr piped into a logger that went away)
+  // must come back as EPIPE, not kill the server. Sockets send with
+  // MSG_NOSIGNAL already.
+  std::signal(SIGPIPE, SIG_IGN);
   bool help = false;
   auto cfg = oms::server::load_config(argc, argv, help);
   if (help) {

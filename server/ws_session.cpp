@@ -4,7 +4,7 @@
 //
 // Each connection runs on its own strand (the socket's executor); every
 // handler holds shared_from_this(). One async_write at a time; later frames
-// wait in a bounded deque. Stored messages are pushed in sequence order,
+// wait in a bounded queue. Stored messages are pushed in sequence order,
 // within a window of unacked messages; RocksDB reads run on the blocking
 // pool and post back here.
 #include "server/ws_session.h"
@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <array>
-#include <deque>
 #include <optional>
 #include <set>
 #include <type_traits>
@@ -70,6 +69,39 @@ bool is_shutdown_error(const beast::error_code& ec) {
          ec == net::error::eof || ec == net::error::connection_reset ||
          ec == beast::error::timeout || ec == net::error::broken_pipe;
 }
+
+// The send queue: a vector used as a FIFO (std::deque would allocate a
+// 512-byte block for every connection, idle or not). The consumed head is
+// dropped once it is half of the vector, so a queue that never empties does
+// not grow without end.
+class FrameQueue {
+ public:
+  using Frame = std::shared_ptr<const std::string>;
+  bool empty() const { return head_ == frames_.size(); }
+  std::size_t size() const { return frames_.size() - head_; }
+  const Frame& front() const { return frames_[head_]; }
+  void push_back(Frame f) { frames_.push_back(std::move(f)); }
+  void pop_front() {
+    frames_[head_++].reset();
+    if (head_ == frames_.size()) {
+      clear();
+    } else if (head_ >= kCompactAt && head_ * 2 >= frames_.size()) {
+      frames_.erase(frames_.begin(), frames_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+  }
+  void clear() {
+    frames_.clear();
+    head_ = 0;
+  }
+  // Drops everything but the front (the frame being written).
+  void keep_front_only() { frames_.resize(head_ + 1); }
+
+ private:
+  static constexpr std::size_t kCompactAt = 64;
+  std::vector<Frame> frames_;
+  std::size_t head_ = 0;
+};
 
 // Stream: beast::tcp_stream (ws://) or TlsStream (wss://, handshake done).
 template <class Stream>
@@ -137,8 +169,12 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
       // flat_buffer is contiguous: decode in place, no copy.
       const auto data = buffer_.data();
       const std::string_view text(static_cast<const char*>(data.data()), data.size());
+      const bool was_signed_in = signed_in_;
       if (!close_requested_) handle_text(text);
       buffer_.consume(buffer_.size());
+      // The hello (with its token) is the largest frame an idle session
+      // reads: give its room back. Busy sessions keep theirs.
+      if (!was_signed_in) buffer_.shrink_to_fit();
     }
     do_read();  // keep reading until the close handshake completes
   }
@@ -179,7 +215,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
       logger_for(LogComponent::kSession)
           .info("session {} ({}): send queue full, closing slow consumer", session_id_, user_);
       // Keep only the frame being written; the messages stay in the mailbox.
-      if (writing_) queue_.erase(queue_.begin() + 1, queue_.end());
+      if (writing_) queue_.keep_front_only();
       else queue_.clear();
       close(kCloseSlowConsumer, "slow consumer");
       return;
@@ -302,16 +338,23 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     ctx_.metrics.sessions_open.fetch_add(1, std::memory_order_relaxed);
     if (added->first)
       ctx_.router->presence_changed(user_, {PresenceState::kOffline, added->state, 0});
-    // The sign-in notification needs a mailbox scan: off the I/O thread.
-    ctx_.run_blocking([self = this->shared_from_this(), rid = hello.rid]() mutable {
-      auto summary = self->ctx_.store->summary(self->user_);
-      net::post(self->ws_.get_executor(), [self, rid = std::move(rid), s = std::move(summary)]() mutable {
-        self->on_summary(std::move(rid), std::move(s));
+    // The sign-in notification needs a mailbox scan: off the I/O thread. A
+    // capable client's first page of delivery comes from the same scan.
+    const std::size_t limit = capable_ ? first_page_limit() : 0;
+    ctx_.run_blocking([self = this->shared_from_this(), rid = hello.rid, limit]() mutable {
+      std::vector<storage::StoredMessage> page;
+      auto summary = self->ctx_.store->summary(self->user_, 0, false, limit ? &page : nullptr, limit);
+      net::post(self->ws_.get_executor(), [self, rid = std::move(rid), s = std::move(summary),
+                                           page = std::move(page), limit]() mutable {
+        self->on_summary(std::move(rid), std::move(s), std::move(page), limit);
       });
     });
   }
 
-  void on_summary(proto::Rid rid, Result<storage::MailboxSummary> summary) {
+  std::size_t first_page_limit() const { return std::min(kPageMessages, ctx_.config.window); }
+
+  void on_summary(proto::Rid rid, Result<storage::MailboxSummary> summary,
+                  std::vector<storage::StoredMessage> page, std::size_t limit) {
     if (finished_ || close_requested_) return;
     if (!summary) {
       logger_for(LogComponent::kSession).error("session {} ({}): mailbox summary failed: {}", session_id_, user_,
@@ -334,7 +377,12 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     signed_in_ = true;
     ctx_.metrics.signins_total.fetch_add(1, std::memory_order_relaxed);
     enqueue(share(proto::encode(proto::ServerFrame{std::move(w)})));
-    if (capable_) maybe_read();
+    if (!capable_) return;
+    // What was stored after the scan reached this session before it was
+    // signed in and was dropped: one more read after this page catches it.
+    reading_ = true;
+    dirty_ = true;
+    on_page(std::move(page), limit);
   }
 
   void on_frame(proto::Hello& f) { send_error(f.rid, "bad_request", "already signed in"); }
@@ -499,7 +547,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   std::vector<std::string> subscriptions_;
 
   // send queue
-  std::deque<std::shared_ptr<const std::string>> queue_;
+  FrameQueue queue_;
   bool writing_ = false;
   bool write_scheduled_ = false;
   bool corked_ = false;

@@ -159,8 +159,13 @@ class MailboxStore {
   Result<std::vector<StoredMessage>> read(std::string_view mailbox, std::uint64_t after_seq,
                                           std::size_t limit) const;
   // Summary of messages with seq > after_seq (optionally missed ones only).
+  // With `first_page`, the same scan also yields the first `page_limit`
+  // counted messages there, as read(mailbox, after_seq, page_limit) would
+  // (sign-in: the notification and the first page of delivery in one pass).
   Result<MailboxSummary> summary(std::string_view mailbox, std::uint64_t after_seq = 0,
-                                 bool missed_only = false) const;
+                                 bool missed_only = false,
+                                 std::vector<StoredMessage>* first_page = nullptr,
+                                 std::size_t page_limit = 0) const;
   MailboxStats stats(std::string_view mailbox) const;
   // Highest sequence number handed out so far.
   std::uint64_t last_seq() const;

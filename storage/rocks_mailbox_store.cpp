@@ -121,6 +121,17 @@ std::size_t body_bytes(const Request& r) {
   return 0;
 }
 
+StoredMessage stored_message(std::uint64_t seq, const keys::MessageView& m) {
+  StoredMessage sm;
+  sm.seq = seq;
+  sm.from = std::string(m.from);
+  sm.sent_at_ms = m.sent_at_ms;
+  sm.kind = m.kind;
+  sm.reason = std::string(m.reason);
+  sm.body = std::string(m.body);
+  return sm;
+}
+
 bool valid_mailbox(std::string_view mailbox) {
   return !mailbox.empty() && mailbox.size() <= keys::kMaxShortField;
 }
@@ -148,7 +159,8 @@ class MailboxStore::Impl {
   Result<std::vector<StoredMessage>> read(std::string_view mailbox, std::uint64_t after_seq,
                                           std::size_t limit) const;
   Result<MailboxSummary> summary(std::string_view mailbox, std::uint64_t after_seq,
-                                 bool missed_only) const;
+                                 bool missed_only, std::vector<StoredMessage>* first_page,
+                                 std::size_t page_limit) const;
   MailboxStats stats(std::string_view mailbox) const;
   Status checkpoint(const std::string& dir) const;
 
@@ -815,23 +827,18 @@ Result<std::vector<StoredMessage>> MailboxStore::Impl::read(std::string_view mai
     if (!key || !m)
       return Status::io_error(fmt::format("corrupt message record in mailbox '{}'", mailbox));
     if (expired(m->sent_at_ms, now)) continue;
-    StoredMessage sm;
-    sm.seq = key->seq;
-    sm.from = std::string(m->from);
-    sm.sent_at_ms = m->sent_at_ms;
-    sm.kind = m->kind;
-    sm.reason = std::string(m->reason);
-    sm.body = std::string(m->body);
-    out.push_back(std::move(sm));
+    out.push_back(stored_message(key->seq, *m));
   }
   if (!it->status().ok()) return from_rocks(it->status(), "reading a mailbox");
   return out;
 }
 
 Result<MailboxSummary> MailboxStore::Impl::summary(std::string_view mailbox,
-                                                   std::uint64_t after_seq,
-                                                   bool missed_only) const {
+                                                   std::uint64_t after_seq, bool missed_only,
+                                                   std::vector<StoredMessage>* first_page,
+                                                   std::size_t page_limit) const {
   MailboxSummary sum;
+  if (first_page) first_page->clear();
   if (!valid_mailbox(mailbox)) return Status::invalid_argument("summary: invalid mailbox");
   if (after_seq == UINT64_MAX) return sum;
   const std::int64_t now = clock_->now_ms();
@@ -854,6 +861,8 @@ Result<MailboxSummary> MailboxStore::Impl::summary(std::string_view mailbox,
     sum.bytes += m->body.size();
     if (!sum.oldest_ms || m->sent_at_ms < *sum.oldest_ms) sum.oldest_ms = m->sent_at_ms;
     sum.last_seq = std::max(sum.last_seq, key->seq);
+    if (first_page && first_page->size() < page_limit)
+      first_page->push_back(stored_message(key->seq, *m));
     auto s = senders.find(m->from);
     if (s == senders.end())
       senders.emplace(std::string(m->from), 1);
@@ -923,8 +932,10 @@ Result<std::vector<StoredMessage>> MailboxStore::read(std::string_view mailbox,
   return impl_->read(mailbox, after_seq, limit);
 }
 Result<MailboxSummary> MailboxStore::summary(std::string_view mailbox, std::uint64_t after_seq,
-                                             bool missed_only) const {
-  return impl_->summary(mailbox, after_seq, missed_only);
+                                             bool missed_only,
+                                             std::vector<StoredMessage>* first_page,
+                                             std::size_t page_limit) const {
+  return impl_->summary(mailbox, after_seq, missed_only, first_page, page_limit);
 }
 MailboxStats MailboxStore::stats(std::string_view mailbox) const { return impl_->stats(mailbox); }
 std::uint64_t MailboxStore::last_seq() const { return impl_->last_seq_.load(); }

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -215,7 +216,9 @@ std::string metric_line(const test::OmsdProcess& omsd, std::string_view name) {
   return "";
 }
 
-CaseResult e2e_case(const std::string& name, const std::vector<std::string>& strace_filter) {
+// wal_may_switch: the fault is on one WAL file (see @WAL below).
+CaseResult e2e_case(const std::string& name, const std::vector<std::string>& strace_filter,
+                    bool wal_may_switch = false) {
   CaseResult r;
   r.name = name;
   const std::string strace = strace_path();
@@ -224,6 +227,17 @@ CaseResult e2e_case(const std::string& name, const std::vector<std::string>& str
     return r;
   }
   test::OmsdProcess omsd;
+  // When the case is cut short by an exception, say how omsd was then.
+  struct Witness {
+    test::OmsdProcess& omsd;
+    int exceptions = std::uncaught_exceptions();
+    ~Witness() {
+      if (std::uncaught_exceptions() <= exceptions) return;
+      std::cerr << "io_faults: case aborted; omsd " << (omsd.running() ? "running" : "NOT running")
+                << "; its last output:\n"
+                << omsd.stderr_tail(30) << "\n";
+    }
+  } witness{omsd};
   const std::string sender = "writer@contoso.com", rcpt = "victim@contoso.com";
   std::map<std::string, std::string> acked;  // body -> id
   std::set<std::string> refused, attempted;
@@ -249,6 +263,9 @@ CaseResult e2e_case(const std::string& name, const std::vector<std::string>& str
 
   // Attach.
   std::vector<std::string> argv = {strace, "-f", "-qq", "-o", "/dev/null"};
+  // @WAL: the current WAL file. RocksDB's recovery from a failed WAL write
+  // may move on to a new WAL, which the fault does not follow: then writes
+  // succeed again while "the fault" is on (see wal_may_switch).
   std::vector<std::string> filter = strace_filter;
   for (auto& a : filter)
     if (a == "@WAL") a = current_wal(omsd.data_dir() / "store");
@@ -329,8 +346,12 @@ CaseResult e2e_case(const std::string& name, const std::vector<std::string>& str
   }
   for (const auto& [body, id] : acked)
     if (!present.count(body)) ++r.lost;
-  r.pass = healthy && r.ok_during_fault == 0 && r.refused_during_fault > 0 && r.unwritable_seen &&
-           r.lost == 0 && r.unexpected == 0;
+  // With a fault on one WAL file, sends after RocksDB moved to a new WAL may
+  // succeed (durably) and the store may be writable again before /readyz is
+  // asked: then only refusals, loss and wrong answers are judged.
+  const bool strict = !wal_may_switch;
+  r.pass = healthy && r.refused_during_fault > 0 && r.lost == 0 && r.unexpected == 0 &&
+           (!strict || (r.ok_during_fault == 0 && r.unwritable_seen));
   if (!healthy) r.first_error += " (healthz not 200 under the fault)";
   return r;
 }
@@ -372,7 +393,8 @@ int main(int argc, char** argv) {
     guarded("omsd: ENOSPC on writes to the WAL (strace)", [] {
       return e2e_case("omsd: ENOSPC on writes to the WAL (strace)",
                       {"-P", "@WAL", "-e", "trace=write,pwrite64,writev,pwritev",
-                       "-e", "inject=write,pwrite64,writev,pwritev:error=ENOSPC"});
+                       "-e", "inject=write,pwrite64,writev,pwritev:error=ENOSPC"},
+                      /*wal_may_switch=*/true);
     });
   }
 
@@ -384,7 +406,10 @@ int main(int argc, char** argv) {
      << "Required per case: **lost** 0, **unexpected** 0, refused under the fault > 0, OK under "
         "the fault 0 (end to end), store unwritable / `/readyz` 503 seen. Each case: "
      << kPerPhase << " appends before, " << kPerPhase << " under and " << kPerPhase
-     << " after the fault.\n\n"
+     << " after the fault. Where the fault is on one WAL file, RocksDB may move on to a new "
+        "WAL while it is on: sends may then succeed (durably) and the store may be writable "
+        "again before `/readyz` is asked, so there only refusals, loss and wrong answers "
+        "are judged.\n\n"
      << "| case | result | acked | refused under fault | OK under fault | **lost** | **unexpected** "
         "| unwritable / 503 seen | healed without restart | OK after the fault cleared | refused, present after restart |\n"
      << "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: |\n";
