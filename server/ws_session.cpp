@@ -9,7 +9,6 @@
 // pool and post back here.
 #include "server/ws_session.h"
 
-
 #include <algorithm>
 #include <array>
 #include <optional>
@@ -429,11 +428,11 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     } else {
       ++pending_ack_writes_;
       ctx_.store->ack(user_, std::move(f.ids),
-                    [self = this->shared_from_this(), rid = std::move(f.rid)](Result<std::uint64_t> r) mutable {
-                      net::post(self->ws_.get_executor(), [self, rid = std::move(rid), r = std::move(r)] {
-                        self->on_ack_written(rid, r);
+                      [self = this->shared_from_this(), rid = std::move(f.rid)](Result<std::uint64_t> r) mutable {
+                        net::post(self->ws_.get_executor(), [self, rid = std::move(rid), r = std::move(r)] {
+                          self->on_ack_written(rid, r);
+                        });
                       });
-                    });
     }
     if (capable_) maybe_read();
   }
@@ -550,7 +549,6 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   FrameQueue queue_;
   bool writing_ = false;
   bool write_scheduled_ = false;
-  bool corked_ = false;
   bool close_requested_ = false;
   bool close_sent_ = false;
   websocket::close_reason close_reason_;
