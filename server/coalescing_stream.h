@@ -7,8 +7,11 @@
 // Rules that keep it safe:
 //  - Beast runs one write at a time on its next layer, so the buffer is only
 //    touched by that write (and by teardown, after the last write).
-//  - Every real write happens inside a write operation Beast started, whose
-//    handler keeps the session alive; nothing runs detached.
+//  - Every real write happens inside a write operation Beast started. Beast's
+//    own idle ping holds the stream only weakly, so an operation never touches
+//    the stream after its write completed: buffered bytes are moved into the
+//    operation before they are written. (Teardown runs inside Beast's close
+//    or read operation, whose handler holds the session.)
 //  - At most kMaxPendingBytes wait in the buffer: a write that would go past
 //    it is sent for real, so a peer that does not read still stalls the
 //    session's writes (and the slow-consumer limit still applies).
@@ -19,6 +22,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -56,17 +60,23 @@ class CoalescingStream {
     return next_.async_read_some(buffers, std::forward<Token>(token));
   }
 
+  // The bytes are copied into the buffer here, so the operations below do
+  // not depend on the buffer sequence's type (Beast passes several): fewer
+  // template instances, a much shorter compile.
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
+    const std::size_t size = boost::asio::buffer_size(buffers);
+    const bool buffer_only = corked_ && pending_.size() + size <= kMaxPendingBytes;
+    append(buffers);
     return boost::asio::async_compose<Token, void(boost::beast::error_code, std::size_t)>(
-        WriteOp<ConstBuffers>{this, buffers}, token, next_);
+        WriteOp{this, size, buffer_only, nullptr}, token, next_);
   }
 
   // Beast's close handshake ends with a teardown of the next layer: send
   // what is buffered first (the close frame may be in it).
   template <class Handler>
   friend void async_teardown(boost::beast::role_type role, CoalescingStream& s, Handler&& handler) {
-    boost::asio::async_compose<Handler, void(boost::beast::error_code)>(TeardownOp{&s, role}, handler,
+    boost::asio::async_compose<Handler, void(boost::beast::error_code)>(TeardownOp{&s, role, nullptr}, handler,
                                                                          s.next_);
   }
   friend void teardown(boost::beast::role_type role, CoalescingStream& s, boost::beast::error_code& ec) {
@@ -80,50 +90,42 @@ class CoalescingStream {
   }
 
  private:
+  // The buffered bytes, now owned by the caller; the buffer is empty after.
+  std::unique_ptr<std::string> take_pending() {
+    auto out = std::make_unique<std::string>();
+    out->swap(pending_);
+    return out;
+  }
+
   template <class ConstBuffers>
   void append(const ConstBuffers& buffers) {
     for (auto b : boost::beast::buffers_range_ref(buffers))
       pending_.append(static_cast<const char*>(b.data()), b.size());
   }
 
-  template <class ConstBuffers>
+  // A write whose bytes are in pending_ already: either it completes at once
+  // (buffer_only: more frames follow), or it sends everything buffered.
   struct WriteOp {
     CoalescingStream* s;
-    ConstBuffers buffers;
-    std::size_t size = 0;
-    enum { kStart, kBuffered, kDirect, kFlush } state = kStart;
+    std::size_t size;
+    bool buffer_only;
+    std::unique_ptr<std::string> flushing;  // the bytes being sent (stable address)
+    enum { kStart, kDone } state = kStart;
 
     template <class Self>
-    void operator()(Self& self, boost::beast::error_code ec = {}, std::size_t n = 0) {
-      switch (state) {
-        case kStart:
-          size = boost::asio::buffer_size(buffers);
-          if (s->corked_ && s->pending_.size() + size <= kMaxPendingBytes) {
-            s->append(buffers);
-            state = kBuffered;
-            return boost::asio::post(s->get_executor(), std::move(self));
-          }
-          if (s->pending_.empty()) {
-            state = kDirect;
-            return s->next_.async_write_some(buffers, std::move(self));
-          }
-          s->append(buffers);
-          state = kFlush;
-          return boost::asio::async_write(s->next_, boost::asio::buffer(s->pending_), std::move(self));
-        case kBuffered:
-          return self.complete({}, size);
-        case kDirect:
-          return self.complete(ec, n);
-        case kFlush:
-          s->pending_.clear();
-          return self.complete(ec, ec ? 0 : size);
-      }
+    void operator()(Self& self, boost::beast::error_code ec = {}, std::size_t = 0) {
+      if (state == kDone) return self.complete(ec, ec ? 0 : size);
+      state = kDone;
+      if (buffer_only) return boost::asio::post(s->get_executor(), std::move(self));
+      flushing = s->take_pending();
+      return boost::asio::async_write(s->next_, boost::asio::buffer(*flushing), std::move(self));
     }
   };
 
   struct TeardownOp {
     CoalescingStream* s;
     boost::beast::role_type role;
+    std::unique_ptr<std::string> flushing;
     enum { kStart, kFlushed, kTornDown } state = kStart;
 
     template <class Self>
@@ -131,11 +133,12 @@ class CoalescingStream {
       switch (state) {
         case kStart:
           state = kFlushed;
-          if (!s->pending_.empty())
-            return boost::asio::async_write(s->next_, boost::asio::buffer(s->pending_), std::move(self));
+          if (!s->pending_.empty()) {
+            flushing = s->take_pending();
+            return boost::asio::async_write(s->next_, boost::asio::buffer(*flushing), std::move(self));
+          }
           [[fallthrough]];
         case kFlushed: {
-          s->pending_.clear();
           if (ec) return self.complete(ec);
           state = kTornDown;
           using boost::beast::websocket::async_teardown;

@@ -10,6 +10,7 @@
 #include "server/ws_session.h"
 
 #include <algorithm>
+#include <cassert>
 #include <array>
 #include <optional>
 #include <set>
@@ -81,6 +82,7 @@ class FrameQueue {
   const Frame& front() const { return frames_[head_]; }
   void push_back(Frame f) { frames_.push_back(std::move(f)); }
   void pop_front() {
+    assert(!empty());
     frames_[head_++].reset();
     if (head_ == frames_.size()) {
       clear();
@@ -92,12 +94,14 @@ class FrameQueue {
   void clear() {
     frames_.clear();
     head_ = 0;
+    if (frames_.capacity() > kKeepCapacity) frames_.shrink_to_fit();  // after a big burst
   }
   // Drops everything but the front (the frame being written).
   void keep_front_only() { frames_.resize(head_ + 1); }
 
  private:
   static constexpr std::size_t kCompactAt = 64;
+  static constexpr std::size_t kKeepCapacity = 16;
   std::vector<Frame> frames_;
   std::size_t head_ = 0;
 };
@@ -248,6 +252,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   void on_write(beast::error_code ec, std::size_t) {
     writing_ = false;
     if (ec) return fail(ec, "write");
+    if (finished_) return;  // finish() dropped the queue while this write was out
     queue_.pop_front();
     if (!queue_.empty()) return do_write();
     // Normally the last frame of a burst went out uncorked already; after
@@ -377,10 +382,11 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
     ctx_.metrics.signins_total.fetch_add(1, std::memory_order_relaxed);
     enqueue(share(proto::encode(proto::ServerFrame{std::move(w)})));
     if (!capable_) return;
-    // What was stored after the scan reached this session before it was
-    // signed in and was dropped: one more read after this page catches it.
+    // A message stored since the scan began (signin_seq_ was taken before
+    // it) reached this session before it was signed in and was dropped: then
+    // one more read after this page catches it.
     reading_ = true;
-    dirty_ = true;
+    dirty_ = ctx_.store->last_seq() != signin_seq_;
     on_page(std::move(page), limit);
   }
 

@@ -295,6 +295,8 @@ Status MailboxStore::Impl::open() {
   // touches their mailbox; updated in place in the memtable, it stays as
   // small as the set of busy mailboxes instead of growing by one entry per
   // batch and mailbox.
+  // (With it, RocksDB offers no snapshots for the whole database: nothing
+  // here uses them; checkpoints copy files.)
   rocksdb::ColumnFamilyOptions meta_opts = cf_opts;
   meta_opts.inplace_update_support = true;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;

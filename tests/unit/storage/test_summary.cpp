@@ -113,4 +113,35 @@ TEST_CASE("summary: a 10,000-message mailbox is summarised quickly") {
   CHECK(sst_ms < 200.0);
 }
 
+TEST_CASE("summary: the first page from the same scan is what read() returns") {
+  TempDir dir("summary-page");
+  ManualClock clock;
+  StoreOptions o = options_in(dir);
+  o.clock = &clock;
+  o.ttl_ms_override = 1000;
+  auto store = open_store(o);
+  append_ok(*store, message("bob", "carol", "expires"));
+  clock.advance_ms(1500);  // the first one is expired now: neither counted nor paged
+  for (int i = 0; i < 5; ++i) append_ok(*store, message("bob", "alice", "m" + std::to_string(i)));
+  append_ok(*store, message("bobby", "zed", "not bob's"));
+
+  for (std::size_t limit : {0u, 3u, 5u, 10u}) {
+    CAPTURE(limit);
+    std::vector<StoredMessage> page{StoredMessage{}};  // cleared by summary()
+    auto s = store->summary("bob", 0, false, &page, limit);
+    REQUIRE(s.is_ok());
+    CHECK(s->count == 5);
+    auto r = store->read("bob", 0, limit);
+    REQUIRE(r.is_ok());
+    REQUIRE(page.size() == r->size());
+    for (std::size_t i = 0; i < page.size(); ++i) {
+      CHECK(page[i].seq == (*r)[i].seq);
+      CHECK(page[i].from == (*r)[i].from);
+      CHECK(page[i].body == (*r)[i].body);
+      CHECK(page[i].kind == (*r)[i].kind);
+      CHECK(page[i].sent_at_ms == (*r)[i].sent_at_ms);
+    }
+  }
+}
+
 }  // TEST_SUITE
