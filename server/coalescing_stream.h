@@ -53,7 +53,6 @@ class CoalescingStream {
   // True: the writes that follow are buffered (more frames are coming).
   // The session uncorks before the last frame of a burst.
   void set_corked(bool corked) noexcept { corked_ = corked; }
-  std::size_t pending_bytes() const noexcept { return pending_.size(); }
 
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
