@@ -179,14 +179,19 @@ class MailboxStore::Impl {
     keys::MailboxMeta meta;
     bool dirty = false;
   };
-  // The state of one batch on the writer thread.
+  // What a batch did to one message, by seq (a seq belongs to one mailbox).
+  struct InBatch {
+    const StagedMeta* mailbox = nullptr;  // appended here, to this mailbox; nullptr: deleted here
+    std::uint64_t bytes = 0;              // body bytes, when appended here
+  };
+  // The state of one batch on the writer thread. One Batch is reused from
+  // batch to batch (reset() keeps the containers' memory, up to a bound).
   struct Batch {
     rocksdb::WriteBatch wb;
-    // The overlay: what this batch did to keys that later requests of the
-    // same batch must see before the database does. Message key -> body
-    // bytes when appended here, nullopt when deleted here; dedup key -> the
+    // The overlay: what this batch did that later requests of the same batch
+    // must see before the database does. Messages by seq; dedup key -> the
     // value written here, empty when deleted here.
-    std::unordered_map<std::string, std::optional<std::uint64_t>> messages;
+    std::unordered_map<std::uint64_t, InBatch> messages;
     std::unordered_map<std::string, std::string> dedup;
     std::unordered_map<std::string, StagedMeta> touched;
     std::int64_t now_ms = 0;
@@ -194,6 +199,8 @@ class MailboxStore::Impl {
     Status failed;  // a read failed: the whole batch fails
     std::uint64_t appended = 0, duplicates = 0, acked = 0, purged = 0, expired = 0;
     std::int64_t delta_messages = 0, delta_bytes = 0;
+
+    void reset(std::int64_t now);
   };
 
   bool expired(std::int64_t sent_at_ms, std::int64_t now_ms) const {
@@ -231,6 +238,7 @@ class MailboxStore::Impl {
 
   // Writer thread only.
   std::unordered_map<std::string, keys::MailboxMeta> meta_cache_;  // committed totals
+  Batch batch_;
   std::uint64_t last_assigned_ = 0;  // never goes back, even after a failed batch
 };
 
@@ -432,9 +440,30 @@ void MailboxStore::Impl::run_writer() {
   }
 }
 
+void MailboxStore::Impl::Batch::reset(std::int64_t now) {
+  // A batch of many small requests leaves large tables and a large write
+  // batch behind: keep those of ordinary batches, give back the others.
+  constexpr std::size_t kKeepBuckets = 1u << 14;
+  constexpr std::size_t kKeepBatchBytes = 4u << 20;
+  auto clear = [](auto& map) {
+    if (map.bucket_count() > kKeepBuckets) std::remove_reference_t<decltype(map)>().swap(map);
+    else map.clear();
+  };
+  if (wb.GetDataSize() > kKeepBatchBytes) wb = rocksdb::WriteBatch();
+  else wb.Clear();
+  clear(messages);
+  clear(dedup);
+  clear(touched);
+  now_ms = now;
+  assigned_seq = false;
+  failed = Status::ok();
+  appended = duplicates = acked = purged = expired = 0;
+  delta_messages = delta_bytes = 0;
+}
+
 void MailboxStore::Impl::process(std::vector<Request>& requests) {
-  Batch b;
-  b.now_ms = clock_->now_ms();
+  Batch& b = batch_;
+  b.reset(clock_->now_ms());
   std::vector<Outcome> outcomes;
   outcomes.reserve(requests.size());
   for (auto& r : requests) {
@@ -604,7 +633,7 @@ Outcome MailboxStore::Impl::apply(Batch& b, AppendOp& op) {
     b.failed = from_rocks(s, "building the batch");
     return {};
   }
-  b.messages.insert_or_assign(std::move(key), req.body.size());
+  b.messages.insert_or_assign(seq, InBatch{staged, body});
   staged->meta.count += 1;
   staged->meta.bytes += body;
   staged->dirty = true;
@@ -621,31 +650,60 @@ Outcome MailboxStore::Impl::apply(Batch& b, AppendOp& op) {
 
 Outcome MailboxStore::Impl::apply(Batch& b, AckOp& op) {
   if (!valid_mailbox(op.mailbox) || op.seqs.empty()) return {Status::ok(), {}, 0};
+  // The acked messages this batch has not touched are looked up in one
+  // sorted MultiGet (keys of one mailbox sort by seq): their body sizes keep
+  // the mailbox's byte count exact, and a missing one is not counted.
+  std::vector<std::uint64_t> lookup;
+  lookup.reserve(op.seqs.size());
+  for (std::uint64_t seq : op.seqs)
+    if (b.messages.find(seq) == b.messages.end()) lookup.push_back(seq);
+  std::sort(lookup.begin(), lookup.end());
+  lookup.erase(std::unique(lookup.begin(), lookup.end()), lookup.end());
+  std::vector<std::string> keys;
+  std::vector<rocksdb::Slice> slices;
+  keys.reserve(lookup.size());
+  slices.reserve(lookup.size());
+  for (std::uint64_t seq : lookup) {
+    keys.push_back(keys::message_key(op.mailbox, seq));
+    slices.emplace_back(keys.back());
+  }
+  std::vector<rocksdb::PinnableSlice> values(lookup.size());
+  std::vector<rocksdb::Status> found(lookup.size());
+  if (!lookup.empty())
+    db_->MultiGet(rocksdb::ReadOptions(), cf_messages_, lookup.size(), slices.data(), values.data(),
+                  found.data(), /*sorted_input=*/true);
+
+  // This mailbox's staged meta, if the batch touched it (messages appended
+  // here carry it).
+  const StagedMeta* here = nullptr;
+  if (auto t = b.touched.find(op.mailbox); t != b.touched.end()) here = &t->second;
   std::uint64_t removed = 0, removed_bytes = 0;
-  rocksdb::ReadOptions ro;
   for (std::uint64_t seq : op.seqs) {
-    std::string key = keys::message_key(op.mailbox, seq);
     std::uint64_t size = 0;
-    if (auto in_batch = b.messages.find(key); in_batch != b.messages.end()) {
-      if (!in_batch->second) continue;  // deleted earlier in this batch
-      size = *in_batch->second;
+    std::string key;
+    if (auto in_batch = b.messages.find(seq); in_batch != b.messages.end()) {
+      // Deleted earlier in this batch, or appended here to another mailbox.
+      if (!in_batch->second.mailbox || in_batch->second.mailbox != here) continue;
+      size = in_batch->second.bytes;
+      key = keys::message_key(op.mailbox, seq);
     } else {
-      rocksdb::PinnableSlice found;
-      rocksdb::Status s = db_->Get(ro, cf_messages_, key, &found);
-      if (s.IsNotFound()) continue;  // another mailbox's id, or already gone
-      if (!s.ok()) {
-        b.failed = from_rocks(s, "reading a message to ack");
+      const std::size_t i = static_cast<std::size_t>(
+          std::lower_bound(lookup.begin(), lookup.end(), seq) - lookup.begin());
+      if (found[i].IsNotFound()) continue;  // another mailbox's id, or already gone
+      if (!found[i].ok()) {
+        b.failed = from_rocks(found[i], "reading a message to ack");
         return {};
       }
-      auto m = keys::decode_message_value(found.ToStringView());
+      auto m = keys::decode_message_value(values[i].ToStringView());
       size = m ? m->body.size() : 0;
+      key = std::move(keys[i]);
     }
     rocksdb::Status s = b.wb.Delete(cf_messages_, key);
     if (!s.ok()) {
       b.failed = from_rocks(s, "building the batch");
       return {};
     }
-    b.messages.insert_or_assign(std::move(key), std::nullopt);
+    b.messages.insert_or_assign(seq, InBatch{});
     ++removed;
     removed_bytes += size;
   }
@@ -664,20 +722,24 @@ Outcome MailboxStore::Impl::apply(Batch& b, AckOp& op) {
 
 Outcome MailboxStore::Impl::apply(Batch& b, PurgeOp& op) {
   if (!valid_mailbox(op.mailbox)) return {Status::ok(), {}, 0};
+  StagedMeta* staged = staged_meta(b, op.mailbox);
+  if (!staged) return {};
   const std::string begin = keys::mailbox_range_begin(op.mailbox);
   const std::string end = keys::mailbox_range_end(op.mailbox);
   const rocksdb::Slice upper(end);
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper;
-  std::vector<std::string> doomed;
+  std::vector<std::pair<std::string, std::uint64_t>> doomed;  // key, seq
   std::uint64_t removed_bytes = 0;
   {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_messages_));
     for (it->Seek(begin); it->Valid() && it->key().compare(upper) < 0; it->Next()) {
-      if (b.messages.count(it->key().ToString()) != 0) continue;  // deleted in this batch
+      // (A key that does not decode goes too; seqs start at 1.)
+      auto key = keys::decode_message_key(it->key().ToStringView());
+      if (key && b.messages.count(key->seq) != 0) continue;  // deleted in this batch
       auto m = keys::decode_message_value(it->value().ToStringView());
       removed_bytes += m ? m->body.size() : 0;
-      doomed.push_back(it->key().ToString());
+      doomed.emplace_back(it->key().ToString(), key ? key->seq : 0);
     }
     if (!it->status().ok()) {
       b.failed = from_rocks(it->status(), "scanning a mailbox to purge");
@@ -685,22 +747,20 @@ Outcome MailboxStore::Impl::apply(Batch& b, PurgeOp& op) {
     }
   }
   // Appended earlier in this batch (not in the database yet).
-  for (const auto& [key, size] : b.messages) {
-    if (size && key >= begin && key < end) {
-      doomed.push_back(key);
-      removed_bytes += *size;
+  for (const auto& [seq, in_batch] : b.messages) {
+    if (in_batch.mailbox == staged) {
+      doomed.emplace_back(keys::message_key(op.mailbox, seq), seq);
+      removed_bytes += in_batch.bytes;
     }
   }
-  for (auto& key : doomed) {
+  for (const auto& [key, seq] : doomed) {
     rocksdb::Status s = b.wb.Delete(cf_messages_, key);
     if (!s.ok()) {
       b.failed = from_rocks(s, "building the batch");
       return {};
     }
-    b.messages.insert_or_assign(key, std::nullopt);
+    b.messages.insert_or_assign(seq, InBatch{});
   }
-  StagedMeta* staged = staged_meta(b, op.mailbox);
-  if (!staged) return {};
   if (staged->meta.count != 0 || staged->meta.bytes != 0 || !doomed.empty()) {
     staged->meta = {};
     staged->dirty = true;
@@ -721,7 +781,7 @@ Outcome MailboxStore::Impl::apply(Batch& b, SweepOp&) {
   if (ttl_ms_ > 0) {
     struct Doomed {
       std::string mailbox;
-      std::vector<std::string> keys;
+      std::vector<std::pair<std::string, std::uint64_t>> keys;  // key, seq
       std::uint64_t bytes = 0;
     };
     std::vector<Doomed> doomed;
@@ -733,7 +793,7 @@ Outcome MailboxStore::Impl::apply(Batch& b, SweepOp&) {
       it->SeekToFirst();
       while (it->Valid()) {
         auto key = keys::decode_message_key(it->key().ToStringView());
-        if (!key || b.messages.count(it->key().ToString()) != 0) {  // not ours, or deleted here
+        if (!key || b.messages.count(key->seq) != 0) {  // not ours, or deleted here
           it->Next();
           continue;
         }
@@ -747,7 +807,7 @@ Outcome MailboxStore::Impl::apply(Batch& b, SweepOp&) {
         // Expired (or unreadable: nothing could ever deliver it).
         if (doomed.empty() || doomed.back().mailbox != key->mailbox)
           doomed.push_back({std::string(key->mailbox), {}, 0});
-        doomed.back().keys.push_back(it->key().ToString());
+        doomed.back().keys.emplace_back(it->key().ToString(), key->seq);
         doomed.back().bytes += m ? m->body.size() : 0;
         it->Next();
       }
@@ -757,13 +817,13 @@ Outcome MailboxStore::Impl::apply(Batch& b, SweepOp&) {
       }
     }
     for (auto& d : doomed) {
-      for (const auto& key : d.keys) {
+      for (const auto& [key, seq] : d.keys) {
         rocksdb::Status s = b.wb.Delete(cf_messages_, key);
         if (!s.ok()) {
           b.failed = from_rocks(s, "building the batch");
           return {};
         }
-        b.messages.insert_or_assign(key, std::nullopt);
+        b.messages.insert_or_assign(seq, InBatch{});
       }
       StagedMeta* staged = staged_meta(b, d.mailbox);
       if (!staged) return {};
