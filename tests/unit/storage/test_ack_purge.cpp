@@ -125,8 +125,8 @@ TEST_CASE("one batch: each request sees the effects of the earlier ones of the b
   store->append(message("zed", "alice", "hold"), [&](Result<AppendResult> r) { blocker.set_value(r); });
   entered.get_future().wait();  // the writer is inside batch 1; what follows queues up
 
-  std::vector<std::promise<Result<AppendResult>>> appended(4);
-  std::vector<std::promise<Result<std::uint64_t>>> counted(3);
+  std::vector<std::promise<Result<AppendResult>>> appended(5);
+  std::vector<std::promise<Result<std::uint64_t>>> counted(4);
   auto with_id = [](AppendRequest r, std::string id) {
     r.client_msg_id = std::move(id);
     return r;
@@ -142,6 +142,8 @@ TEST_CASE("one batch: each request sees the effects of the earlier ones of the b
   store->purge("bob", count(1));                              // 1: base+3 only
   put(3, message("bob", "alice", "three!"));                  // base+4
   store->ack("bob", {base + 3}, count(2));                    // 0: purged above
+  put(4, message("carol", "alice", "c"));                     // base+5
+  store->ack("bob", {base + 5}, count(3));                    // 0: carol's, not bob's
   release.set_value();
 
   auto blocked = blocker_f.get();
@@ -168,16 +170,21 @@ TEST_CASE("one batch: each request sees the effects of the earlier ones of the b
   CHECK(a[2]->seq == base + 3);
   REQUIRE(a[3].is_ok());
   CHECK(a[3]->seq == base + 4);
+  REQUIRE(a[4].is_ok());
+  CHECK(a[4]->seq == base + 5);
   CHECK(*c[0] == 1);
   CHECK(*c[1] == 1);
   CHECK(*c[2] == 0);
+  CHECK(*c[3] == 0);
+  CHECK(store->stats("carol").count == 1);
+  CHECK(read_all(*store, "carol").size() == 1);
 
   auto left = read_all(*store, "bob");
   REQUIRE(left.size() == 1);
   CHECK(left[0].seq == base + 4);
   CHECK(store->stats("bob").count == 1);
   CHECK(store->stats("bob").bytes == 6);
-  CHECK(store->counters().total_messages == 2);  // zed's and bob's last
+  CHECK(store->counters().total_messages == 3);  // zed's, bob's last and carol's
   // The dedup entry written in the batch is durable like the rest.
   auto again = append_wait(*store, with_id(message("bob", "alice", "x"), "c1"));
   REQUIRE(again.is_ok());
