@@ -149,6 +149,10 @@ class MailboxStore::Impl {
 
   Status open();
   void start_writer() {
+    completer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "oms-complete");
+      run_completer();
+    });
     writer_ = std::thread([this] {
       pthread_setname_np(pthread_self(), "oms-writer");  // visible in top -H, perf
       run_writer();
@@ -209,6 +213,10 @@ class MailboxStore::Impl {
 
   void close_db();
   void run_writer();
+  void run_completer();
+  // Hands a written batch's callbacks to the completer thread; waits while
+  // kMaxBatchesToComplete are queued there already.
+  void hand_off(std::vector<Request> requests, std::vector<Outcome> outcomes);
   void process(std::vector<Request>& requests);
   Outcome apply(Batch& b, AppendOp& op);
   Outcome apply(Batch& b, AckOp& op);
@@ -235,6 +243,18 @@ class MailboxStore::Impl {
   std::deque<Request> queue_;
   bool stopping_ = false;
   std::thread writer_;
+
+  // Callbacks of written batches, run on their own thread in batch order
+  // while the writer goes on with the next batch.
+  struct Written {
+    std::vector<Request> requests;
+    std::vector<Outcome> outcomes;
+  };
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;  // a batch was queued, or one was taken
+  std::deque<Written> done_;
+  bool done_stopping_ = false;
+  std::thread completer_;
 
   // Writer thread only.
   std::unordered_map<std::string, keys::MailboxMeta> meta_cache_;  // committed totals
@@ -395,6 +415,12 @@ MailboxStore::Impl::~Impl() {
   }
   cv_.notify_all();
   if (writer_.joinable()) writer_.join();  // drains the queue first
+  {
+    std::lock_guard<std::mutex> lock(done_mu_);
+    done_stopping_ = true;
+  }
+  done_cv_.notify_all();
+  if (completer_.joinable()) completer_.join();  // runs every callback handed to it
   close_db();
 }
 
@@ -437,6 +463,31 @@ void MailboxStore::Impl::run_writer() {
     }
     process(requests);
     requests.clear();
+  }
+}
+
+void MailboxStore::Impl::hand_off(std::vector<Request> requests, std::vector<Outcome> outcomes) {
+  constexpr std::size_t kMaxBatchesToComplete = 2;
+  {
+    std::unique_lock<std::mutex> lock(done_mu_);
+    done_cv_.wait(lock, [&] { return done_.size() < kMaxBatchesToComplete; });
+    done_.push_back({std::move(requests), std::move(outcomes)});
+  }
+  done_cv_.notify_all();
+}
+
+void MailboxStore::Impl::run_completer() {
+  for (;;) {
+    Written w;
+    {
+      std::unique_lock<std::mutex> lock(done_mu_);
+      done_cv_.wait(lock, [&] { return done_stopping_ || !done_.empty(); });
+      if (done_.empty()) return;  // stopping and drained
+      w = std::move(done_.front());
+      done_.pop_front();
+    }
+    done_cv_.notify_all();  // room for the writer
+    for (std::size_t i = 0; i < w.requests.size(); ++i) complete(w.requests[i], w.outcomes[i]);
   }
 }
 
@@ -533,12 +584,9 @@ void MailboxStore::Impl::process(std::vector<Request>& requests) {
   counters_.batch_requests += requests.size();
   if (BatchObserver* obs = observer_.load()) obs->on_batch(requests.size(), micros, ok);
 
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    if (ok)
-      complete(requests[i], outcomes[i]);
-    else
-      complete(requests[i], Outcome{Status::io_error(write_status.message()), {}, 0});
-  }
+  if (!ok)
+    for (auto& o : outcomes) o = Outcome{Status::io_error(write_status.message()), {}, 0};
+  hand_off(std::move(requests), std::move(outcomes));
 }
 
 MailboxStore::Impl::StagedMeta* MailboxStore::Impl::staged_meta(Batch& b,
