@@ -292,6 +292,12 @@ Status MailboxStore::Impl::open() {
   // in-place updates (mailbox meta, below) need them off.
   db_opts.allow_concurrent_memtable_write = false;
   if (opts_.env) db_opts.env = opts_.env.get();
+  // Compactions (RocksDB's LOW pool) yield the CPU and the disk to the
+  // foreground: the writer's WAL syncs and the I/O threads. They catch up
+  // whenever the load lets them; flushes (HIGH pool) keep normal priority,
+  // as the writer stalls when they lag.
+  db_opts.env->LowerThreadPoolCPUPriority(rocksdb::Env::LOW);
+  db_opts.env->LowerThreadPoolIOPriority(rocksdb::Env::LOW);
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(opts_.block_cache_bytes);
