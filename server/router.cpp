@@ -124,7 +124,7 @@ void Router::send(const std::shared_ptr<WsSession>& sender, const std::string& f
       [this, sender, rid = std::move(req.rid), to = std::move(req.to), from, kind, state,
        status = std::string(status), reason = std::move(reason), body_copy,
        started](Result<storage::AppendResult> r) {
-        // Writer thread: post only.
+        // The store's completion thread: post only.
         if (!r) {
           std::string_view code = store_error_code(r.status());
           ctx_.metrics.count_send_error(code);

@@ -7,7 +7,7 @@
 // dnd/presenting, sends the missed-message digest.
 //
 // Thread-safety: every method may be called from any thread. Store callbacks
-// run on the store's writer thread and only post onto session strands.
+// run on the store's completion thread and only post onto session strands.
 #pragma once
 
 #include <memory>

@@ -5,13 +5,16 @@
 //    that group-commits: all requests waiting when it wakes share one
 //    WriteBatch, written with sync=true (unless StoreOptions::sync is false,
 //    which only benchmarks and the power-loss control run use). A callback
-//    runs on the writer thread only after that write returned; on error every
-//    request of the batch gets the error and nothing of it is visible.
+//    runs only after that write returned, on the store's completion thread
+//    (one thread, so the writer goes on with the next batch meanwhile); on
+//    error every request of the batch gets the error and nothing of it is
+//    visible.
 //  - Callbacks must be quick and must not call back into the store
-//    synchronously in a way that waits for the writer (post the work
-//    elsewhere instead). Callbacks of one batch run in request order, and
-//    batches complete in order, so appends to one mailbox complete in
-//    sequence order.
+//    synchronously in a way that waits for a write (post the work elsewhere
+//    instead): while a callback runs, the writer stops after two more
+//    batches. Callbacks of one batch run in request order, and batches
+//    complete in order, so appends to one mailbox complete in sequence
+//    order.
 //  - Sequence numbers are global, unique forever (across restarts) and
 //    increase in acceptance order; a mailbox is one ordered key range.
 //  - Quotas (count and body bytes per mailbox) and the dedup check are

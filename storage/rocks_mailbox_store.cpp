@@ -7,13 +7,16 @@
 //   2. applies them in order to one WriteBatch; each request sees the effects
 //      of the earlier ones of the same batch through the batch's overlay (the
 //      message and dedup keys it wrote or deleted, and the staged mailbox
-//      meta), read before the database: quotas, dedup, acks and purges are
-//      exact;
-//   3. writes the batch once (sync per StoreOptions::sync);
+//      meta, by seq and key), read before the database: quotas, dedup, acks
+//      and purges are exact;
+//   3. writes the batch once (sync per StoreOptions::sync), never while the
+//      WAL has a failed write RocksDB has not moved past (wal_watch.h);
 //   4. on success publishes the staged mailbox meta, counters and last_seq;
 //      on failure drops the staged meta (touched mailboxes reload from disk)
 //      and every request gets io_error;
-//   5. runs the callbacks in request order.
+//   5. hands the callbacks to the completion thread (oms-complete), which
+//      runs them in request order, batch after batch, while the writer goes
+//      on (at most two batches wait there; then the writer waits).
 // Sequence numbers are taken from a writer-owned counter that never goes
 // back, even when a batch fails, so a number is never handed out twice.
 #include <pthread.h>
@@ -44,6 +47,7 @@
 #include "storage/mailbox_store.h"
 #include "storage/policy_store.h"
 #include "storage/rocks_policy_store.h"
+#include "storage/wal_watch.h"
 
 namespace oms::storage {
 namespace {
@@ -175,6 +179,7 @@ class MailboxStore::Impl {
   std::atomic<std::uint64_t> last_seq_{0};  // highest committed seq
   std::atomic<bool> writable_{true};
   std::atomic<BatchObserver*> observer_{nullptr};
+  std::shared_ptr<WalWatch> wal_watch_ = std::make_shared<WalWatch>();
   std::unique_ptr<PolicyStore> policies_;
 
  private:
@@ -218,6 +223,7 @@ class MailboxStore::Impl {
   // kMaxBatchesToComplete are queued there already.
   void hand_off(std::vector<Request> requests, std::vector<Outcome> outcomes);
   void process(std::vector<Request>& requests);
+  rocksdb::Status keep_memtable_entry();
   Outcome apply(Batch& b, AppendOp& op);
   Outcome apply(Batch& b, AckOp& op);
   Outcome apply(Batch& b, PurgeOp& op);
@@ -291,6 +297,7 @@ Status MailboxStore::Impl::open() {
   // One writer thread: nothing to gain from concurrent memtable inserts, and
   // in-place updates (mailbox meta, below) need them off.
   db_opts.allow_concurrent_memtable_write = false;
+  db_opts.listeners.push_back(wal_watch_);
   if (opts_.env) db_opts.env = opts_.env.get();
   // Compactions (RocksDB's LOW pool) yield the CPU and the disk to the
   // foreground: the writer's WAL syncs and the I/O threads. They catch up
@@ -398,7 +405,9 @@ Status MailboxStore::Impl::open() {
   counters_.total_messages.store(total_messages);
   counters_.total_bytes.store(total_bytes);
 
-  auto policies = open_rocks_policy_store(db_, {cf_policies_, cf_grants_, cf_im_});
+  // (RocksDB has just flushed what it recovered: every memtable is empty.)
+  if (wal_watch_->take_switched()) keep_memtable_entry().PermitUncheckedError();
+  auto policies = open_rocks_policy_store(db_, {cf_policies_, cf_grants_, cf_im_}, wal_watch_.get());
   if (!policies) return policies.status();
   policies_ = std::move(policies).value();
   return Status::ok();
@@ -550,10 +559,21 @@ void MailboxStore::Impl::process(std::vector<Request>& requests) {
     if (!writable_.load()) db_->Resume().PermitUncheckedError();  // clear a background error
     const auto t0 = std::chrono::steady_clock::now();
     if (opts_.inject_write_error) write_status = opts_.inject_write_error();
+    // Writing to a failed WAL aborts the process (see wal_watch.h): refused
+    // until RocksDB's recovery has moved to a new one.
+    if (write_status.is_ok() && wal_watch_->wal_failed())
+      write_status = Status::io_error(
+          "writing a batch: the write-ahead log failed and RocksDB has not moved to a new one yet "
+          "(if this lasts, restart omsd)");
     if (write_status.is_ok()) {
-      rocksdb::WriteOptions wo;
-      wo.sync = opts_.sync;
-      rocksdb::Status ws = db_->Write(wo, &b.wb);
+      // (Should the entry not go in, the database is stopped: the batch is
+      // not written either, as a recovery may end in between.)
+      rocksdb::Status ws = wal_watch_->take_switched() ? keep_memtable_entry() : rocksdb::Status::OK();
+      if (ws.ok()) {
+        rocksdb::WriteOptions wo;
+        wo.sync = opts_.sync;
+        ws = db_->Write(wo, &b.wb);
+      }
       if (!ws.ok()) write_status = from_rocks(ws, "writing a batch");
     }
     micros = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -593,6 +613,20 @@ void MailboxStore::Impl::process(std::vector<Request>& requests) {
   if (!ok)
     for (auto& o : outcomes) o = Outcome{Status::io_error(write_status.message()), {}, 0};
   hand_off(std::move(requests), std::move(outcomes));
+}
+
+// Rewrites the format version record, unchanged and without the WAL, so that
+// the default family's active memtable is not empty when the next write goes
+// to the WAL: should that write fail, RocksDB's recovery has a memtable to
+// flush and so moves to a new WAL (see wal_watch.h). A crash before the next
+// flush loses the rewrite, which changes nothing.
+rocksdb::Status MailboxStore::Impl::keep_memtable_entry() {
+  rocksdb::WriteOptions wo;
+  wo.disableWAL = true;
+  rocksdb::Status s = db_->Put(wo, cf_default_, slice(keys::kFormatVersionKey),
+                               keys::encode_format_version(keys::kFormatVersion));
+  if (!s.ok()) wal_watch_->rearm();  // (a background error) again before the next write
+  return s;
 }
 
 MailboxStore::Impl::StagedMeta* MailboxStore::Impl::staged_meta(Batch& b,

@@ -17,6 +17,7 @@
 
 #include "common/ids.h"
 #include "storage/keys.h"
+#include "storage/wal_watch.h"
 
 namespace oms::storage {
 namespace {
@@ -29,7 +30,8 @@ rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
 
 class RocksPolicyStore final : public PolicyStore {
  public:
-  RocksPolicyStore(rocksdb::DB* db, PolicyColumnFamilies cfs) : db_(db), cfs_(cfs) {}
+  RocksPolicyStore(rocksdb::DB* db, PolicyColumnFamilies cfs, const WalWatch* wal)
+      : db_(db), cfs_(cfs), wal_(wal) {}
 
   Status load();
 
@@ -52,6 +54,7 @@ class RocksPolicyStore final : public PolicyStore {
 
   rocksdb::DB* db_;
   PolicyColumnFamilies cfs_;
+  const WalWatch* wal_;
 
   std::mutex write_mu_;  // serialises writers (check + write + publish)
   mutable std::shared_mutex mu_;  // guards the three members below
@@ -63,6 +66,10 @@ class RocksPolicyStore final : public PolicyStore {
 Status RocksPolicyStore::write(rocksdb::WriteBatch& batch, std::string_view what) {
   rocksdb::WriteOptions wo;
   wo.sync = true;  // policies are rare and must survive a crash once answered
+  // Writing to a failed WAL aborts the process (see wal_watch.h).
+  if (wal_ && wal_->wal_failed())
+    return Status::io_error(fmt::format(
+        "{}: the write-ahead log failed and RocksDB has not moved to a new one yet", what));
   rocksdb::Status s = db_->Write(wo, &batch);
   if (!s.ok()) return from_rocks(s, what);
   return Status::ok();
@@ -280,8 +287,9 @@ Status RocksPolicyStore::set_im_configuration(const ImConfiguration& config) {
 }  // namespace
 
 Result<std::unique_ptr<PolicyStore>> open_rocks_policy_store(rocksdb::DB* db,
-                                                             PolicyColumnFamilies cfs) {
-  auto store = std::make_unique<RocksPolicyStore>(db, cfs);
+                                                             PolicyColumnFamilies cfs,
+                                                             const WalWatch* wal) {
+  auto store = std::make_unique<RocksPolicyStore>(db, cfs, wal);
   Status st = store->load();
   if (!st) return st;
   return std::unique_ptr<PolicyStore>(std::move(store));

@@ -14,6 +14,8 @@ class ColumnFamilyHandle;
 
 namespace oms::storage {
 
+class WalWatch;
+
 struct PolicyColumnFamilies {
   rocksdb::ColumnFamilyHandle* policies = nullptr;
   rocksdb::ColumnFamilyHandle* grants = nullptr;
@@ -22,8 +24,10 @@ struct PolicyColumnFamilies {
 
 // Loads policies, grants and the IM configuration into memory and creates the
 // Global policy (enable_im_auto_archiving = true) when it does not exist yet.
-// `db` and the handles are not owned and must outlive the returned store.
+// Writes are refused while wal->wal_failed() (see wal_watch.h; nullptr: never).
+// `db`, the handles and `wal` are not owned and must outlive the returned store.
 Result<std::unique_ptr<PolicyStore>> open_rocks_policy_store(rocksdb::DB* db,
-                                                             PolicyColumnFamilies cfs);
+                                                             PolicyColumnFamilies cfs,
+                                                             const WalWatch* wal);
 
 }  // namespace oms::storage

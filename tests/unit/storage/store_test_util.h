@@ -137,6 +137,36 @@ class CompletionLatch {
   std::promise<void> done_;
 };
 
+// Holds the store's writer inside its first batch write (through
+// StoreOptions::inject_write_error) until release(): requests sent meanwhile
+// queue up, and land in one batch once released. Declare it before the
+// store it is installed in.
+class WriterGate {
+ public:
+  explicit WriterGate(StoreOptions& o) : released_(release_.get_future().share()) {
+    o.inject_write_error = [this]() -> Status {
+      if (writes_.fetch_add(1) == 0) {
+        entered_.set_value();
+        released_.wait();
+      }
+      return Status::ok();
+    };
+  }
+  // Waits until the writer is held.
+  void wait_entered() {
+    auto f = entered_.get_future();
+    REQUIRE_MESSAGE(f.wait_for(kCallbackTimeout) == std::future_status::ready,
+                    "the writer never reached its first write");
+  }
+  void release() { release_.set_value(); }
+  int writes() const { return writes_.load(); }
+
+ private:
+  std::promise<void> entered_, release_;
+  std::shared_future<void> released_;
+  std::atomic<int> writes_{0};
+};
+
 inline std::vector<StoredMessage> read_all(const MailboxStore& s, std::string_view mailbox) {
   auto r = s.read(mailbox, 0, 1'000'000);
   REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());

@@ -107,23 +107,14 @@ TEST_CASE("purge and ack queued together see each other's effects") {
 TEST_CASE("one batch: each request sees the effects of the earlier ones of the batch") {
   TempDir dir("one-batch");
   StoreOptions o = options_in(dir);
-  std::promise<void> entered, release;
-  auto release_f = release.get_future().share();
-  std::atomic<int> writes{0};
-  o.inject_write_error = [&]() -> Status {
-    if (writes.fetch_add(1) == 0) {
-      entered.set_value();
-      release_f.wait();
-    }
-    return Status::ok();
-  };
+  WriterGate gate(o);
   auto store = open_store(o);
   const std::uint64_t base = store->last_seq();
 
   std::promise<Result<AppendResult>> blocker;
   auto blocker_f = blocker.get_future();
   store->append(message("zed", "alice", "hold"), [&](Result<AppendResult> r) { blocker.set_value(r); });
-  entered.get_future().wait();  // the writer is inside batch 1; what follows queues up
+  gate.wait_entered();  // the writer is inside batch 1; what follows queues up
 
   std::vector<std::promise<Result<AppendResult>>> appended(5);
   std::vector<std::promise<Result<std::uint64_t>>> counted(4);
@@ -144,7 +135,7 @@ TEST_CASE("one batch: each request sees the effects of the earlier ones of the b
   store->ack("bob", {base + 3}, count(2));                    // 0: purged above
   put(4, message("carol", "alice", "c"));                     // base+5
   store->ack("bob", {base + 5}, count(3));                    // 0: carol's, not bob's
-  release.set_value();
+  gate.release();
 
   auto blocked = blocker_f.get();
   REQUIRE(blocked.is_ok());
@@ -159,7 +150,7 @@ TEST_CASE("one batch: each request sees the effects of the earlier ones of the b
     auto f = p.get_future();
     c.push_back(wait_result(f));
   }
-  CHECK(writes.load() == 2);  // everything after the blocker was one batch
+  CHECK(gate.writes() == 2);  // everything after the blocker was one batch
   REQUIRE(a[0].is_ok());
   CHECK(a[0]->seq == base + 2);
   CHECK_FALSE(a[0]->duplicate);

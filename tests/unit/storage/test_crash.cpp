@@ -111,7 +111,7 @@ TEST_CASE("storage crash child (helper)") {
         in_flight.acquire();
         store->append(message(crash_mailbox(i), crash_sender(t), crash_body(t, i)),
                       [&, t, i](Result<AppendResult> r) {
-                        // Runs on the writer thread, after the synced write.
+                        // Runs on the completion thread, after the synced write.
                         if (r) {
                           AckRecord rec{r->seq, t, i};
                           if (!write_all(fd, &rec, sizeof rec)) pipe_ok = false;

@@ -45,19 +45,15 @@ TEST_CASE("lifecycle: a full queue refuses at once with unavailable") {
   TempDir dir("queue-full");
   StoreOptions o = options_in(dir);
   o.max_queued_requests = 2;
+  // Hold the writer inside its first batch write so the queue can fill up.
+  // (Holding a callback would not do: callbacks run on their own thread.)
+  WriterGate gate(o);
   auto store = open_store(o);
   CountingObserver observer;
   store->set_batch_observer(&observer);
 
-  // Hold the writer inside a callback so the queue can fill up.
-  std::promise<void> entered, release;
-  auto entered_f = entered.get_future();
-  std::shared_future<void> released = release.get_future().share();
-  store->append(message("bob", "alice", "gate"), [&](Result<AppendResult>) {
-    entered.set_value();
-    released.wait();
-  });
-  REQUIRE(entered_f.wait_for(kCallbackTimeout) == std::future_status::ready);
+  store->append(message("bob", "alice", "gate"), [](Result<AppendResult>) {});
+  gate.wait_entered();
 
   std::promise<Result<AppendResult>> q1, q2, q3;
   auto f1 = q1.get_future(), f2 = q2.get_future(), f3 = q3.get_future();
@@ -67,7 +63,7 @@ TEST_CASE("lifecycle: a full queue refuses at once with unavailable") {
   // The third is answered before the writer is released: on this thread.
   REQUIRE(f3.wait_for(std::chrono::seconds(0)) == std::future_status::ready);
   CHECK(f3.get().status().code() == Code::kUnavailable);
-  release.set_value();
+  gate.release();
   CHECK(wait_result(f1).is_ok());
   CHECK(wait_result(f2).is_ok());
   CHECK(read_all(*store, "bob").size() == 3);
