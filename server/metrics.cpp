@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "server/log.h"
+
 namespace oms::server {
 
 Histogram::Histogram(std::initializer_list<double> bounds) {
@@ -48,9 +50,18 @@ void Metrics::count_send_error(std::string_view code) {
   send_errors[kSendErrorCodes.size() - 2].fetch_add(1, std::memory_order_relaxed);  // internal
 }
 
-void Metrics::on_batch(std::size_t requests, std::int64_t write_micros, bool) {
+void Metrics::on_batch(std::size_t requests, std::int64_t write_micros, const Status& result) {
   store_batch_requests.observe(static_cast<double>(requests));
   store_write_seconds.observe(static_cast<double>(write_micros) / 1e6);
+  const bool failing = !result.is_ok();
+  if (failing == batches_failing_) return;
+  batches_failing_ = failing;
+  if (failing)
+    logger_for(LogComponent::kStore)
+        .error("store writes fail: {} (sends and acks get store_error until a write succeeds)",
+               result.to_string());
+  else
+    logger_for(LogComponent::kStore).info("store writes succeed again");
 }
 
 namespace {

@@ -62,9 +62,14 @@ class Metrics final : public storage::BatchObserver {
   Histogram store_write_seconds;   // one synced WriteBatch
 
   void count_send_error(std::string_view code);
-  void on_batch(std::size_t requests, std::int64_t write_micros, bool ok) override;
+  // Also logs when batches start failing and when they succeed again (one
+  // line each way, not one per batch).
+  void on_batch(std::size_t requests, std::int64_t write_micros, const Status& result) override;
 
   std::string render(const storage::StoreCounters& store, bool store_writable) const;
+
+ private:
+  bool batches_failing_ = false;  // writer thread only (on_batch)
 };
 
 }  // namespace oms::server

@@ -608,7 +608,7 @@ void MailboxStore::Impl::process(std::vector<Request>& requests) {
   }
   ++counters_.batches;
   counters_.batch_requests += requests.size();
-  if (BatchObserver* obs = observer_.load()) obs->on_batch(requests.size(), micros, ok);
+  if (BatchObserver* obs = observer_.load()) obs->on_batch(requests.size(), micros, write_status);
 
   if (!ok)
     for (auto& o : outcomes) o = Outcome{Status::io_error(write_status.message()), {}, 0};

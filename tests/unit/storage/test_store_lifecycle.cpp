@@ -11,10 +11,10 @@ namespace {
 
 struct CountingObserver final : BatchObserver {
   std::atomic<std::size_t> batches{0}, requests{0}, failures{0};
-  void on_batch(std::size_t n, std::int64_t micros, bool ok) override {
+  void on_batch(std::size_t n, std::int64_t micros, const Status& result) override {
     ++batches;
     requests += n;
-    if (!ok) ++failures;
+    if (!result.is_ok()) ++failures;
     CHECK(micros >= 0);
   }
 };
