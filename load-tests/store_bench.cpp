@@ -206,7 +206,7 @@ RunResult run_closed_loop(int threads, const Args& args, Op op) {
 // Sums the store's batch write times.
 struct WriteTimes final : oms::storage::BatchObserver {
   std::atomic<std::uint64_t> batches{0}, micros{0};
-  void on_batch(std::size_t, std::int64_t write_micros, const oms::Status&) override {
+  void on_batch(std::size_t, std::int64_t write_micros, bool, const oms::Status&) override {
     ++batches;
     micros += static_cast<std::uint64_t>(write_micros);
   }

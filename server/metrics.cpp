@@ -50,11 +50,12 @@ void Metrics::count_send_error(std::string_view code) {
   send_errors[kSendErrorCodes.size() - 2].fetch_add(1, std::memory_order_relaxed);  // internal
 }
 
-void Metrics::on_batch(std::size_t requests, std::int64_t write_micros, const Status& result) {
+void Metrics::on_batch(std::size_t requests, std::int64_t write_micros, bool wrote,
+                       const Status& result) {
   store_batch_requests.observe(static_cast<double>(requests));
   store_write_seconds.observe(static_cast<double>(write_micros) / 1e6);
   const bool failing = !result.is_ok();
-  if (failing == batches_failing_) return;
+  if (failing == batches_failing_ || (!failing && !wrote)) return;  // (nothing written: no news)
   batches_failing_ = failing;
   if (failing)
     logger_for(LogComponent::kStore)

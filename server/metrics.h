@@ -62,9 +62,10 @@ class Metrics final : public storage::BatchObserver {
   Histogram store_write_seconds;   // one synced WriteBatch
 
   void count_send_error(std::string_view code);
-  // Also logs when batches start failing and when they succeed again (one
-  // line each way, not one per batch).
-  void on_batch(std::size_t requests, std::int64_t write_micros, const Status& result) override;
+  // Also logs when batches start failing and when a write succeeds again
+  // (one line each way, not one per batch).
+  void on_batch(std::size_t requests, std::int64_t write_micros, bool wrote,
+                const Status& result) override;
 
   std::string render(const storage::StoreCounters& store, bool store_writable) const;
 

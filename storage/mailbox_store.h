@@ -127,11 +127,13 @@ struct StoreCounters {
   std::atomic<std::uint64_t> total_bytes{0};
 };
 
-// Hook for metrics: called on the writer thread after each batch, with the
-// batch's outcome (every request of a failed batch got that error).
+// Hook for metrics: called on the writer thread after each batch. `wrote`:
+// the batch had something to write and tried; `result`: the batch's outcome
+// (every request of a failed batch gets io_error with its message).
 struct BatchObserver {
   virtual ~BatchObserver() = default;
-  virtual void on_batch(std::size_t requests, std::int64_t write_micros, const Status& result) = 0;
+  virtual void on_batch(std::size_t requests, std::int64_t write_micros, bool wrote,
+                        const Status& result) = 0;
 };
 
 class MailboxStore {

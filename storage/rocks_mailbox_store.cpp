@@ -30,6 +30,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <variant>
 
 #include <fmt/format.h>
@@ -201,6 +202,7 @@ class MailboxStore::Impl {
     // must see before the database does. Messages by seq; dedup key -> the
     // value written here, empty when deleted here.
     std::unordered_map<std::uint64_t, InBatch> messages;
+    std::unordered_set<std::string> odd_deleted;  // message keys that do not decode, deleted here
     std::unordered_map<std::string, std::string> dedup;
     std::unordered_map<std::string, StagedMeta> touched;
     std::int64_t now_ms = 0;
@@ -298,13 +300,17 @@ Status MailboxStore::Impl::open() {
   // in-place updates (mailbox meta, below) need them off.
   db_opts.allow_concurrent_memtable_write = false;
   db_opts.listeners.push_back(wal_watch_);
+  // Everything that matters is in the WAL; the memtable entry written
+  // without it (keep_memtable_entry) must not make Close() flush, which
+  // with a failed WAL would abort (wal_watch.h).
+  db_opts.avoid_flush_during_shutdown = true;
   if (opts_.env) db_opts.env = opts_.env.get();
-  // Compactions (RocksDB's LOW pool) yield the CPU and the disk to the
-  // foreground: the writer's WAL syncs and the I/O threads. They catch up
-  // whenever the load lets them; flushes (HIGH pool) keep normal priority,
-  // as the writer stalls when they lag.
+  // Compactions (RocksDB's LOW pool) yield the CPU to the foreground: the
+  // writer and the I/O threads. They catch up whenever the load lets them
+  // (and when they lag too far, RocksDB slows writes down); flushes (HIGH
+  // pool) keep normal priority, as the writer stalls when they lag. (Their
+  // disk I/O keeps its class: the idle class could starve them.)
   db_opts.env->LowerThreadPoolCPUPriority(rocksdb::Env::LOW);
-  db_opts.env->LowerThreadPoolIOPriority(rocksdb::Env::LOW);
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(opts_.block_cache_bytes);
@@ -406,7 +412,11 @@ Status MailboxStore::Impl::open() {
   counters_.total_bytes.store(total_bytes);
 
   // (RocksDB has just flushed what it recovered: every memtable is empty.)
-  if (wal_watch_->take_switched()) keep_memtable_entry().PermitUncheckedError();
+  wal_watch_->set_keep_entry([this] { return keep_memtable_entry(); });
+  {
+    std::lock_guard<std::mutex> lock(wal_watch_->write_mu());
+    wal_watch_->prepare_write().PermitUncheckedError();  // (failing, it is tried again at the first write)
+  }
   auto policies = open_rocks_policy_store(db_, {cf_policies_, cf_grants_, cf_im_}, wal_watch_.get());
   if (!policies) return policies.status();
   policies_ = std::move(policies).value();
@@ -518,6 +528,7 @@ void MailboxStore::Impl::Batch::reset(std::int64_t now) {
   if (wb.GetDataSize() > kKeepBatchBytes) wb = rocksdb::WriteBatch();
   else wb.Clear();
   clear(messages);
+  odd_deleted.clear();
   clear(dedup);
   clear(touched);
   now_ms = now;
@@ -559,16 +570,12 @@ void MailboxStore::Impl::process(std::vector<Request>& requests) {
     if (!writable_.load()) db_->Resume().PermitUncheckedError();  // clear a background error
     const auto t0 = std::chrono::steady_clock::now();
     if (opts_.inject_write_error) write_status = opts_.inject_write_error();
-    // Writing to a failed WAL aborts the process (see wal_watch.h): refused
-    // until RocksDB's recovery has moved to a new one.
-    if (write_status.is_ok() && wal_watch_->wal_failed())
-      write_status = Status::io_error(
-          "writing a batch: the write-ahead log failed and RocksDB has not moved to a new one yet "
-          "(if this lasts, restart omsd)");
     if (write_status.is_ok()) {
-      // (Should the entry not go in, the database is stopped: the batch is
-      // not written either, as a recovery may end in between.)
-      rocksdb::Status ws = wal_watch_->take_switched() ? keep_memtable_entry() : rocksdb::Status::OK();
+      // Not to a failed WAL (it would abort), and with an entry in an active
+      // memtable (see wal_watch.h). Should that entry not go in, the
+      // database is stopped: the batch is not written either.
+      std::lock_guard<std::mutex> lock(wal_watch_->write_mu());
+      rocksdb::Status ws = wal_watch_->prepare_write();
       if (ws.ok()) {
         rocksdb::WriteOptions wo;
         wo.sync = opts_.sync;
@@ -608,25 +615,32 @@ void MailboxStore::Impl::process(std::vector<Request>& requests) {
   }
   ++counters_.batches;
   counters_.batch_requests += requests.size();
-  if (BatchObserver* obs = observer_.load()) obs->on_batch(requests.size(), micros, write_status);
+  if (BatchObserver* obs = observer_.load())
+    obs->on_batch(requests.size(), micros, attempted, write_status);
 
   if (!ok)
     for (auto& o : outcomes) o = Outcome{Status::io_error(write_status.message()), {}, 0};
+  // The callbacks need neither the bodies nor the dedup payloads: give them
+  // back now rather than after the completion thread's turn.
+  for (auto& r : requests)
+    if (auto* a = std::get_if<AppendOp>(&r)) {
+      std::string().swap(a->req.body);
+      std::string().swap(a->req.dedup_payload);
+    }
   hand_off(std::move(requests), std::move(outcomes));
 }
 
 // Rewrites the format version record, unchanged and without the WAL, so that
 // the default family's active memtable is not empty when the next write goes
 // to the WAL: should that write fail, RocksDB's recovery has a memtable to
-// flush and so moves to a new WAL (see wal_watch.h). A crash before the next
-// flush loses the rewrite, which changes nothing.
+// flush and so moves to a new WAL (see wal_watch.h). A crash or a shutdown
+// (which does not flush) before the next flush loses the rewrite, which
+// changes nothing.
 rocksdb::Status MailboxStore::Impl::keep_memtable_entry() {
   rocksdb::WriteOptions wo;
   wo.disableWAL = true;
-  rocksdb::Status s = db_->Put(wo, cf_default_, slice(keys::kFormatVersionKey),
-                               keys::encode_format_version(keys::kFormatVersion));
-  if (!s.ok()) wal_watch_->rearm();  // (a background error) again before the next write
-  return s;
+  return db_->Put(wo, cf_default_, slice(keys::kFormatVersionKey),
+                  keys::encode_format_version(keys::kFormatVersion));
 }
 
 MailboxStore::Impl::StagedMeta* MailboxStore::Impl::staged_meta(Batch& b,
@@ -822,9 +836,10 @@ Outcome MailboxStore::Impl::apply(Batch& b, PurgeOp& op) {
   {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_messages_));
     for (it->Seek(begin); it->Valid() && it->key().compare(upper) < 0; it->Next()) {
-      // (A key that does not decode goes too; seqs start at 1.)
+      // (A key that does not decode goes too: seq 0, as seqs start at 1.)
       auto key = keys::decode_message_key(it->key().ToStringView());
-      if (key && b.messages.count(key->seq) != 0) continue;  // deleted in this batch
+      if (key ? b.messages.count(key->seq) != 0 : b.odd_deleted.count(it->key().ToString()) != 0)
+        continue;  // deleted in this batch
       auto m = keys::decode_message_value(it->value().ToStringView());
       removed_bytes += m ? m->body.size() : 0;
       doomed.emplace_back(it->key().ToString(), key ? key->seq : 0);
@@ -847,7 +862,8 @@ Outcome MailboxStore::Impl::apply(Batch& b, PurgeOp& op) {
       b.failed = from_rocks(s, "building the batch");
       return {};
     }
-    b.messages.insert_or_assign(seq, InBatch{});
+    if (seq != 0) b.messages.insert_or_assign(seq, InBatch{});
+    else b.odd_deleted.insert(key);
   }
   if (staged->meta.count != 0 || staged->meta.bytes != 0 || !doomed.empty()) {
     staged->meta = {};
@@ -1041,6 +1057,12 @@ MailboxStats MailboxStore::Impl::stats(std::string_view mailbox) const {
 }
 
 Status MailboxStore::Impl::checkpoint(const std::string& dir) const {
+  // A checkpoint flushes (switches memtables), which with a failed WAL would
+  // abort (wal_watch.h); writes wait meanwhile.
+  std::lock_guard<std::mutex> lock(wal_watch_->write_mu());
+  if (wal_watch_->wal_failed())
+    return Status::io_error(
+        "checkpoint: the write-ahead log failed and RocksDB has not moved to a new one yet");
   rocksdb::Checkpoint* raw = nullptr;
   rocksdb::Status s = rocksdb::Checkpoint::Create(db_, &raw);
   if (!s.ok()) return from_rocks(s, "creating a checkpoint");

@@ -30,7 +30,7 @@ rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
 
 class RocksPolicyStore final : public PolicyStore {
  public:
-  RocksPolicyStore(rocksdb::DB* db, PolicyColumnFamilies cfs, const WalWatch* wal)
+  RocksPolicyStore(rocksdb::DB* db, PolicyColumnFamilies cfs, WalWatch* wal)
       : db_(db), cfs_(cfs), wal_(wal) {}
 
   Status load();
@@ -54,7 +54,7 @@ class RocksPolicyStore final : public PolicyStore {
 
   rocksdb::DB* db_;
   PolicyColumnFamilies cfs_;
-  const WalWatch* wal_;
+  WalWatch* wal_;
 
   std::mutex write_mu_;  // serialises writers (check + write + publish)
   mutable std::shared_mutex mu_;  // guards the three members below
@@ -66,11 +66,14 @@ class RocksPolicyStore final : public PolicyStore {
 Status RocksPolicyStore::write(rocksdb::WriteBatch& batch, std::string_view what) {
   rocksdb::WriteOptions wo;
   wo.sync = true;  // policies are rare and must survive a crash once answered
-  // Writing to a failed WAL aborts the process (see wal_watch.h).
-  if (wal_ && wal_->wal_failed())
-    return Status::io_error(fmt::format(
-        "{}: the write-ahead log failed and RocksDB has not moved to a new one yet", what));
-  rocksdb::Status s = db_->Write(wo, &batch);
+  // Not to a failed WAL, which would abort the process (see wal_watch.h).
+  std::unique_lock<std::mutex> lock;
+  rocksdb::Status s;
+  if (wal_) {
+    lock = std::unique_lock<std::mutex>(wal_->write_mu());
+    s = wal_->prepare_write();
+  }
+  if (s.ok()) s = db_->Write(wo, &batch);
   if (!s.ok()) return from_rocks(s, what);
   return Status::ok();
 }
@@ -288,7 +291,7 @@ Status RocksPolicyStore::set_im_configuration(const ImConfiguration& config) {
 
 Result<std::unique_ptr<PolicyStore>> open_rocks_policy_store(rocksdb::DB* db,
                                                              PolicyColumnFamilies cfs,
-                                                             const WalWatch* wal) {
+                                                             WalWatch* wal) {
   auto store = std::make_unique<RocksPolicyStore>(db, cfs, wal);
   Status st = store->load();
   if (!st) return st;

@@ -24,10 +24,11 @@ struct PolicyColumnFamilies {
 
 // Loads policies, grants and the IM configuration into memory and creates the
 // Global policy (enable_im_auto_archiving = true) when it does not exist yet.
-// Writes are refused while wal->wal_failed() (see wal_watch.h; nullptr: never).
+// Writes go under wal->write_mu() after wal->prepare_write() (see wal_watch.h;
+// nullptr: no such care).
 // `db`, the handles and `wal` are not owned and must outlive the returned store.
 Result<std::unique_ptr<PolicyStore>> open_rocks_policy_store(rocksdb::DB* db,
                                                              PolicyColumnFamilies cfs,
-                                                             const WalWatch* wal);
+                                                             WalWatch* wal);
 
 }  // namespace oms::storage

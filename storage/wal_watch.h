@@ -1,6 +1,6 @@
 // WalWatch (internal to storage/): a RocksDB event listener that tells the
 // store's writers whether the current WAL had a failed write that no memtable
-// switch has left behind since.
+// switch has left behind since, and the lock every write goes under.
 //
 // Why: RocksDB 7.8 (Debian 12's librocksdb) recovers from a failed WAL write
 // (its own automatic recovery from ENOSPC, or DB::Resume()) by flushing the
@@ -13,15 +13,24 @@
 // without them every write fails and the next memtable switch makes the
 // error fatal. (facebook/rocksdb#11643, #12998; fixed upstream in 9.x by
 // #12873.)
-// Hence:
-//  - no write goes to the database while wal_failed() (it would abort);
-//  - the mailbox writer keeps an entry in an active memtable before it
-//    writes (take_switched()), so that a recovery always has one to flush.
+// Hence every write to the database (the mailbox writer, policy writes,
+// checkpoints, whose flush switches memtables) goes under write_mu(), after
+// prepare_write():
+//  - no write while wal_failed() (it would abort);
+//  - after each memtable switch (and once at first), an entry goes into an
+//    active memtable first (the keep-entry function), so that a recovery
+//    always has one to flush.
+// Left: a write whose own memtable switch (full memtable, WAL size) leaves
+// every active memtable empty and whose WAL append then fails: writes stay
+// refused (not aborted) until omsd restarts.
 //
-// Thread-safe: RocksDB calls it from its own threads.
+// Thread-safe: RocksDB calls the listener from its own threads.
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <mutex>
+#include <utility>
 
 #include <rocksdb/listener.h>
 
@@ -31,7 +40,8 @@ class WalWatch final : public rocksdb::EventListener {
  public:
   const char* Name() const override { return "oms.WalWatch"; }
 
-  // A write's WAL append or sync failed (called before any recovery starts).
+  // A write's WAL append or sync failed (called before any recovery starts,
+  // on the thread of that write, which holds write_mu()).
   void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status*) override {
     if (reason == rocksdb::BackgroundErrorReason::kWriteCallback) wal_failed_.store(true);
   }
@@ -42,13 +52,32 @@ class WalWatch final : public rocksdb::EventListener {
     switched_.store(true);
   }
 
+  // Writes an entry that needs no WAL into an active memtable; set once,
+  // before the first write.
+  void set_keep_entry(std::function<rocksdb::Status()> f) { keep_entry_ = std::move(f); }
+
+  std::mutex& write_mu() { return write_mu_; }
   bool wal_failed() const { return wal_failed_.load(); }
-  // True once after each memtable switch (and once at first): the active
-  // memtables may all be empty now. rearm(): ask again next time.
-  bool take_switched() { return switched_.exchange(false); }
-  void rearm() { switched_.store(true); }
+
+  // REQUIRES: write_mu() held. OK when a write may go to the database now.
+  rocksdb::Status prepare_write() {
+    if (wal_failed_.load())
+      return rocksdb::Status::IOError(
+          "the write-ahead log failed and RocksDB has not moved to a new one yet (if this lasts, "
+          "restart omsd)");
+    while (switched_.exchange(false)) {  // (the entry itself may fill a memtable)
+      rocksdb::Status s = keep_entry_ ? keep_entry_() : rocksdb::Status::OK();
+      if (!s.ok()) {
+        switched_.store(true);  // (the database is stopped) again next time
+        return s;
+      }
+    }
+    return rocksdb::Status::OK();
+  }
 
  private:
+  std::mutex write_mu_;
+  std::function<rocksdb::Status()> keep_entry_;
   std::atomic<bool> wal_failed_{false};
   std::atomic<bool> switched_{true};
 };

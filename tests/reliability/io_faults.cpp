@@ -38,6 +38,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -57,6 +58,7 @@ using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 constexpr std::size_t kPerPhase = 20;
 constexpr auto kAppendTimeout = 20s;
+constexpr auto kHealTimeout = 10s;  // RocksDB retries its own recovery after 5 s
 // How long the end-to-end cases give omsd to heal after the fault is gone.
 constexpr auto kHealWait = 10s;
 
@@ -79,8 +81,13 @@ struct CaseResult {
 // reopen_before_fault: the store is closed and opened again between the
 // first phase and the fault, so that every memtable is empty (RocksDB flushes
 // what it recovers) when the first write under the fault fails.
+// must_heal: once the fault is gone the store must take appends again (after
+// RocksDB's own recovery, waited for up to kHealTimeout), every one of them.
+// close_under_fault: while the fault is still on, a checkpoint is asked for
+// and the store is closed (neither may abort), then opened again.
 CaseResult store_case(const std::string& name, bool fault_syncs, FaultKind kind,
-                      std::uint64_t fault_count, bool reopen_before_fault = false) {
+                      std::uint64_t fault_count, bool reopen_before_fault = false,
+                      bool must_heal = false, bool close_under_fault = false) {
   CaseResult r;
   r.name = name;
   const auto dir = std::filesystem::temp_directory_path() /
@@ -141,7 +148,24 @@ CaseResult store_case(const std::string& name, bool fault_syncs, FaultKind kind,
     else ++r.refused_during_fault;
     if (!store->writable()) r.unwritable_seen = true;
   }
+  if (close_under_fault) {
+    store->checkpoint((dir / "checkpoint").string()).is_ok();  // refused or taken; it must not abort
+    store.reset();
+  }
   fs->clear_faults();
+  if (close_under_fault) {
+    auto again = storage::MailboxStore::open(so);
+    if (!again) {
+      r.first_error = "reopen after a close under the fault: " + again.status().message();
+      return r;
+    }
+    store = std::move(again).value();
+  }
+  if (must_heal) {
+    const auto deadline = std::chrono::steady_clock::now() + kHealTimeout;
+    while (!append() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // bounded retry, as a client would
+  }
   for (std::size_t i = 0; i < kPerPhase; ++i)
     if (append()) ++r.recovered_ok;
   r.writable_after = store->writable();
@@ -171,7 +195,7 @@ CaseResult store_case(const std::string& name, bool fault_syncs, FaultKind kind,
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   r.pass = msgs.is_ok() && r.lost == 0 && r.unexpected == 0 && r.refused_during_fault > 0 &&
-           r.unwritable_seen;
+           r.unwritable_seen && (!must_heal || r.recovered_ok == kPerPhase);
   return r;
 }
 
@@ -407,7 +431,14 @@ int main(int argc, char** argv) {
   // memtable empty; the store must then not write to the failed one.
   guarded("store: ENOSPC on the first append after a reopen", [] {
     return store_case("store: ENOSPC on the first append after a reopen", false, FaultKind::kEnospc, 1,
-                      /*reopen_before_fault=*/true);
+                      /*reopen_before_fault=*/true, /*must_heal=*/true);
+  });
+  // The same WAL still failed when a checkpoint is taken and the store
+  // closed: both would switch memtables outside RocksDB's recovery.
+  guarded("store: ENOSPC, then a checkpoint and a close under the fault", [] {
+    return store_case("store: ENOSPC, then a checkpoint and a close under the fault", false,
+                      FaultKind::kEnospc, 1u << 30, /*reopen_before_fault=*/true, /*must_heal=*/true,
+                      /*close_under_fault=*/true);
   });
   if (flags->flag("e2e")) {
     guarded("omsd: EIO on every fdatasync/fsync (strace)", [] {

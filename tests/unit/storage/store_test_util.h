@@ -147,7 +147,9 @@ class WriterGate {
     o.inject_write_error = [this]() -> Status {
       if (writes_.fetch_add(1) == 0) {
         entered_.set_value();
-        released_.wait();
+        // (Bounded: a test that fails before release() must not hang.)
+        if (released_.wait_for(kCallbackTimeout) != std::future_status::ready)
+          return Status::io_error("WriterGate: never released");
       }
       return Status::ok();
     };

@@ -11,7 +11,7 @@ namespace {
 
 struct CountingObserver final : BatchObserver {
   std::atomic<std::size_t> batches{0}, requests{0}, failures{0};
-  void on_batch(std::size_t n, std::int64_t micros, const Status& result) override {
+  void on_batch(std::size_t n, std::int64_t micros, bool, const Status& result) override {
     ++batches;
     requests += n;
     if (!result.is_ok()) ++failures;
