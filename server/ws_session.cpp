@@ -12,9 +12,11 @@
 #include <algorithm>
 #include <cassert>
 #include <array>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <type_traits>
+#include <variant>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -132,22 +134,51 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   }
 
   // ---- WsSession (any thread) ----
-  void post_frame(std::shared_ptr<const std::string> frame) override {
-    net::post(ws_.get_executor(), [self = this->shared_from_this(), f = std::move(frame)]() mutable {
-      if (self->signed_in_) self->enqueue(std::move(f));
-    });
-  }
-  void post_stored(std::shared_ptr<const Delivery> d) override {
-    net::post(ws_.get_executor(),
-              [self = this->shared_from_this(), d = std::move(d)] { self->on_stored(*d); });
-  }
+  // Everything from other threads goes through one inbox, in order, and one
+  // post onto the strand takes all that is there: the store's completion
+  // thread answers a batch with one post per session, not one per message.
+  void post_frame(std::shared_ptr<const std::string> frame) override { to_inbox(std::move(frame)); }
+  void post_stored(std::shared_ptr<const Delivery> d) override { to_inbox(std::move(d)); }
   void post_close(std::uint16_t code, std::string reason) override {
-    net::post(ws_.get_executor(), [self = this->shared_from_this(), code, r = std::move(reason)] {
-      self->close(code, r);
-    });
+    to_inbox(CloseRequest{code, std::move(reason)});
   }
 
  private:
+  struct CloseRequest {
+    std::uint16_t code;
+    std::string reason;
+  };
+  using Inbound = std::variant<std::shared_ptr<const std::string>, std::shared_ptr<const Delivery>, CloseRequest>;
+
+  void to_inbox(Inbound in) {
+    {
+      std::lock_guard lock(inbox_mu_);
+      inbox_.push_back(std::move(in));
+      if (inbox_posted_) return;  // the post already made takes this one too
+      inbox_posted_ = true;
+    }
+    net::post(ws_.get_executor(), [self = this->shared_from_this()] { self->drain_inbox(); });
+  }
+
+  void drain_inbox() {
+    std::vector<Inbound> batch;
+    {
+      std::lock_guard lock(inbox_mu_);
+      batch.swap(inbox_);
+      inbox_posted_ = false;
+    }
+    for (auto& in : batch) {
+      if (auto* frame = std::get_if<std::shared_ptr<const std::string>>(&in)) {
+        if (signed_in_) enqueue(std::move(*frame));
+      } else if (auto* d = std::get_if<std::shared_ptr<const Delivery>>(&in)) {
+        on_stored(**d);
+      } else {
+        auto& c = std::get<CloseRequest>(in);
+        close(c.code, c.reason);
+      }
+    }
+  }
+
   // ---- connection ----
   void on_accept(beast::error_code ec) {
     if (ec) return fail(ec, "accept");
@@ -540,6 +571,11 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   beast::flat_buffer buffer_;
   net::steady_timer hello_timer_;
   std::string session_id_;
+
+  // from other threads (to_inbox), taken on the strand (drain_inbox)
+  std::mutex inbox_mu_;
+  std::vector<Inbound> inbox_;
+  bool inbox_posted_ = false;  // a drain_inbox is posted and has not taken the inbox yet
 
   // sign-in
   bool signing_in_ = false;  // hello accepted, welcome not yet sent

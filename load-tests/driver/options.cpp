@@ -47,7 +47,8 @@ std::string usage() {
 Scenarios:
   offline-burst   N recipients stay offline; S senders x W in flight send M messages over
                   them; then every recipient signs in at once and drains with acks.
-  chat            N online users in pairs; closed-loop live messaging for --duration.
+  chat            N online users in pairs; live messaging for --duration, W in flight
+                  per user (closed loop) or --rate msgs/s over all of them (open loop).
   presence-churn  N recipients flip available/dnd/presenting while S senders message
                   them; every sent.status is checked against the presence at send time.
   signin-storm    N users with --queued Q messages each sign in at once and drain.
@@ -64,7 +65,7 @@ Options:
   --window W            sends in flight per sending session
   --duration SEC        chat, presence-churn, idle, mixed; offline-burst/signin-storm:
                         cap on the store phase (then what was stored is drained)
-  --rate R              mixed: operations per second; offline-burst/signin-storm:
+  --rate R              mixed: operations per second; offline-burst/signin-storm/chat:
                         send at R msgs/s open loop instead of W in flight
   --churn-ms MS         presence-churn: mean time between a user's presence changes
   --server-pid PID      read the server's VmRSS from /proc/PID/status

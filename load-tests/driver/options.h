@@ -33,7 +33,7 @@ struct Options {
   std::uint64_t body_bytes = 200;
   std::uint64_t window = 0;       // sends in flight per sending session
   double duration_s = 0;          // chat, presence-churn, idle, mixed
-  double rate = 0;                // mixed: operations per second (open loop)
+  double rate = 0;                // open loop: mixed ops/s; offline-burst, signin-storm, chat msgs/s
   double churn_ms = 0;            // presence-churn: mean time between presence changes per user
   std::optional<long> server_pid;
   std::string json_file;
