@@ -137,6 +137,8 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   // Everything from other threads goes through one inbox, in order, and one
   // post onto the strand takes all that is there: the store's completion
   // thread answers a batch with one post per session, not one per message.
+  // (So an item may run before a handler posted to the strand by other
+  // means after the inbox's post was made: the order holds among post_*.)
   void post_frame(std::shared_ptr<const std::string> frame) override { to_inbox(std::move(frame)); }
   void post_stored(std::shared_ptr<const Delivery> d) override { to_inbox(std::move(d)); }
   void post_close(std::uint16_t code, std::string reason) override {
@@ -157,7 +159,13 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
       if (inbox_posted_) return;  // the post already made takes this one too
       inbox_posted_ = true;
     }
-    net::post(ws_.get_executor(), [self = this->shared_from_this()] { self->drain_inbox(); });
+    try {
+      net::post(ws_.get_executor(), [self = this->shared_from_this()] { self->drain_inbox(); });
+    } catch (...) {
+      std::lock_guard lock(inbox_mu_);
+      inbox_posted_ = false;  // (the next item posts again)
+      throw;
+    }
   }
 
   void drain_inbox() {

@@ -2,9 +2,10 @@
 // server. The implementation (Beast websocket, its strand, read loop, send
 // queue and delivery window) lives in ws_session.cpp.
 //
-// Thread-safety: every method here may be called from any thread; each one
-// posts onto the session's strand. A session is held by shared_ptr while
-// anything is pending on it.
+// Thread-safety: every method here may be called from any thread; they are
+// handled on the session's strand in the order they were called (one inbox,
+// drained by one post). A session is held by shared_ptr while anything is
+// pending on it.
 #pragma once
 
 #include <cstdint>

@@ -81,6 +81,9 @@ int run_chat(const Options& o, const std::string& secret) {
       ok = run.wait_for(
           "last replies and deliveries",
           [&] {
+            // (An open-loop pacer may be making one last send: wait until
+            // every pacer has seen the stop, then for its reply.)
+            if (pacers && pacers->finished.load() < run.worker_count()) return false;
             Totals t = run.totals();
             return t.replies >= t.sends && t.received >= t.sent_ok;
           },
