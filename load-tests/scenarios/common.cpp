@@ -53,8 +53,11 @@ class Pacer : public std::enable_shared_from_this<Pacer> {
       std::int64_t lag = now - intended;
       std::int64_t prev = state_->max_lag_ns.load(std::memory_order_relaxed);
       while (lag > prev && !state_->max_lag_ns.compare_exchange_weak(prev, lag)) {}
-      if (u.conn && u.conn->send_to(*to, intended)) state_->sent.fetch_add(1, std::memory_order_relaxed);
-      else w_.count_error("open_loop_sender_offline");
+      // (A send not made is counted once, by why: client_backlog or
+      // open_loop_sender_offline. It has no latency: those counts say how
+      // much of the intended load the run did not offer.)
+      if (!u.conn || !u.conn->is_open()) w_.count_error("open_loop_sender_offline");
+      else if (u.conn->send_to(*to, intended)) state_->sent.fetch_add(1, std::memory_order_relaxed);
       ++n_;
     }
     if (!more) {
