@@ -83,7 +83,7 @@ int run_chat(const Options& o, const std::string& secret) {
           [&] {
             // (An open-loop pacer may be making one last send: wait until
             // every pacer has seen the stop, then for its reply.)
-            if (pacers && pacers->finished.load() < run.worker_count()) return false;
+            if (pacers && !pacers->stopped(run)) return false;
             Totals t = run.totals();
             return t.replies >= t.sends && t.received >= t.sent_ok;
           },

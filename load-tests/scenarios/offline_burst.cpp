@@ -101,7 +101,7 @@ int run_offline_burst(const Options& o, const std::string& secret) {
           [&] {
             // (An open-loop pacer may be making one last send: wait until
             // every pacer has seen the stop, then for its reply.)
-            if (open_loop && open_loop->finished.load() < run.worker_count()) return false;
+            if (open_loop && !open_loop->stopped(run)) return false;
             Totals t = run.totals();
             return t.replies >= t.sends;
           },

@@ -46,6 +46,9 @@ struct OpenLoop {
   std::atomic<std::size_t> finished{0};
   std::atomic<std::uint64_t> sent{0};
   std::atomic<std::int64_t> max_lag_ns{0};
+  // Every pacer has stopped (seen the stop, or run out of sends): no send is
+  // being made any more.
+  bool stopped(const Run& run) const { return finished.load() >= run.worker_count(); }
 };
 std::shared_ptr<OpenLoop> start_open_loop(Run& run, std::uint32_t first, std::uint32_t count, double rate);
 
