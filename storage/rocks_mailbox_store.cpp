@@ -574,13 +574,9 @@ void MailboxStore::Impl::process(std::vector<Request>& requests) {
       // Not to a failed WAL (it would abort), and with an entry in an active
       // memtable (see wal_watch.h). Should that entry not go in, the
       // database is stopped: the batch is not written either.
-      std::lock_guard<std::mutex> lock(wal_watch_->write_mu());
-      rocksdb::Status ws = wal_watch_->prepare_write();
-      if (ws.ok()) {
-        rocksdb::WriteOptions wo;
-        wo.sync = opts_.sync;
-        ws = db_->Write(wo, &b.wb);
-      }
+      rocksdb::WriteOptions wo;
+      wo.sync = opts_.sync;
+      rocksdb::Status ws = wal_watch_->write(db_, wo, &b.wb);
       if (!ws.ok()) write_status = from_rocks(ws, "writing a batch");
     }
     micros = std::chrono::duration_cast<std::chrono::microseconds>(

@@ -67,13 +67,7 @@ Status RocksPolicyStore::write(rocksdb::WriteBatch& batch, std::string_view what
   rocksdb::WriteOptions wo;
   wo.sync = true;  // policies are rare and must survive a crash once answered
   // Not to a failed WAL, which would abort the process (see wal_watch.h).
-  std::unique_lock<std::mutex> lock;
-  rocksdb::Status s;
-  if (wal_) {
-    lock = std::unique_lock<std::mutex>(wal_->write_mu());
-    s = wal_->prepare_write();
-  }
-  if (s.ok()) s = db_->Write(wo, &batch);
+  rocksdb::Status s = wal_ ? wal_->write(db_, wo, &batch) : db_->Write(wo, &batch);
   if (!s.ok()) return from_rocks(s, what);
   return Status::ok();
 }

@@ -32,7 +32,9 @@
 #include <mutex>
 #include <utility>
 
+#include <rocksdb/db.h>
 #include <rocksdb/listener.h>
+#include <rocksdb/write_batch.h>
 
 namespace oms::storage {
 
@@ -58,6 +60,14 @@ class WalWatch final : public rocksdb::EventListener {
 
   std::mutex& write_mu() { return write_mu_; }
   bool wal_failed() const { return wal_failed_.load(); }
+
+  // Writes `batch` under write_mu(), after prepare_write(): how every write
+  // to the database goes (checkpoints take write_mu() themselves).
+  rocksdb::Status write(rocksdb::DB* db, const rocksdb::WriteOptions& wo, rocksdb::WriteBatch* batch) {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    rocksdb::Status s = prepare_write();
+    return s.ok() ? db->Write(wo, batch) : s;
+  }
 
   // REQUIRES: write_mu() held. OK when a write may go to the database now.
   rocksdb::Status prepare_write() {
