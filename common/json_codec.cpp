@@ -2,6 +2,8 @@
 
 #include <array>
 #include <charconv>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 
@@ -82,6 +84,21 @@ constexpr std::array<bool, 256> kPlainAscii = [] {
   return t;
 }();
 
+// Whether all 8 bytes at `p` are plain (kPlainAscii), tested a word at a
+// time: no byte >= 0x80, none < 0x20, none '"', none '\\'. (A byte is < n
+// when (x - n) borrows into its top bit while its own top bit is clear; a byte
+// is zero likewise with n = 1. These tests can flag the wrong byte of the
+// word, never a word without one.)
+bool eight_plain(const char* p) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ull;
+  constexpr std::uint64_t kHigh = 0x8080808080808080ull;
+  std::uint64_t w;
+  std::memcpy(&w, p, sizeof w);
+  auto has_zero = [](std::uint64_t v) { return (v - kOnes) & ~v & kHigh; };
+  const std::uint64_t below_space = (w - kOnes * 0x20) & ~w & kHigh;
+  return ((w & kHigh) | below_space | has_zero(w ^ (kOnes * '"')) | has_zero(w ^ (kOnes * '\\'))) == 0;
+}
+
 // Appends `s` as a JSON string literal. Quotes, backslashes and control
 // characters are escaped; well-formed UTF-8 passes through; a byte that is not
 // part of well-formed UTF-8 becomes U+FFFD, so the output is always valid.
@@ -94,6 +111,10 @@ void append_string(std::string& out, std::string_view s) {
     out.append(s.data() + run, i - run);
   };
   while (i < s.size()) {
+    if (s.size() - i >= 8 && eight_plain(s.data() + i)) {
+      i += 8;
+      continue;
+    }
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (kPlainAscii[c]) {
       ++i;

@@ -14,7 +14,6 @@
 #include <array>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <type_traits>
 #include <variant>
 
@@ -35,6 +34,7 @@
 #include "server/coalescing_stream.h"
 #include "server/context.h"
 #include "server/endpoints.h"
+#include "server/in_flight.h"
 #include "server/log.h"
 #include "server/router.h"
 #include "server/web_client.h"
@@ -568,7 +568,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
 
   void check_drained() {
     if (drained_sent_ || !initial_done_ || pending_ack_writes_ != 0) return;
-    if (!in_flight_.empty() && *in_flight_.begin() <= signin_seq_) return;
+    if (!in_flight_.empty() && in_flight_.front() <= signin_seq_) return;
     drained_sent_ = true;
     enqueue(share(proto::encode(proto::ServerFrame{proto::MailboxDrained{}})));
   }
@@ -606,7 +606,7 @@ class WsSessionImpl final : public WsSession, public std::enable_shared_from_thi
   // delivery
   std::uint64_t signin_seq_ = 0;   // store's last seq at sign-in
   std::uint64_t cursor_ = 0;       // highest seq pushed
-  std::set<std::uint64_t> in_flight_;  // pushed, not yet acked by this session
+  InFlight in_flight_;  // pushed, not yet acked by this session
   bool caught_up_ = false;         // nothing stored beyond cursor_ that we know of
   bool reading_ = false;
   bool dirty_ = false;             // a message arrived during a read
