@@ -1,6 +1,7 @@
 #include "common/json_codec.h"
 
 #include <array>
+#include <bit>
 #include <charconv>
 #include <cstdint>
 #include <cstring>
@@ -84,19 +85,26 @@ constexpr std::array<bool, 256> kPlainAscii = [] {
   return t;
 }();
 
-// Whether all 8 bytes at `p` are plain (kPlainAscii), tested a word at a
-// time: no byte >= 0x80, none < 0x20, none '"', none '\\'. (A byte is < n
-// when (x - n) borrows into its top bit while its own top bit is clear; a byte
-// is zero likewise with n = 1. These tests can flag the wrong byte of the
-// word, never a word without one.)
-bool eight_plain(const char* p) {
+// How many of the 8 bytes at `p` are plain (kPlainAscii) before the first
+// that is not: no byte >= 0x80, none < 0x20, none '"', none '\\'. Tested a
+// word at a time: a byte is < n when (x - n) borrows into its top bit while
+// its own top bit is clear (a zero byte likewise with n = 1). A borrow only
+// runs upwards, from a byte that is < n, so the lowest flagged byte is always
+// a true one and the bytes below it are plain. (Big-endian machines get 8 or
+// 0: the byte loop takes over.)
+unsigned plain_prefix(const char* p) {
   constexpr std::uint64_t kOnes = 0x0101010101010101ull;
   constexpr std::uint64_t kHigh = 0x8080808080808080ull;
   std::uint64_t w;
   std::memcpy(&w, p, sizeof w);
   auto has_zero = [](std::uint64_t v) { return (v - kOnes) & ~v & kHigh; };
   const std::uint64_t below_space = (w - kOnes * 0x20) & ~w & kHigh;
-  return ((w & kHigh) | below_space | has_zero(w ^ (kOnes * '"')) | has_zero(w ^ (kOnes * '\\'))) == 0;
+  const std::uint64_t flagged =
+      (w & kHigh) | below_space | has_zero(w ^ (kOnes * '"')) | has_zero(w ^ (kOnes * '\\'));
+  if (flagged == 0) return 8;
+  if constexpr (std::endian::native == std::endian::little)
+    return static_cast<unsigned>(std::countr_zero(flagged)) / 8;
+  return 0;
 }
 
 // Appends `s` as a JSON string literal. Quotes, backslashes and control
@@ -111,13 +119,20 @@ void append_string(std::string& out, std::string_view s) {
     out.append(s.data() + run, i - run);
   };
   while (i < s.size()) {
-    if (s.size() - i >= 8 && eight_plain(s.data() + i)) {
-      i += 8;
-      continue;
-    }
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (kPlainAscii[c]) {
       ++i;
+      // From the second plain byte in a row on, the run is skipped a word at
+      // a time, up to the first byte that needs care. (Not from the first:
+      // text that is mostly not ASCII, CJK or accented Latin, has short runs
+      // and would pay for word tests that hardly skip anything.)
+      if (s.size() - i >= 8 && kPlainAscii[static_cast<unsigned char>(s[i])]) {
+        unsigned plain;
+        do {
+          plain = plain_prefix(s.data() + i);
+          i += plain;
+        } while (plain == 8 && s.size() - i >= 8);
+      }
       continue;
     }
     if (c >= 0x80) {

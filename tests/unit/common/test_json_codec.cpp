@@ -1,5 +1,6 @@
 #include "common/json_codec.h"
 
+#include <memory>
 #include <random>
 #include <string>
 
@@ -583,6 +584,15 @@ TEST_CASE("codec: escaping catches a special byte at every offset of a word") {
     CHECK(encode_error({}, "x", msg) == R"({"type":"error","code":"x","message":")" + msg + R"("})");
     msg[at] = '\x80';  // a lone continuation byte
     CHECK(str(parse_json(encode_error({}, "x", msg)).at("message")) == to_valid_utf8(msg));
+  }
+
+  // Views that end exactly at the end of their buffer (no NUL after it): a
+  // word read past the end is caught by the sanitizer build.
+  for (std::size_t n = 0; n <= 40; ++n) {
+    auto buf = std::make_unique<char[]>(n);
+    for (std::size_t k = 0; k < n; ++k) buf[k] = k % 11 == 10 ? '"' : static_cast<char>('a' + k % 26);
+    const std::string_view view(buf.get(), n);
+    CHECK(str(parse_json(encode_error({}, "x", view)).at("message")) == std::string(view));
   }
 
   // Random mixes of plain runs, escapes and good and bad UTF-8.

@@ -59,7 +59,31 @@ TEST_CASE("in-flight: agrees with std::set over random pushes and acks") {
     }
     REQUIRE(f.size() == ref.size());
     if (!ref.empty()) REQUIRE(f.front() == *ref.begin());
+    // The acked front is given back: what is held stays within twice what
+    // is in flight (plus the front worth compacting), and an emptied window
+    // keeps no large buffer.
+    REQUIRE(f.held() <= 2 * f.size() + 64);
+    if (f.empty()) REQUIRE(f.capacity() <= InFlight::kKeepCapacity);
   }
+}
+
+TEST_CASE("in-flight: a client that never acks its oldest message") {
+  InFlight f;
+  for (std::uint64_t s = 1; s <= 5000; ++s) f.insert(s);
+  for (std::uint64_t s = 2; s <= 5000; ++s) {
+    REQUIRE(f.erase(s));
+    REQUIRE(f.front() == 1);
+    REQUIRE(f.size() == 5001 - s);
+    REQUIRE(f.held() <= 2 * f.size() + 64);
+  }
+  CHECK(f.erase(1));
+  CHECK(f.empty());
+  CHECK(f.capacity() <= InFlight::kKeepCapacity);
+  // Out of order from the back too.
+  for (std::uint64_t s = 1; s <= 300; ++s) f.insert(s);
+  for (std::uint64_t s = 299; s >= 1; --s) REQUIRE(f.erase(s));
+  CHECK(f.size() == 1);
+  CHECK(f.front() == 300);
 }
 
 }  // namespace
