@@ -170,23 +170,24 @@ std::optional<Options> parse_options(int argc, char** argv, std::string& error, 
       v = argv[++i];
       return true;
     };
-    auto u64 = [&](std::uint64_t& out) {
+    // A value parsed by `parse`; `what` names what it must be.
+    auto number = [&](auto& out, auto parse, std::string_view what) {
       std::string_view v;
       if (!need(v)) return false;
-      if (!parse_u64(v, out)) {
-        error = fmt::format("{} '{}': not a non-negative integer", a, v);
+      if (!parse(v, out)) {
+        error = fmt::format("{} '{}': not a {}", a, v, what);
         return false;
       }
       return true;
     };
-    auto dbl = [&](double& out) {
-      std::string_view v;
-      if (!need(v)) return false;
-      if (!parse_double(v, out)) {
-        error = fmt::format("{} '{}': not a non-negative number", a, v);
-        return false;
-      }
-      return true;
+    auto u64 = [&](std::uint64_t& out) { return number(out, parse_u64, "non-negative integer"); };
+    auto dbl = [&](double& out) { return number(out, parse_double, "non-negative number"); };
+    // An integer capped at `max` (more is of no use).
+    auto capped = [&](unsigned& out, std::uint64_t max) {
+      std::uint64_t v = 0;
+      const bool parsed = u64(v);
+      out = static_cast<unsigned>(std::min(v, max));
+      return parsed;
     };
     auto str = [&](std::string& out) {
       std::string_view v;
@@ -217,16 +218,12 @@ std::optional<Options> parse_options(int argc, char** argv, std::string& error, 
       ok = u64(tmp);
       if (ok) o.server_pid = static_cast<long>(tmp);
     } else if (a == "--json") ok = str(o.json_file);
-    else if (a == "--threads") {
-      ok = u64(tmp);
-      o.threads = static_cast<unsigned>(std::min<std::uint64_t>(tmp, 64));
-    } else if (a == "--ack-batch") ok = u64(o.ack_batch);
+    else if (a == "--threads") ok = capped(o.threads, 64);
+    else if (a == "--ack-batch") ok = u64(o.ack_batch);
     else if (a == "--ack-delay-ms") ok = dbl(o.ack_delay_ms);
     else if (a == "--connect-concurrency") ok = u64(o.connect_concurrency);
-    else if (a == "--source-addrs") {
-      ok = u64(tmp);
-      o.source_addrs = static_cast<unsigned>(std::min<std::uint64_t>(tmp, 253));
-    } else if (a == "--user-prefix") ok = str(o.user_prefix);
+    else if (a == "--source-addrs") ok = capped(o.source_addrs, 253);
+    else if (a == "--user-prefix") ok = str(o.user_prefix);
     else if (a == "--timeout") ok = dbl(o.timeout_s);
     else if (a == "--stall") ok = dbl(o.stall_s);
     else if (a == "--slot-ms") ok = dbl(o.slot_ms);

@@ -127,6 +127,17 @@ std::string svg_chart(const Series& s, const std::string& title, const std::stri
                        "<text x=\"{4}\" y=\"{5}\">{6}</text>\n",
                        W - R + 10, W - R + 30, y, color, W - R + 36, y + 4, xml_escape(name));
   };
+  // A panel's curves with their legend (in the order given, from `top`); the
+  // curves are drawn in `draw_order` (a permutation of 0..2: the last on top).
+  struct Curve {
+    const std::vector<double>& ys;
+    const char* color;
+    const char* name;
+  };
+  auto curves = [&](const Curve (&cs)[3], auto Y, double top, const int (&draw_order)[3]) {
+    for (int i : draw_order) polyline(cs[i].ys, Y, cs[i].color);
+    for (int i = 0; i < 3; ++i) legend(top + 10 + 20 * i, cs[i].color, cs[i].name);
+  };
 
   // Panel 1: throughput.
   frame(top1, bot1, "messages / s");
@@ -141,12 +152,10 @@ std::string svg_chart(const Series& s, const std::string& title, const std::stri
                        "<text x=\"{3}\" y=\"{4}\" text-anchor=\"end\">{5}</text>\n",
                        L, W - R, Y1(y), L - 4, Y1(y) + 4, nice_num(y));
   }
-  polyline(s.sent, Y1, "#1f77b4");
-  polyline(s.received, Y1, "#2ca02c");
-  polyline(s.signins, Y1, "#ff7f0e");
-  legend(top1 + 10, "#1f77b4", "sent (acked) / s");
-  legend(top1 + 30, "#2ca02c", "received / s");
-  legend(top1 + 50, "#ff7f0e", "sign-ins / s");
+  curves({{s.sent, "#1f77b4", "sent (acked) / s"},
+          {s.received, "#2ca02c", "received / s"},
+          {s.signins, "#ff7f0e", "sign-ins / s"}},
+         Y1, top1, {0, 1, 2});
 
   // Panel 2: latency, log scale.
   frame(top2, bot2, (lat_label + " (ms, log)").c_str());
@@ -172,12 +181,9 @@ std::string svg_chart(const Series& s, const std::string& title, const std::stri
                        "<text x=\"{3}\" y=\"{4}\" text-anchor=\"end\">{5:g}</text>\n",
                        L, W - R, Y2(y), L - 4, Y2(y) + 4, y);
   }
-  polyline(s.pmax, Y2, "#999999");
-  polyline(s.p99, Y2, "#d62728");
-  polyline(s.p50, Y2, "#1f77b4");
-  legend(top2 + 10, "#1f77b4", "p50");
-  legend(top2 + 30, "#d62728", "p99");
-  legend(top2 + 50, "#999999", "max");
+  // p50 drawn last, on top.
+  curves({{s.p50, "#1f77b4", "p50"}, {s.p99, "#d62728", "p99"}, {s.pmax, "#999999", "max"}}, Y2, top2,
+         {2, 1, 0});
   out += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">time since start (s)</text>\n",
                      (L + W - R) / 2, H - 12);
   out += "</svg>\n";

@@ -13,7 +13,7 @@
 
 #include "load-tests/driver/histogram.h"
 #include "load-tests/driver/options.h"
-#include "load-tests/driver/run.h"
+#include "load-tests/driver/stats.h"
 #include "load-tests/driver/verify.h"
 
 namespace oms::load {

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "common/ids.h"
+#include "load-tests/driver/run.h"
 
 namespace oms::load {
 

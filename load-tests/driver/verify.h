@@ -7,9 +7,11 @@
 #include <string>
 #include <vector>
 
-#include "load-tests/driver/run.h"
+#include "load-tests/driver/stats.h"
 
 namespace oms::load {
+
+class Run;
 
 struct VerifyOptions {
   // sent.recipient must be a state the recipient was in (as its own client

@@ -34,8 +34,7 @@ class ChatHooks final : public Hooks {
 }  // namespace
 
 int run_chat(const Options& o, const std::string& secret) {
-  Options opt = o;
-  if (opt.user_prefix.empty()) opt.user_prefix = fmt::format("ch{}", ::getpid());
+  const Options opt = with_user_prefix(o, "ch");
   const auto N = static_cast<std::uint32_t>(opt.users);
 
   Run run(opt, secret);
@@ -55,17 +54,8 @@ int run_chat(const Options& o, const std::string& secret) {
   Totals at_stop = before;
   const bool open_loop = opt.rate > 0;
   std::shared_ptr<OpenLoop> pacers;
-  if (ok && open_loop) {
-    pacers = start_open_loop(run, 0, N, opt.rate);
-  } else if (ok) {
-    const std::size_t W = opt.window;
-    run.for_users(0, N, [W](User& u) {
-      if (!u.conn) return;
-      u.conn->send_window = W;
-      u.conn->pump();
-    });
-  }
   if (ok) {
+    pacers = start_sending(run, 0, N, opt);
     const std::int64_t duration_ns = static_cast<std::int64_t>(opt.duration_s * 1e9);
     ok = run.wait_for(
         "chatting",
@@ -77,21 +67,7 @@ int run_chat(const Options& o, const std::string& secret) {
     hooks.stop_.store(true);
     t_stop = now_ns();
     at_stop = run.totals();
-    if (ok) {
-      ok = run.wait_for(
-          "last replies and deliveries",
-          [&] {
-            // (An open-loop pacer may be making one last send: wait until
-            // every pacer has seen the stop, then for its reply.)
-            if (pacers && !pacers->stopped(run)) return false;
-            Totals t = run.totals();
-            return t.replies >= t.sends && t.received >= t.sent_ok;
-          },
-          [&] {
-            Totals t = run.totals();
-            return t.replies + t.received;
-          });
-    }
+    if (ok) ok = wait_all_answered(run, "last replies and deliveries", pacers.get(), /*deliveries=*/true);
   }
 
   return finish(run, rep, VerifyOptions{.strict_live_kind = true}, "end to end", [&](WorkerStats& st) {

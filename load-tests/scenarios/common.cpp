@@ -1,3 +1,7 @@
+// What the scenarios share: the server RSS probe, open- and closed-loop
+// sending, the common waits, and the end of a run (verify, report).
+#include <unistd.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -6,6 +10,12 @@
 #include "load-tests/scenarios/scenarios.h"
 
 namespace oms::load {
+
+Options with_user_prefix(const Options& o, std::string_view tag) {
+  Options opt = o;
+  if (opt.user_prefix.empty()) opt.user_prefix = fmt::format("{}{}", tag, ::getpid());
+  return opt;
+}
 
 std::optional<std::uint64_t> read_rss_kib(long pid) {
   std::ifstream f(fmt::format("/proc/{}/status", pid));
@@ -102,6 +112,34 @@ std::shared_ptr<OpenLoop> start_open_loop(Run& run, std::uint32_t first, std::ui
     run.post(w, [pacer] { pacer->start(); });
   }
   return state;
+}
+
+void start_closed_loop(Run& run, std::uint32_t first, std::uint32_t count, std::size_t window) {
+  run.for_users(first, count, [window](User& u) {
+    if (!u.conn) return;
+    u.conn->send_window = window;
+    u.conn->pump();
+  });
+}
+
+std::shared_ptr<OpenLoop> start_sending(Run& run, std::uint32_t first, std::uint32_t count, const Options& opt) {
+  if (opt.rate > 0) return start_open_loop(run, first, count, opt.rate);
+  start_closed_loop(run, first, count, opt.window);
+  return nullptr;
+}
+
+bool wait_all_answered(Run& run, std::string_view what, const OpenLoop* pacers, bool deliveries) {
+  return run.wait_for(
+      what,
+      [&] {
+        if (pacers && !pacers->stopped(run)) return false;
+        Totals t = run.totals();
+        return t.replies >= t.sends && (!deliveries || t.received >= t.sent_ok);
+      },
+      [&] {
+        Totals t = run.totals();
+        return deliveries ? t.replies + t.received : t.replies;
+      });
 }
 
 bool wait_signed_in(Run& run, std::string_view what, std::uint64_t target) {

@@ -8,8 +8,7 @@
 namespace oms::load {
 
 int run_idle(const Options& o, const std::string& secret) {
-  Options opt = o;
-  if (opt.user_prefix.empty()) opt.user_prefix = fmt::format("id{}", ::getpid());
+  const Options opt = with_user_prefix(o, "id");
   const auto N = static_cast<std::uint32_t>(opt.users);
 
   auto rss = [&]() -> std::optional<std::uint64_t> {

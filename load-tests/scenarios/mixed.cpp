@@ -125,8 +125,7 @@ class Generator : public std::enable_shared_from_this<Generator> {
 }  // namespace
 
 int run_mixed(const Options& o, const std::string& secret) {
-  Options opt = o;
-  if (opt.user_prefix.empty()) opt.user_prefix = fmt::format("mx{}", ::getpid());
+  const Options opt = with_user_prefix(o, "mx");
   const auto N = static_cast<std::uint32_t>(opt.users);
 
   Run run(opt, secret);
@@ -175,18 +174,7 @@ int run_mixed(const Options& o, const std::string& secret) {
         },
         [&] { return run.totals().signed_in + run.totals().closed; });
   }
-  if (ok) {
-    ok = run.wait_for(
-        "final drain",
-        [&] {
-          Totals t = run.totals();
-          return t.replies >= t.sends && t.received >= t.sent_ok;
-        },
-        [&] {
-          Totals t = run.totals();
-          return t.replies + t.received;
-        });
-  }
+  if (ok) ok = wait_all_answered(run, "final drain", nullptr, /*deliveries=*/true);
 
   VerifyOptions v;
   v.check_presence = true;

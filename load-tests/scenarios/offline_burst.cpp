@@ -48,9 +48,8 @@ class BurstHooks final : public Hooks {
 }  // namespace
 
 int run_offline_burst(const Options& o, const std::string& secret) {
-  Options opt = o;
-  const bool storm = opt.scenario == "signin-storm";
-  if (opt.user_prefix.empty()) opt.user_prefix = fmt::format("{}{}", storm ? "ss" : "ob", ::getpid());
+  const bool storm = o.scenario == "signin-storm";
+  const Options opt = with_user_prefix(o, storm ? "ss" : "ob");
   const auto S = static_cast<std::uint32_t>(opt.senders);
   const auto N = static_cast<std::uint32_t>(opt.users);
   const std::uint64_t M = opt.messages;
@@ -72,16 +71,7 @@ int run_offline_burst(const Options& o, const std::string& secret) {
   const std::int64_t t_store0 = now_ns();
   std::int64_t t_store1 = t_store0;
   std::shared_ptr<OpenLoop> open_loop;
-  if (ok && opt.rate > 0) {
-    open_loop = start_open_loop(run, 0, S, opt.rate);
-  } else if (ok) {
-    const std::size_t W = opt.window;
-    run.for_users(0, S, [W](User& u) {
-      if (!u.conn) return;
-      u.conn->send_window = W;
-      u.conn->pump();
-    });
-  }
+  if (ok) open_loop = start_sending(run, 0, S, opt);
   bool capped = false;
   if (ok) {
     // M messages, or --duration seconds of storing when that comes first.
@@ -96,16 +86,7 @@ int run_offline_burst(const Options& o, const std::string& secret) {
     t_store1 = now_ns();
     if (ok && capped) {
       hooks.stop_.store(true);
-      ok = run.wait_for(
-          "last store replies",
-          [&] {
-            // (An open-loop pacer may be making one last send: wait until
-            // every pacer has seen the stop, then for its reply.)
-            if (open_loop && !open_loop->stopped(run)) return false;
-            Totals t = run.totals();
-            return t.replies >= t.sends;
-          },
-          [&] { return run.totals().replies; });
+      ok = wait_all_answered(run, "last store replies", open_loop.get(), /*deliveries=*/false);
     }
   }
   const Totals after_store = run.totals();

@@ -63,8 +63,7 @@ void churn(Run& run, Worker& w, std::uint32_t idx, double mean_ms, const std::at
 }  // namespace
 
 int run_presence_churn(const Options& o, const std::string& secret) {
-  Options opt = o;
-  if (opt.user_prefix.empty()) opt.user_prefix = fmt::format("pc{}", ::getpid());
+  const Options opt = with_user_prefix(o, "pc");
   const auto S = static_cast<std::uint32_t>(opt.senders);
   const auto N = static_cast<std::uint32_t>(opt.users);
 
@@ -89,12 +88,7 @@ int run_presence_churn(const Options& o, const std::string& secret) {
       run.post(i % run.worker_count(), [&run, &churn_stop, i, mean = opt.churn_ms] {
         churn(run, run.owner(i), i, mean, churn_stop);
       });
-    const std::size_t W = opt.window;
-    run.for_users(0, S, [W](User& u) {
-      if (!u.conn) return;
-      u.conn->send_window = W;
-      u.conn->pump();
-    });
+    start_closed_loop(run, 0, S, opt.window);
     const std::int64_t duration_ns = static_cast<std::int64_t>(opt.duration_s * 1e9);
     ok = run.wait_for(
         "messaging while presence churns", [&] { return now_ns() - t_start >= duration_ns; },
@@ -102,18 +96,7 @@ int run_presence_churn(const Options& o, const std::string& secret) {
     hooks.stop_.store(true);
     churn_stop.store(true);
     t_stop = now_ns();
-    if (ok) {
-      ok = run.wait_for(
-          "last replies and deliveries",
-          [&] {
-            Totals t = run.totals();
-            return t.replies >= t.sends && t.received >= t.sent_ok;
-          },
-          [&] {
-            Totals t = run.totals();
-            return t.replies + t.received;
-          });
-    }
+    if (ok) ok = wait_all_answered(run, "last replies and deliveries", nullptr, /*deliveries=*/true);
   }
 
   VerifyOptions v;

@@ -9,7 +9,9 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
+#include "load-tests/driver/connection.h"
 #include "load-tests/driver/options.h"
 #include "load-tests/driver/report.h"
 #include "load-tests/driver/run.h"
@@ -24,6 +26,10 @@ int run_idle(const Options& opt, const std::string& secret);
 int run_mixed(const Options& opt, const std::string& secret);
 
 // ---- shared by the scenarios ----
+
+// A copy of `o` whose user prefix, when none was given, is `tag` and the pid
+// (so runs against one server do not share users).
+Options with_user_prefix(const Options& o, std::string_view tag);
 
 // VmRSS of a process in KiB (from /proc/PID/status).
 std::optional<std::uint64_t> read_rss_kib(long pid);
@@ -51,6 +57,19 @@ struct OpenLoop {
   bool stopped(const Run& run) const { return finished.load() >= run.worker_count(); }
 };
 std::shared_ptr<OpenLoop> start_open_loop(Run& run, std::uint32_t first, std::uint32_t count, double rate);
+
+// Closed-loop sending: every signed-in sender of [first, first+count) keeps
+// `window` sends in flight while hooks->next_target gives recipients.
+void start_closed_loop(Run& run, std::uint32_t first, std::uint32_t count, std::size_t window);
+
+// The senders [first, first+count) start: open loop at opt.rate when it is
+// set (returns the pacers), else closed loop with opt.window (returns null).
+std::shared_ptr<OpenLoop> start_sending(Run& run, std::uint32_t first, std::uint32_t count, const Options& opt);
+
+// Waits until every send has had its reply and, with `deliveries`, every
+// acknowledged message has reached its recipient. With `pacers`, it first
+// waits until every pacer has seen the stop (one may be making a last send).
+bool wait_all_answered(Run& run, std::string_view what, const OpenLoop* pacers, bool deliveries);
 
 // Session figures: connect, hello->welcome, sign-in, drops.
 void add_session_figures(Report& rep, const WorkerStats& stats);
