@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "server/context.h"
+#include "server/metrics.h"
 
 namespace oms::server {
 
@@ -24,48 +24,47 @@ void PerAddressCounter::release(const std::string& key) {
   if (--it->second == 0) counts_.erase(it);
 }
 
-std::size_t PerAddressCounter::addresses() const {
-  std::lock_guard lock(mu_);
-  return counts_.size();
+ConnectionSlot Admission::admit(std::string address_key, const Limits& limits, Refusal& why) {
+  metrics_.connections_total.fetch_add(1, std::memory_order_relaxed);
+  why = Refusal::kNone;
+  if (shutting_down_.load()) why = Refusal::kShuttingDown;
+  const auto open = metrics_.connections_open.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (why == Refusal::kNone && static_cast<std::size_t>(open) > limits.max_connections)
+    why = Refusal::kTooManyConnections;
+  if (why == Refusal::kNone && !per_address_.try_acquire(address_key, limits.max_per_address))
+    why = Refusal::kTooManyFromAddress;
+  if (why != Refusal::kNone) {
+    metrics_.connections_open.fetch_sub(1, std::memory_order_relaxed);
+    metrics_.connections_refused.fetch_add(1, std::memory_order_relaxed);
+    return {};
+  }
+  ConnectionSlot slot;
+  slot.admission_ = this;
+  slot.key_ = std::move(address_key);
+  return slot;
+}
+
+void Admission::release(const std::string& address_key) {
+  per_address_.release(address_key);
+  metrics_.connections_open.fetch_sub(1, std::memory_order_relaxed);
 }
 
 ConnectionSlot::ConnectionSlot(ConnectionSlot&& o) noexcept
-    : ctx_(std::exchange(o.ctx_, nullptr)), key_(std::move(o.key_)) {}
+    : admission_(std::exchange(o.admission_, nullptr)), key_(std::move(o.key_)) {}
 
 ConnectionSlot& ConnectionSlot::operator=(ConnectionSlot&& o) noexcept {
   if (this != &o) {
     release();
-    ctx_ = std::exchange(o.ctx_, nullptr);
+    admission_ = std::exchange(o.admission_, nullptr);
     key_ = std::move(o.key_);
   }
   return *this;
 }
 
-ConnectionSlot ConnectionSlot::admit(ServerContext& ctx, std::string address_key, Refusal& why) {
-  ctx.metrics.connections_total.fetch_add(1, std::memory_order_relaxed);
-  why = Refusal::kNone;
-  if (ctx.shutting_down.load()) why = Refusal::kShuttingDown;
-  const auto open = ctx.metrics.connections_open.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (why == Refusal::kNone && static_cast<std::size_t>(open) > ctx.config.max_connections)
-    why = Refusal::kTooManyConnections;
-  if (why == Refusal::kNone && !ctx.connections_per_address.try_acquire(address_key, ctx.config.max_connections_per_ip))
-    why = Refusal::kTooManyFromAddress;
-  if (why != Refusal::kNone) {
-    ctx.metrics.connections_open.fetch_sub(1, std::memory_order_relaxed);
-    ctx.metrics.connections_refused.fetch_add(1, std::memory_order_relaxed);
-    return {};
-  }
-  ConnectionSlot slot;
-  slot.ctx_ = &ctx;
-  slot.key_ = std::move(address_key);
-  return slot;
-}
-
 void ConnectionSlot::release() {
-  if (!ctx_) return;
-  ctx_->connections_per_address.release(key_);
-  ctx_->metrics.connections_open.fetch_sub(1, std::memory_order_relaxed);
-  ctx_ = nullptr;
+  if (!admission_) return;
+  admission_->release(key_);
+  admission_ = nullptr;
 }
 
 }  // namespace oms::server

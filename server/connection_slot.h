@@ -3,6 +3,7 @@
 // one RAII slot for the connection's whole life (upgrade, then session).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <mutex>
 #include <string>
@@ -10,7 +11,8 @@
 
 namespace oms::server {
 
-struct ServerContext;
+class Metrics;
+class ConnectionSlot;
 
 // Open connections per source address. Thread-safe.
 class PerAddressCounter {
@@ -18,18 +20,42 @@ class PerAddressCounter {
   // Counts one more for `key` unless that would exceed `limit` (0 = none).
   bool try_acquire(const std::string& key, std::size_t limit);
   void release(const std::string& key);
-  std::size_t addresses() const;
 
  private:
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::unordered_map<std::string, std::size_t> counts_;
+};
+
+// Admits client connections or says why not. The totals are the metrics'
+// connection counters (connections_open is what shutdown waits on).
+// Thread-safe; outlives every slot it hands out.
+class Admission {
+ public:
+  enum class Refusal { kNone, kTooManyConnections, kTooManyFromAddress, kShuttingDown };
+  struct Limits {
+    std::size_t max_connections = 0;
+    std::size_t max_per_address = 0;  // 0 = no limit
+  };
+
+  Admission(Metrics& metrics, const std::atomic<bool>& shutting_down)
+      : metrics_(metrics), shutting_down_(shutting_down) {}
+
+  // Admits a connection from `address_key` (the address's bytes) or says why
+  // not; on refusal the returned slot is empty.
+  ConnectionSlot admit(std::string address_key, const Limits& limits, Refusal& why);
+
+ private:
+  friend class ConnectionSlot;
+  void release(const std::string& address_key);
+
+  Metrics& metrics_;
+  const std::atomic<bool>& shutting_down_;
+  PerAddressCounter per_address_;
 };
 
 // One admitted connection; releasing it (destruction) gives both counts back.
 class ConnectionSlot {
  public:
-  enum class Refusal { kNone, kTooManyConnections, kTooManyFromAddress, kShuttingDown };
-
   ConnectionSlot() = default;
   ConnectionSlot(ConnectionSlot&& o) noexcept;
   ConnectionSlot& operator=(ConnectionSlot&& o) noexcept;
@@ -37,15 +63,12 @@ class ConnectionSlot {
   ConnectionSlot& operator=(const ConnectionSlot&) = delete;
   ~ConnectionSlot() { release(); }
 
-  // Admits a connection from `address_key` (the address's bytes) or says why
-  // not; on refusal the returned slot is empty.
-  static ConnectionSlot admit(ServerContext& ctx, std::string address_key, Refusal& why);
-
-  bool held() const { return ctx_ != nullptr; }
+  bool held() const { return admission_ != nullptr; }
   void release();
 
  private:
-  ServerContext* ctx_ = nullptr;
+  friend class Admission;
+  Admission* admission_ = nullptr;
   std::string key_;
 };
 

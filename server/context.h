@@ -6,15 +6,14 @@
 #include <atomic>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 
 #include "common/clock.h"
 #include "server/config.h"
 #include "server/connection_slot.h"
 #include "server/metrics.h"
 #include "server/presence.h"
+#include "server/session_inbox.h"
 #include "server/tls.h"
 #include "storage/mailbox_store.h"
 
@@ -28,7 +27,6 @@ struct ServerContext {
   std::unique_ptr<storage::MailboxStore> store;
   PresenceRegistry registry;
   Metrics metrics;
-  PerAddressCounter connections_per_address;  // limits.max_connections_per_ip
   std::unique_ptr<Router> router;
   std::string jwt_secret;
   std::string admin_token;
@@ -37,14 +35,15 @@ struct ServerContext {
   std::shared_ptr<boost::asio::ssl::context> tls;
   std::atomic<bool> shutting_down{false};
   std::atomic<bool> listeners_ready{false};
+  // limits.max_connections, limits.max_connections_per_ip
+  Admission admission{metrics, shutting_down};
 
   // Runs `fn` on the blocking pool (RocksDB reads, admin work): never on an
   // I/O thread. Set by Server.
   std::function<void(std::function<void()>)> run_blocking;
 
-  // Every open client connection, for the shutdown close (1001).
-  std::mutex connections_mu;
-  std::unordered_map<const void*, std::weak_ptr<class WsSession>> connections;
+  // Every open client session, for the shutdown close (1001).
+  OpenSessions open_sessions;
 };
 
 }  // namespace oms::server

@@ -9,7 +9,6 @@
 #include <spdlog/spdlog.h>
 
 #include "common/json_codec.h"
-#include "server/config.h"
 
 namespace oms::server {
 namespace {
@@ -36,15 +35,16 @@ spdlog::logger& logger_for(LogComponent c) {
   return l ? *l : *spdlog::default_logger_raw();
 }
 
-void setup_logging(const Config& cfg) {
+void setup_logging(std::string_view level_name, std::string_view format,
+                   const std::map<std::string, std::string>& component_levels) {
   auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  const auto default_level = spdlog::level::from_str(cfg.log_level);
+  const auto default_level = spdlog::level::from_str(std::string(level_name));
   for (std::size_t i = 0; i < kLogComponents.size(); ++i) {
     const std::string name(kLogComponents[i]);
     auto logger = std::make_shared<spdlog::logger>(name, console);
     // The audit trail is kept unless log.levels.audit says otherwise.
     auto level = static_cast<LogComponent>(i) == LogComponent::kAudit ? spdlog::level::info : default_level;
-    if (auto it = cfg.log_levels.find(name); it != cfg.log_levels.end())
+    if (auto it = component_levels.find(name); it != component_levels.end())
       level = spdlog::level::from_str(it->second);
     logger->set_level(level);
     logger->flush_on(static_cast<LogComponent>(i) == LogComponent::kAudit ? spdlog::level::info
@@ -54,7 +54,7 @@ void setup_logging(const Config& cfg) {
     else spdlog::register_logger(logger);
     g_loggers[i] = std::move(logger);
   }
-  if (cfg.log_format == "json") {
+  if (format == "json") {
     // One JSON object per line (UTC timestamps).
     auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
     formatter->add_flag<JsonMessageFlag>('*').set_pattern(

@@ -16,13 +16,13 @@
 
 #include <array>
 #include <cstddef>
+#include <map>
+#include <string>
 #include <string_view>
 
 #include <spdlog/logger.h>
 
 namespace oms::server {
-
-struct Config;
 
 enum class LogComponent : std::size_t { kOmsd, kSession, kAdmin, kAudit, kStore };
 
@@ -33,7 +33,10 @@ inline constexpr std::array<std::string_view, 5> kLogComponents = {"omsd", "sess
 
 spdlog::logger& logger_for(LogComponent c);
 
-// Creates the loggers with cfg's format and levels (validated by load_config).
-void setup_logging(const Config& cfg);
+// Creates the loggers: `level` is log.level (the default), `format` log.format
+// ("text" | "json"), `component_levels` log.levels (component name -> level).
+// The values were validated by load_config.
+void setup_logging(std::string_view level, std::string_view format,
+                   const std::map<std::string, std::string>& component_levels);
 
 }  // namespace oms::server

@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "omsd: %s\n", cfg.status().message().c_str());
     return 2;
   }
-  oms::server::setup_logging(*cfg);
+  oms::server::setup_logging(cfg->log_level, cfg->log_format, cfg->log_levels);
   oms::server::Server server(std::move(*cfg));
   if (oms::Status s = server.start(); !s) {
     spdlog::critical("cannot start: {}", s.message());

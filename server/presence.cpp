@@ -37,7 +37,7 @@ std::optional<PresenceRegistry::Added> PresenceRegistry::add_session(const std::
 }
 
 std::optional<PresenceState> PresenceRegistry::remove_session(const std::string& user,
-                                                              const WsSession* s) {
+                                                              const SessionInbox* s) {
   Shard& sh = shard(user);
   std::lock_guard lock(sh.mu);
   auto it = sh.users.find(user);
@@ -114,7 +114,7 @@ bool PresenceRegistry::subscribe(const std::string& user, const SessionPtr& watc
   return true;
 }
 
-void PresenceRegistry::unsubscribe(const std::string& user, const WsSession* watcher) {
+void PresenceRegistry::unsubscribe(const std::string& user, const SessionInbox* watcher) {
   Shard& sh = shard(user);
   std::lock_guard lock(sh.mu);
   auto it = sh.users.find(user);
@@ -151,15 +151,6 @@ bool PresenceRegistry::take_send_token(const std::string& user, std::int64_t now
   if (e.tokens < 1.0) return false;
   e.tokens -= 1.0;
   return true;
-}
-
-std::size_t PresenceRegistry::online_users() const {
-  std::size_t n = 0;
-  for (const auto& sh : shards_) {
-    std::lock_guard lock(sh.mu);
-    for (const auto& [_, e] : sh.users) n += e.sessions.empty() ? 0 : 1;
-  }
-  return n;
 }
 
 }  // namespace oms::server

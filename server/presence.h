@@ -25,7 +25,7 @@
 
 namespace oms::server {
 
-class WsSession;
+class SessionInbox;
 
 struct SessionInfo {
   std::string session_id;
@@ -35,7 +35,7 @@ struct SessionInfo {
 
 class PresenceRegistry {
  public:
-  using SessionPtr = std::shared_ptr<WsSession>;
+  using SessionPtr = std::shared_ptr<SessionInbox>;
 
   struct Added {
     proto::PresenceState state = proto::PresenceState::kAvailable;
@@ -47,7 +47,7 @@ class PresenceRegistry {
                                    std::size_t max_sessions);
   // Unregisters. Returns the user's state before, when this was the last
   // session (the user is now offline); nullopt otherwise.
-  std::optional<proto::PresenceState> remove_session(const std::string& user, const WsSession* s);
+  std::optional<proto::PresenceState> remove_session(const std::string& user, const SessionInbox* s);
 
   // The state used for routing: kOffline without sessions.
   proto::PresenceState state_of(const std::string& user) const;
@@ -70,25 +70,23 @@ class PresenceRegistry {
   // `watcher` gets presence events for `user` (weakly held). False when it
   // already watched them.
   bool subscribe(const std::string& user, const SessionPtr& watcher);
-  void unsubscribe(const std::string& user, const WsSession* watcher);
+  void unsubscribe(const std::string& user, const SessionInbox* watcher);
   std::vector<SessionPtr> watchers_of(const std::string& user) const;
 
   // Token bucket per user; false when the user must wait.
   bool take_send_token(const std::string& user, std::int64_t now_ms, double rate, double burst);
-
-  std::size_t online_users() const;
 
  private:
   struct Entry {
     proto::PresenceState state = proto::PresenceState::kOffline;
     std::uint64_t suppressed_since_seq = 0;
     struct Member {
-      const WsSession* key;
-      std::weak_ptr<WsSession> session;
+      const SessionInbox* key;
+      std::weak_ptr<SessionInbox> session;
       SessionInfo info;
     };
     std::vector<Member> sessions;
-    std::vector<std::pair<const WsSession*, std::weak_ptr<WsSession>>> watchers;
+    std::vector<std::pair<const SessionInbox*, std::weak_ptr<SessionInbox>>> watchers;
     double tokens = -1;  // < 0: bucket not started
     std::int64_t tokens_at_ms = 0;
     bool idle() const { return sessions.empty() && watchers.empty(); }

@@ -8,8 +8,9 @@
 #include "common/ids.h"
 #include "common/json_codec.h"
 #include "server/context.h"
+#include "server/delivery_rules.h"
 #include "server/log.h"
-#include "server/ws_session.h"
+#include "server/session_inbox.h"
 #include "storage/policy_store.h"
 
 namespace oms::server {
@@ -57,13 +58,13 @@ std::string utf8_prefix(std::string_view s, std::size_t max) {
 
 }  // namespace
 
-void Router::refuse(const std::shared_ptr<WsSession>& sender, const proto::Rid& rid,
+void Router::refuse(const std::shared_ptr<SessionInbox>& sender, const proto::Rid& rid,
                     std::string_view code, std::string_view message) {
   ctx_.metrics.count_send_error(code);
   sender->post_frame(share(proto::encode_error(rid, code, message)));
 }
 
-void Router::send(const std::shared_ptr<WsSession>& sender, const std::string& from,
+void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string& from,
                   bool sender_capable, proto::Send&& req) {
   const Config& cfg = ctx_.config;
   if (req.body.size() > cfg.max_body_bytes) {
@@ -76,34 +77,25 @@ void Router::send(const std::shared_ptr<WsSession>& sender, const std::string& f
                   fmt::format("send rate above {}/s; slow down and retry", cfg.send_rate_per_second));
   }
 
-  const PresenceState state = ctx_.registry.state_of(req.to);
-  MessageKind kind = MessageKind::kLive;
-  std::string_view status = "delivered";
-  std::string reason;
-  if (state == PresenceState::kOffline || state == PresenceState::kAppearOffline) {
+  SendFacts facts;
+  facts.recipient = ctx_.registry.state_of(req.to);
+  facts.sender_capable = sender_capable;
+  storage::EffectivePolicy eff;
+  if (needs_policy(facts.recipient)) {
     const auto& policies = ctx_.store->policies();
-    if (!policies.im_configuration().enable_offline_im) {
-      return refuse(sender, req.rid, "offline_disabled",
-                    "the recipient is offline and offline messages are turned off for the organisation");
+    facts.organisation_allows_offline = policies.im_configuration().enable_offline_im;
+    if (facts.organisation_allows_offline) {
+      eff = policies.effective_policy_for(from);
+      facts.policy_allows_offline = eff.policy.enable_im_auto_archiving;
     }
-    storage::EffectivePolicy eff = policies.effective_policy_for(from);
-    if (!eff.policy.enable_im_auto_archiving) {
-      return refuse(sender, req.rid, "offline_disabled",
-                    fmt::format("the recipient is offline and your client policy '{}' does not allow "
-                                "offline messages",
-                                eff.policy.identity));
-    }
-    if (!sender_capable) {
-      return refuse(sender, req.rid, "client_unsupported",
-                    "the recipient is offline and this client does not support offline messages");
-    }
-    kind = MessageKind::kOffline;
-    status = "stored";
-  } else if (proto::suppresses_interruptions(state)) {
-    kind = MessageKind::kMissed;
-    status = "missed";
-    reason = std::string(proto::presence_name(state));
   }
+  const Verdict verdict = decide(facts);
+  if (is_refusal(verdict))
+    return refuse(sender, req.rid, refusal_code(verdict), refusal_message(verdict, eff.policy.identity));
+  const PresenceState state = facts.recipient;
+  const MessageKind kind = message_kind(verdict);
+  std::string reason;
+  if (verdict == Verdict::kMissed) reason = std::string(proto::presence_name(state));
 
   // The body is kept for the fan-out frame only when someone may be online.
   std::shared_ptr<std::string> body_copy;
@@ -116,14 +108,13 @@ void Router::send(const std::shared_ptr<WsSession>& sender, const std::string& f
   append.kind = kind;
   append.reason = reason;
   append.client_msg_id = std::move(req.client_msg_id);
-  append.dedup_payload = dedup_payload(status, PresenceRegistry::visible(state));
+  append.dedup_payload = dedup_payload(sent_status(verdict), PresenceRegistry::visible(state));
 
   const auto started = std::chrono::steady_clock::now();
   ctx_.store->append(
       std::move(append),
-      [this, sender, rid = std::move(req.rid), to = std::move(req.to), from, kind, state,
-       status = std::string(status), reason = std::move(reason), body_copy,
-       started](Result<storage::AppendResult> r) {
+      [this, sender, rid = std::move(req.rid), to = std::move(req.to), from, verdict, state,
+       reason = std::move(reason), body_copy, started](Result<storage::AppendResult> r) {
         // The store's completion thread: post only.
         if (!r) {
           std::string_view code = store_error_code(r.status());
@@ -147,6 +138,7 @@ void Router::send(const std::shared_ptr<WsSession>& sender, const std::string& f
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
 
         // Fan out to whoever is signed in now (not only who was at decision time).
+        const MessageKind kind = message_kind(verdict);
         auto sessions = ctx_.registry.sessions_of(to);
         if (!sessions.empty()) {
           auto d = std::make_shared<Delivery>();
@@ -175,12 +167,14 @@ void Router::send(const std::shared_ptr<WsSession>& sender, const std::string& f
           for (const auto& s : sessions) s->post_stored(shared);
         }
 
-        sent.status = status;
+        sent.status = sent_status(verdict);
         // appear-offline is reported as offline: the sender must not learn it.
         sent.recipient = PresenceRegistry::visible(state);
-        if (status == "delivered") ctx_.metrics.sent_delivered.fetch_add(1, std::memory_order_relaxed);
-        else if (status == "stored") ctx_.metrics.sent_stored.fetch_add(1, std::memory_order_relaxed);
-        else ctx_.metrics.sent_missed.fetch_add(1, std::memory_order_relaxed);
+        switch (verdict) {
+          case Verdict::kDelivered: ctx_.metrics.sent_delivered.fetch_add(1, std::memory_order_relaxed); break;
+          case Verdict::kStored: ctx_.metrics.sent_stored.fetch_add(1, std::memory_order_relaxed); break;
+          default: ctx_.metrics.sent_missed.fetch_add(1, std::memory_order_relaxed); break;
+        }
         sender->post_frame(share(proto::encode_sent(sent)));
       });
 }

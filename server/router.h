@@ -1,10 +1,11 @@
-// Router: the delivery decisions of the contract (§1.3–1.5).
+// Router: applies the delivery decisions of the contract (§1.3–1.5).
 //
-// For a send it reads the recipient's presence and the sender's effective
-// policy, decides delivered / stored / missed (or refuses), appends durably,
-// and only then fans the message out to the recipient's sessions and answers
-// the sender. For presence changes it tells watchers and, on leaving
-// dnd/presenting, sends the missed-message digest.
+// For a send it checks the size and rate limits, gathers the recipient's
+// presence (and, for an offline recipient, the sender's effective policy),
+// asks decide() (server/delivery_rules.h) for delivered / stored / missed /
+// refused, appends durably, and only then fans the message out to the
+// recipient's sessions and answers the sender. For presence changes it tells
+// watchers and, on leaving dnd/presenting, sends the missed-message digest.
 //
 // Thread-safety: every method may be called from any thread. Store callbacks
 // run on the store's completion thread and only post onto session strands.
@@ -19,12 +20,7 @@
 namespace oms::server {
 
 struct ServerContext;
-class WsSession;
-
-// How the sender's session is answered (posted onto its strand).
-struct SendReplyTarget {
-  std::shared_ptr<WsSession> session;
-};
+class SessionInbox;
 
 class Router {
  public:
@@ -32,14 +28,14 @@ class Router {
 
   // `from` is the verified sender; `sender_capable` whether its client
   // supports offline messages. The reply (sent or error) goes to `sender`.
-  void send(const std::shared_ptr<WsSession>& sender, const std::string& from, bool sender_capable,
+  void send(const std::shared_ptr<SessionInbox>& sender, const std::string& from, bool sender_capable,
             proto::Send&& req);
 
   // A user's state changed (sign-in, sign-out, presence.set).
   void presence_changed(const std::string& user, const PresenceRegistry::StateChange& change);
 
  private:
-  void refuse(const std::shared_ptr<WsSession>& sender, const proto::Rid& rid, std::string_view code,
+  void refuse(const std::shared_ptr<SessionInbox>& sender, const proto::Rid& rid, std::string_view code,
               std::string_view message);
   ServerContext& ctx_;
 };

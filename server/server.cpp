@@ -22,12 +22,12 @@
 
 #include "common/jwt.h"
 #include "server/admin_api.h"
+#include "server/admin_endpoint.h"
+#include "server/client_endpoint.h"
 #include "server/context.h"
-#include "server/endpoints.h"
 #include "server/log.h"
 #include "server/router.h"
 #include "server/tls.h"
-#include "server/ws_session.h"
 #include "storage/mailbox_store.h"
 
 namespace oms::server {
@@ -303,13 +303,7 @@ class Server::Impl {
       admin_.close();
       signals_.cancel();
       sweep_timer_.cancel();
-      std::vector<std::shared_ptr<WsSession>> open;
-      {
-        std::lock_guard lock(ctx_.connections_mu);
-        for (auto& [_, w] : ctx_.connections)
-          if (auto s = w.lock()) open.push_back(std::move(s));
-      }
-      for (auto& s : open) s->post_close(1001, "server shutting down");
+      for (auto& s : ctx_.open_sessions.snapshot()) s->post_close(1001, "server shutting down");
       deadline_ = std::chrono::steady_clock::now() + kShutdownGrace;
       wait_for_sessions();
     });

@@ -1,40 +1,32 @@
-// A signed-in (or signing-in) client connection, seen from the rest of the
-// server. The implementation (Beast websocket, its strand, read loop, send
-// queue and delivery window) lives in ws_session.cpp.
+// The WebSocket session of one client connection, after the upgrade: sign-in
+// (hello → welcome), requests, the send queue and the delivery of stored
+// messages (through its DeliveryWindow). It applies the delivery rules
+// (server/delivery_rules.h); the router makes the decisions of a send.
 //
-// Thread-safety: every method here may be called from any thread; they are
-// handled on the session's strand in the order they were called (one inbox,
-// drained by one post). A session is held by shared_ptr while anything is
-// pending on it.
+// The session is a SessionInbox (server/session_inbox.h) for the rest of the
+// server. It runs on its own strand (the stream's executor); every pending
+// handler holds it (shared_ptr), so it lives while anything is pending.
 #pragma once
 
-#include <cstdint>
-#include <memory>
-#include <string>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
-#include "common/protocol.h"
+#include "server/connection_slot.h"
 
 namespace oms::server {
 
-// A message that just became durable in a mailbox, for that mailbox's
-// sessions. Built once per message and shared by all of them.
-struct Delivery {
-  std::uint64_t seq = 0;
-  proto::MessageKind kind = proto::MessageKind::kOffline;
-  std::shared_ptr<const std::string> message_frame;  // {"type":"message",...} with `kind`
-  std::shared_ptr<const std::string> missed_notice;  // {"type":"missed",...} or null
-};
+struct ServerContext;
 
-class WsSession {
- public:
-  virtual ~WsSession() = default;
-  // Queue an already-encoded frame (presence events, digests, replies).
-  virtual void post_frame(std::shared_ptr<const std::string> frame) = 0;
-  // A new durable message in this session's mailbox (delivered in order,
-  // within the window; or left for the next page read).
-  virtual void post_stored(std::shared_ptr<const Delivery> d) = 0;
-  // Close with a WebSocket close code (1001 at shutdown).
-  virtual void post_close(std::uint16_t code, std::string reason) = 0;
-};
+using UpgradeRequest = boost::beast::http::request<boost::beast::http::string_body>;
+using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+
+// Accepts the WebSocket upgrade `req` on `stream` (ws:// or wss://, TLS
+// handshake done) and serves the session until the connection is over; the
+// connection's `slot` is given back then. Call on the stream's strand.
+void start_ws_session(ServerContext& ctx, boost::beast::tcp_stream&& stream, ConnectionSlot slot,
+                      UpgradeRequest req);
+void start_ws_session(ServerContext& ctx, TlsStream&& stream, ConnectionSlot slot, UpgradeRequest req);
 
 }  // namespace oms::server

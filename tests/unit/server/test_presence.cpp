@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "server/presence.h"
-#include "server/ws_session.h"
+#include "server/session_inbox.h"
 
 using oms::proto::PresenceState;
 using oms::server::PresenceRegistry;
@@ -9,7 +9,7 @@ using oms::server::PresenceRegistry;
 namespace {
 
 // A session that records nothing: the registry only holds and hands it out.
-struct NullSession final : oms::server::WsSession {
+struct NullSession final : oms::server::SessionInbox {
   void post_frame(std::shared_ptr<const std::string>) override {}
   void post_stored(std::shared_ptr<const oms::server::Delivery>) override {}
   void post_close(std::uint16_t, std::string) override {}

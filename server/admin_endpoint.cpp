@@ -2,6 +2,8 @@
 // deadline and a body limit, run AdminApi::handle on the blocking pool, write
 // the answer, keep the connection alive while the client wants. Over TLS
 // (tls.admin) the TLS handshake comes first, within the same deadline.
+#include "server/admin_endpoint.h"
+
 #include <atomic>
 #include <optional>
 #include <type_traits>
@@ -14,7 +16,6 @@
 
 #include "server/admin_api.h"
 #include "server/context.h"
-#include "server/endpoints.h"
 #include "server/log.h"
 
 namespace oms::server {

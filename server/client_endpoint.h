@@ -1,0 +1,19 @@
+// The client endpoint (contract §1): admission (limits.max_connections,
+// limits.max_connections_per_ip), the TLS handshake with tls.client, then
+// one HTTP request: the WebSocket upgrade at /v1/ws starts a session
+// (ws_session.h); anything else is answered by the web client's handler
+// (web_client.h: the browser client, dev tokens, 404) and the connection
+// closes.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+
+namespace oms::server {
+
+struct ServerContext;
+
+// Serves one accepted client connection (its socket on its own strand) from
+// then on. Thread-safe.
+void serve_client_connection(ServerContext& ctx, boost::asio::ip::tcp::socket socket);
+
+}  // namespace oms::server
