@@ -1,6 +1,8 @@
 // The admin endpoint's request handling (contract §2), free of any HTTP
 // library: a method, a target, headers of interest and a body in; a status,
-// a content type and a body out. The HTTP plumbing is in http_session.cpp.
+// a content type and a body out. The HTTP plumbing is in http_session.cpp;
+// the routes, how a request is matched to one, and their handlers are in
+// admin_routes.h and admin_handlers.cpp.
 //
 // Every request but /healthz and /readyz needs `Authorization: Bearer
 // <admin token>`; without it: 401 and nothing changes. Every change is

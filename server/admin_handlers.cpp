@@ -1,0 +1,357 @@
+// The admin API's handlers, one per route, and the route table
+// (admin_routes.h). Each handler gets a request that has matched its route,
+// passed the token check and had its path parameters checked.
+#include <filesystem>
+#include <future>
+#include <optional>
+#include <system_error>
+#include <variant>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "common/clock.h"
+#include "common/ids.h"
+#include "common/json_codec.h"
+#include "server/admin_routes.h"
+#include "server/context.h"
+#include "storage/mailbox_store.h"
+#include "storage/policy_store.h"
+
+namespace oms::server {
+
+namespace json = boost::json;
+
+namespace {
+
+AdminResponse json_response(unsigned status, const json::value& v) {
+  return {status, "application/json", json::serialize(v)};
+}
+
+unsigned status_for(const Status& s) {
+  switch (s.code()) {
+    case Code::kNotFound: return 404;
+    case Code::kAlreadyExists: return 409;
+    case Code::kFailedPrecondition: return 409;
+    case Code::kInvalidArgument: return 400;
+    case Code::kUnavailable: return 503;
+    default: return 500;
+  }
+}
+
+AdminResponse error_from(const Status& s) {
+  std::string_view code = code_name(s.code());
+  if (s.code() == Code::kFailedPrecondition) code = "global_policy_protected";
+  return admin_error(status_for(s), code, s.message());
+}
+
+AdminResponse bad_request(std::string_view message) { return admin_error(400, "bad_request", message); }
+
+AdminResponse no_such_policy(std::string_view identity) {
+  return admin_error(404, "not_found", fmt::format("no client policy '{}'", identity));
+}
+
+json::object policy_json(const storage::ClientPolicy& p) {
+  return {{"identity", p.identity}, {"enable_im_auto_archiving", p.enable_im_auto_archiving}};
+}
+
+// A JSON object body with only the allowed fields, or an error response.
+std::variant<json::object, AdminResponse> parse_object(std::string_view body,
+                                                       std::initializer_list<std::string_view> allowed) {
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec) return bad_request(fmt::format("the body is not valid JSON: {}", ec.message()));
+  if (!v.is_object()) return bad_request("the body must be a JSON object");
+  for (const auto& kv : v.as_object()) {
+    bool ok = false;
+    for (auto a : allowed) ok = ok || kv.key() == a;
+    if (!ok) return bad_request(fmt::format("unknown field '{}'", std::string_view(kv.key())));
+  }
+  return std::move(v.as_object());
+}
+
+// Reads an optional bool field; an error response when it has another type.
+std::optional<AdminResponse> read_bool(const json::object& o, std::string_view key, std::optional<bool>& out) {
+  auto it = o.find(key);
+  if (it == o.end()) return std::nullopt;
+  if (!it->value().is_bool()) return bad_request(fmt::format("'{}' must be true or false", key));
+  out = it->value().as_bool();
+  return std::nullopt;
+}
+
+json::value iso_or_null(const std::optional<std::int64_t>& ms) {
+  if (!ms) return nullptr;
+  return json::string(format_iso8601_ms(*ms));
+}
+
+// A backup directory name from a time: 2026-11-27T03-41-00.123Z (no ':' so
+// it is a valid file name everywhere and sorts by time).
+std::string backup_name(std::int64_t epoch_ms) {
+  std::string name = format_iso8601_ms(epoch_ms);
+  for (char& c : name)
+    if (c == ':') c = '-';
+  return name;
+}
+
+// Bytes and files under `dir` (regular files, recursively).
+std::pair<std::uint64_t, std::uint64_t> tree_size(const std::filesystem::path& dir) {
+  std::uint64_t bytes = 0, files = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code fec;
+    if (!it->is_regular_file(fec)) continue;
+    auto n = it->file_size(fec);
+    if (fec) continue;
+    bytes += n;
+    ++files;
+  }
+  return {bytes, files};
+}
+
+// ---- /healthz, /readyz (no token), /metrics ----
+
+AdminResponse get_health(const AdminCall&) { return json_response(200, json::object{{"status", "ok"}}); }
+
+AdminResponse get_readiness(const AdminCall& call) {
+  const ServerContext& ctx = call.ctx;
+  const bool ready =
+      ctx.listeners_ready.load() && !ctx.shutting_down.load() && ctx.store && ctx.store->writable();
+  if (!ready) {
+    std::string why = ctx.shutting_down.load()     ? "shutting down"
+                      : !ctx.listeners_ready.load() ? "listeners not up"
+                                                    : "the store cannot write";
+    return json_response(503, json::object{{"status", "not_ready"}, {"reason", why}});
+  }
+  return json_response(200, json::object{{"status", "ready"}});
+}
+
+AdminResponse get_metrics(const AdminCall& call) {
+  ServerContext& ctx = call.ctx;
+  return {200, "text/plain; version=0.0.4; charset=utf-8",
+          ctx.metrics.render(ctx.store->counters(), ctx.store->writable())};
+}
+
+// ---- /v1/policies[/{identity}] ----
+
+AdminResponse list_policies(const AdminCall& call) {
+  auto& policies = call.ctx.store->policies();
+  json::array arr;
+  for (const auto& pol : policies.list()) arr.push_back(policy_json(pol));
+  return json_response(200, json::object{{"policies", std::move(arr)}});
+}
+
+AdminResponse create_policy(const AdminCall& call) {
+  auto& policies = call.ctx.store->policies();
+  auto parsed = parse_object(call.req.body, {"identity", "enable_im_auto_archiving"});
+  if (auto* e = std::get_if<AdminResponse>(&parsed)) return *e;
+  auto& o = std::get<json::object>(parsed);
+  auto id = o.find("identity");
+  if (id == o.end() || !id->value().is_string()) return bad_request("'identity' (a string) is required");
+  storage::ClientPolicy pol;
+  pol.identity = std::string(id->value().as_string());
+  std::optional<bool> archiving;
+  if (auto e = read_bool(o, "enable_im_auto_archiving", archiving)) return *e;
+  pol.enable_im_auto_archiving = archiving.value_or(true);
+  if (!is_valid_policy_identity(pol.identity))
+    return bad_request("'identity' must be 1–64 characters of [A-Za-z0-9._-]");
+  if (Status s = policies.create(pol); !s) return error_from(s);
+  return json_response(201, policy_json(*policies.get(pol.identity)));
+}
+
+AdminResponse get_policy(const AdminCall& call) {
+  auto& policies = call.ctx.store->policies();
+  const std::string& identity = call.param("identity");
+  auto pol = policies.get(identity);
+  if (!pol) return no_such_policy(identity);
+  json::object o = policy_json(*pol);
+  o["users"] = policies.users_granted(pol->identity).size();
+  return json_response(200, o);
+}
+
+AdminResponse change_policy(const AdminCall& call) {
+  auto& policies = call.ctx.store->policies();
+  const std::string& identity = call.param("identity");
+  auto parsed = parse_object(call.req.body, {"enable_im_auto_archiving"});
+  if (auto* e = std::get_if<AdminResponse>(&parsed)) return *e;
+  auto pol = policies.get(identity);
+  if (!pol) return no_such_policy(identity);
+  std::optional<bool> archiving;
+  if (auto e = read_bool(std::get<json::object>(parsed), "enable_im_auto_archiving", archiving)) return *e;
+  if (archiving) pol->enable_im_auto_archiving = *archiving;
+  if (Status s = policies.update(*pol); !s) return error_from(s);
+  return json_response(200, policy_json(*policies.get(identity)));
+}
+
+AdminResponse remove_policy(const AdminCall& call) {
+  auto& policies = call.ctx.store->policies();
+  const std::string& identity = call.param("identity");
+  auto pol = policies.get(identity);
+  if (!pol) return no_such_policy(identity);
+  auto users = policies.users_granted(pol->identity).size();
+  if (Status s = policies.remove(identity); !s) return error_from(s);
+  return json_response(200, json::object{{"removed", pol->identity}, {"users_reverted", users}});
+}
+
+// ---- /v1/users/{user}[/policy|/mailbox] ----
+
+AdminResponse show_user(const AdminCall& call) {
+  ServerContext& ctx = call.ctx;
+  auto& policies = ctx.store->policies();
+  const std::string& user = call.param("user");
+  auto state = ctx.registry.state_of(user);
+  json::array sessions;
+  for (const auto& s : ctx.registry.session_infos(user)) {
+    json::array features;
+    for (const auto& f : s.client.features) features.push_back(json::string(f));
+    sessions.push_back(json::object{
+        {"session", s.session_id},
+        {"client", json::object{{"name", s.client.name}, {"version", s.client.version},
+                                {"features", std::move(features)}}},
+        {"connected_at", format_iso8601_ms(s.connected_at_ms)}});
+  }
+  auto eff = policies.effective_policy_for(user);
+  auto summary = ctx.store->summary(user);
+  if (!summary) return error_from(summary.status());
+  return json_response(
+      200, json::object{
+               {"user", user},
+               {"presence", proto::presence_name(state)},
+               {"sessions", std::move(sessions)},
+               {"policy", json::object{{"identity", eff.policy.identity},
+                                       {"source", eff.granted ? "granted" : "global"},
+                                       {"enable_im_auto_archiving", eff.policy.enable_im_auto_archiving}}},
+               {"mailbox", json::object{{"count", summary->count},
+                                        {"missed", summary->missed},
+                                        {"bytes", summary->bytes},
+                                        {"oldest", iso_or_null(summary->oldest_ms)}}}});
+}
+
+AdminResponse grant_policy(const AdminCall& call) {
+  auto& policies = call.ctx.store->policies();
+  const std::string& user = call.param("user");
+  auto parsed = parse_object(call.req.body, {"policy"});
+  if (auto* e = std::get_if<AdminResponse>(&parsed)) return *e;
+  auto& o = std::get<json::object>(parsed);
+  auto it = o.find("policy");
+  if (it == o.end() || !(it->value().is_string() || it->value().is_null()))
+    return bad_request("'policy' must be a policy identity or null (revert to Global)");
+  std::optional<std::string> policy;
+  if (it->value().is_string()) policy = std::string(it->value().as_string());
+  // Granting Global explicitly is the same as reverting to it.
+  if (policy && lower_ascii(*policy) == lower_ascii(storage::kGlobalPolicy)) policy.reset();
+  Status s = policy ? policies.grant(user, std::string_view(*policy)) : policies.grant(user, std::nullopt);
+  if (!s) return error_from(s);
+  auto granted = policies.granted_policy(user);
+  return json_response(200, json::object{{"user", user},
+                                         {"policy", granted ? json::value(json::string(*granted))
+                                                            : json::value(nullptr)}});
+}
+
+AdminResponse purge_mailbox(const AdminCall& call) {
+  const std::string& user = call.param("user");
+  std::promise<Result<std::uint64_t>> done;
+  auto fut = done.get_future();
+  call.ctx.store->purge(user, [&done](Result<std::uint64_t> r) { done.set_value(std::move(r)); });
+  auto r = fut.get();
+  if (!r) return error_from(r.status());
+  return json_response(200, json::object{{"user", user}, {"removed", *r}});
+}
+
+// Any other sub-resource of a user: 404, but only once the user id has been
+// checked (a bad one is a 400 here too).
+AdminResponse no_such_user_resource(const AdminCall& call) { return no_such_endpoint(call.req.target); }
+
+// ---- /v1/backup ----
+
+// A RocksDB checkpoint of the store (consistent; hard links when it is on
+// the store's file system). The directory it creates is a complete store/:
+// restoring is copying it to DATA_DIR/store (README).
+AdminResponse take_backup(const AdminCall& call) {
+  ServerContext& ctx = call.ctx;
+  std::filesystem::path dir;
+  if (!call.req.body.empty()) {
+    auto parsed = parse_object(call.req.body, {"path"});
+    if (auto* e = std::get_if<AdminResponse>(&parsed)) return *e;
+    const auto& o = std::get<json::object>(parsed);
+    if (auto it = o.find("path"); it != o.end()) {
+      if (!it->value().is_string() || it->value().as_string().empty())
+        return bad_request("'path' must be a non-empty string");
+      dir = std::string(it->value().as_string());
+      if (!dir.is_absolute()) return bad_request("'path' must be an absolute path");
+    }
+  }
+  std::error_code ec;
+  if (dir.empty())
+    dir = std::filesystem::absolute(ctx.config.data_dir, ec) / "backups" / backup_name(ctx.clock->now_ms());
+  dir = dir.lexically_normal();
+  if (!dir.has_filename()) dir = dir.parent_path();
+  if (std::filesystem::exists(dir, ec))
+    return admin_error(409, "already_exists", fmt::format("'{}' already exists", dir.string()));
+  std::filesystem::create_directories(dir.parent_path(), ec);
+  if (ec)
+    return admin_error(500, "backup_failed",
+                       fmt::format("cannot create '{}': {}", dir.parent_path().string(), ec.message()));
+  const std::int64_t started = ctx.clock->now_ms();
+  if (Status s = ctx.store->checkpoint(dir.string()); !s) return admin_error(500, "backup_failed", s.message());
+  const auto [bytes, files] = tree_size(dir);
+  ctx.metrics.backups_total.fetch_add(1, std::memory_order_relaxed);
+  return json_response(200, json::object{{"path", dir.string()},
+                                         {"bytes", bytes},
+                                         {"files", files},
+                                         {"created_at", format_iso8601_ms(started)},
+                                         {"took_ms", ctx.clock->now_ms() - started}});
+}
+
+// ---- /v1/configuration/im ----
+
+AdminResponse im_configuration_json(const storage::PolicyStore& policies) {
+  return json_response(200, json::object{{"enable_offline_im", policies.im_configuration().enable_offline_im}});
+}
+
+AdminResponse get_im_configuration(const AdminCall& call) {
+  return im_configuration_json(call.ctx.store->policies());
+}
+
+AdminResponse change_im_configuration(const AdminCall& call) {
+  auto& policies = call.ctx.store->policies();
+  auto parsed = parse_object(call.req.body, {"enable_offline_im"});
+  if (auto* e = std::get_if<AdminResponse>(&parsed)) return *e;
+  std::optional<bool> enable;
+  if (auto e = read_bool(std::get<json::object>(parsed), "enable_offline_im", enable)) return *e;
+  storage::ImConfiguration cfg = policies.im_configuration();
+  if (enable) cfg.enable_offline_im = *enable;
+  if (Status s = policies.set_im_configuration(cfg); !s) return error_from(s);
+  return im_configuration_json(policies);
+}
+
+constexpr AdminAccess kPublic = AdminAccess::kPublic;
+constexpr AdminAccess kToken = AdminAccess::kAdminToken;
+
+// Match order matters only where patterns overlap: the user catch-all
+// comes after the user's named sub-resources.
+constexpr AdminRoute kRoutes[] = {
+    {"GET", "/healthz", kPublic, "", get_health},
+    {"HEAD", "/healthz", kPublic, "", get_health},
+    {"GET", "/readyz", kPublic, "", get_readiness},
+    {"HEAD", "/readyz", kPublic, "", get_readiness},
+    {"GET", "/metrics", kToken, "", get_metrics},
+    {"GET", "/v1/policies", kToken, "", list_policies},
+    {"POST", "/v1/policies", kToken, "policy.new", create_policy},
+    {"GET", "/v1/policies/{identity}", kToken, "", get_policy},
+    {"PATCH", "/v1/policies/{identity}", kToken, "policy.set", change_policy},
+    {"DELETE", "/v1/policies/{identity}", kToken, "policy.remove", remove_policy},
+    {"GET", "/v1/users/{user}", kToken, "", show_user},
+    {"PUT", "/v1/users/{user}/policy", kToken, "policy.grant", grant_policy},
+    {"DELETE", "/v1/users/{user}/mailbox", kToken, "mailbox.purge", purge_mailbox},
+    {"*", "/v1/users/{user}/{resource}", kToken, "", no_such_user_resource},
+    {"POST", "/v1/backup", kToken, "backup", take_backup},
+    {"GET", "/v1/configuration/im", kToken, "", get_im_configuration},
+    {"PATCH", "/v1/configuration/im", kToken, "im-config.set", change_im_configuration},
+};
+
+}  // namespace
+
+std::span<const AdminRoute> admin_routes() { return kRoutes; }
+
+}  // namespace oms::server
