@@ -3,7 +3,7 @@
 #   /usr/bin/omsd, omsctl, oms-load, oms-store-bench
 #   /lib/systemd/system/omsd.service            (deploy/omsd.service)
 #   /etc/oms/omsd.toml                          (deploy/omsd.toml, a conffile)
-#   /usr/share/doc/oms/README.md
+#   /usr/share/doc/oms/README.md, CONFIGURATION.md, OPERATIONS.md, PROTOCOL.md
 # Depends come from dpkg-shlibdeps (the shared libraries the binaries link);
 # postinst creates the `oms` system user and enables/starts the unit when
 # systemd runs (deploy/debian/).
@@ -16,7 +16,8 @@ foreach(tool oms-load oms-store-bench)
 endforeach()
 install(FILES ${OMS_DEPLOY_DIR}/omsd.service DESTINATION /lib/systemd/system)
 install(FILES ${OMS_DEPLOY_DIR}/omsd.toml DESTINATION /etc/oms)
-install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION share/doc/oms)
+install(FILES ${PROJECT_SOURCE_DIR}/README.md ${OMS_DEPLOY_DIR}/CONFIGURATION.md
+  ${OMS_DEPLOY_DIR}/OPERATIONS.md ${PROJECT_SOURCE_DIR}/server/PROTOCOL.md DESTINATION share/doc/oms)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME oms)

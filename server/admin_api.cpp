@@ -1,5 +1,5 @@
 // AdminApi::handle: matches a request against the route table
-// (admin_routes.h says how) and runs its handler (admin_handlers.cpp).
+// (admin_routes.h says how) and runs its handler (admin_routes.cpp).
 #include "server/admin_api.h"
 
 #include <cassert>

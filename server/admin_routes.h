@@ -1,6 +1,6 @@
 // The admin API's routes (contract §2) as a table: a method and a path
 // pattern lead to one handler. admin_api.cpp matches requests against the
-// table; admin_handlers.cpp holds the handlers and the table itself.
+// table; admin_routes.cpp holds the handlers and the table itself.
 //
 // Matching, in this order (AdminApi::handle):
 //   1. The target's path is split on '/' (empty segments dropped, the query
@@ -26,7 +26,7 @@
 #include <utility>
 #include <vector>
 
-#include "server/admin_api.h"
+#include "server/admin_message.h"
 
 namespace oms::server {
 

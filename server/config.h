@@ -1,7 +1,7 @@
 // omsd configuration: defaults, the TOML file (toml++) and command-line flags.
 //
 // Precedence: built-in defaults < TOML file (--config) < flags. Every key is
-// documented in deploy/omsd.toml and README.md. A bad value or an unknown key
+// documented in deploy/omsd.toml and deploy/CONFIGURATION.md. A bad value or an unknown key
 // stops the process at start with a message that names the key.
 #pragma once
 

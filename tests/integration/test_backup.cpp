@@ -1,4 +1,4 @@
-// Backup and restore (README "Backup and restore"): POST /v1/backup takes a
+// Backup and restore (deploy/OPERATIONS.md "Backup and restore"): POST /v1/backup takes a
 // RocksDB checkpoint of the store while clients keep sending; a new omsd on
 // a data dir whose store/ is that checkpoint delivers every message whose
 // `sent` arrived before the backup was requested.

@@ -268,7 +268,7 @@ TEST_CASE("limits: undelivered messages expire after the mailbox ttl") {
 }
 
 TEST_CASE("limits: sessions per user are limited and the others are unaffected") {
-  // README: beyond limits.max_sessions_per_user, too_many_sessions + 4429.
+  // server/PROTOCOL.md: beyond limits.max_sessions_per_user, too_many_sessions + 4429.
   OmsdProcess omsd(with_config("[limits]\nmax_sessions_per_user = 2\n"));
   auto bob1 = sign_in(omsd, kBob);
   auto bob2 = sign_in(omsd, kBob);

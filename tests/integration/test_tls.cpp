@@ -1,4 +1,4 @@
-// TLS on both listeners (README "TLS"): wss:// sign-in and sending, HTTPS on
+// TLS on both listeners (deploy/CONFIGURATION.md "TLS"): wss:// sign-in and sending, HTTPS on
 // the admin API, what a plain or stalled client gets, omsctl over https, and
 // the start-up refusals for bad [tls] files. The certificate is self-signed,
 // made at test time by the openssl command line.

@@ -1,4 +1,4 @@
-// The plain-HTTP side of the client listener (README "Browser client"): the
+// The plain-HTTP side of the client listener (server/PROTOCOL.md, the browser client): the
 // embedded browser client at /, its security headers, the JSON 404/405, and
 // POST /v1/dev/token (auth.dev_tokens, off by default).
 #include <doctest/doctest.h>

@@ -266,7 +266,7 @@ AdminResponse no_such_user_resource(const AdminCall& call) { return no_such_endp
 
 // A RocksDB checkpoint of the store (consistent; hard links when it is on
 // the store's file system). The directory it creates is a complete store/:
-// restoring is copying it to DATA_DIR/store (README).
+// restoring is copying it to DATA_DIR/store (deploy/OPERATIONS.md, "Backup and restore").
 AdminResponse take_backup(const AdminCall& call) {
   ServerContext& ctx = call.ctx;
   std::filesystem::path dir;
