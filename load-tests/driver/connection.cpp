@@ -16,7 +16,7 @@
 #include "common/json_codec.h"
 #include "load-tests/driver/body.h"
 #include "load-tests/driver/clock.h"
-#include "load-tests/driver/run.h"
+#include "load-tests/driver/run_state.h"
 #include "load-tests/driver/user.h"
 #include "load-tests/driver/worker.h"
 
@@ -53,6 +53,8 @@ bool is_quiet_close(const beast::error_code& ec) {
 
 }  // namespace
 
+bool online(const User& u) { return u.conn && u.conn->is_open(); }
+
 Connection::Connection(Worker& w, User& u, unsigned attempt)
     : w_(w),
       u_(u),
@@ -71,7 +73,20 @@ void Connection::start() {
     ++u_.sessions;
   }
   w_.live.connects_started.fetch_add(1, std::memory_order_relaxed);
-  w_.request_connect(shared_from_this());
+  phase_ = Phase::kQueued;
+  w_.connects.waiting.push_back(shared_from_this());
+  admit_waiting(w_.connects);
+}
+
+void Connection::admit_waiting(ConnectQueue& q) {
+  while (q.connecting < q.max_connecting && !q.waiting.empty()) {
+    auto next = std::move(q.waiting.front());
+    q.waiting.pop_front();
+    if (next->phase_ != Phase::kQueued) continue;  // signed out while queued
+    ++q.connecting;
+    next->slot_held_ = true;
+    next->begin_connect();
+  }
 }
 
 void Connection::begin_connect() {
@@ -139,7 +154,8 @@ void Connection::on_upgrade(const beast::error_code& ec) {
 void Connection::release_connect_slot() {
   if (!slot_held_) return;
   slot_held_ = false;
-  w_.connect_finished();
+  --w_.connects.connecting;
+  admit_waiting(w_.connects);
 }
 
 void Connection::do_read() {

@@ -31,9 +31,10 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 
+struct ConnectQueue;
 struct User;
 class Worker;
-class Run;
+class RunState;
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -61,14 +62,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::size_t send_window = 0;
 
  private:
-  friend class Worker;
-
   // Raw framing: bytes read per syscall, and the largest message accepted
   // (also Beast's read limit).
   static constexpr std::size_t kReadChunk = 64 * 1024;
   static constexpr std::size_t kMaxMessageBytes = 4u << 20;
 
   // connection.cpp: the session.
+  // Starts waiting connects while the worker's limiter has room.
+  static void admit_waiting(ConnectQueue& q);
   void begin_connect();
   void on_connect(const beast::error_code& ec);
   void on_upgrade(const beast::error_code& ec);
@@ -97,7 +98,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   Worker& w_;
   User& u_;
-  Run& run_;
+  RunState& run_;
   unsigned attempt_;
   Phase phase_ = Phase::kNew;
   websocket::stream<beast::tcp_stream> ws_;
@@ -133,5 +134,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::size_t signin_span_ = SIZE_MAX;
   std::size_t signout_span_ = SIZE_MAX;
 };
+
+// True when `u` has a session and it is open (welcomed, not closing).
+bool online(const User& u);
 
 }  // namespace oms::load

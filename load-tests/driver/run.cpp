@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "common/jwt.h"
+#include "load-tests/driver/clock.h"
 #include "load-tests/driver/connection.h"
 
 namespace oms::load {
@@ -23,7 +24,7 @@ constexpr std::int64_t kTokenTtlSeconds = 24 * 3600;
 
 }  // namespace
 
-Run::Run(Options o, std::string secret) : opt(std::move(o)), t0(now_ns()), secret_(std::move(secret)) {
+Run::Run(Options o, std::string secret) : RunState(std::move(o)), secret_(std::move(secret)) {
   const unsigned n = std::max(1u, opt.threads);
   const std::size_t per_worker = std::max<std::size_t>(1, opt.connect_concurrency / n);
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i, per_worker));
@@ -45,6 +46,9 @@ Run::~Run() {
   watchdog_cv_.notify_all();
   if (watchdog_.joinable()) watchdog_.join();
   stop();
+  // The users' sessions use their workers' io_contexts: end them first (the
+  // users live in the base, which is destroyed after workers_).
+  users_.clear();
 }
 
 void Run::deadline_hit() {

@@ -1,7 +1,9 @@
 // Run: one load-generator run, as the orchestrating thread (the scenario)
 // drives it: the synthetic users, the worker threads that run their
 // sessions, phases with stall and deadline checks, and the statistics merged
-// at the end. Hooks is what a scenario plugs into the sessions.
+// at the end. What workers and sessions read of it while it runs is its
+// base RunState (run_state.h), which also defines the Hooks a scenario plugs
+// into the sessions.
 //
 // Threading: a Run has T workers, each with its own io_context and thread.
 // User i belongs to worker i % T, and everything about that user (its
@@ -12,13 +14,11 @@
 // are for the orchestrating thread unless they say otherwise.
 #pragma once
 
-#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -26,53 +26,29 @@
 
 #include <boost/asio/post.hpp>
 
-#include "load-tests/driver/clock.h"
 #include "load-tests/driver/options.h"
+#include "load-tests/driver/run_state.h"
 #include "load-tests/driver/stats.h"
 #include "load-tests/driver/user.h"
 #include "load-tests/driver/worker.h"
 
 namespace oms::load {
 
-// What a scenario plugs into the sessions. Called on worker threads; an
-// implementation shared by workers must be thread-safe.
-class Hooks {
- public:
-  virtual ~Hooks() = default;
-  // Closed-loop senders: the next recipient for `sender`, or nullopt to stop.
-  virtual std::optional<std::uint32_t> next_target(User& /*sender*/) { return std::nullopt; }
-  virtual void on_welcome(User& /*u*/) {}
-  virtual void on_drained(User& /*u*/) {}
-};
-
-class Run {
+class Run : public RunState {
  public:
   Run(Options opt, std::string secret);
   ~Run();
   Run(const Run&) = delete;
   Run& operator=(const Run&) = delete;
 
-  const Options opt;
-  const std::int64_t t0;  // run start (now_ns)
-  Hooks* hooks = nullptr;
-  bool timeline_end_to_end = false;  // which latency the timeline shows
-
   // Users [0, count): ids, tokens, owners. Call before start().
   void create_users(std::uint32_t count);
-  std::uint32_t user_count() const { return static_cast<std::uint32_t>(users_.size()); }
-  const std::string& user_id(std::uint32_t idx) const { return users_[idx]->id; }
   Worker& owner(std::uint32_t idx) { return *workers_[idx % workers_.size()]; }
-  // REQUIRES: on the owner's thread, or after stop().
-  User& user(std::uint32_t idx) { return *users_[idx]; }
   std::size_t worker_count() const { return workers_.size(); }
   Worker& worker(std::size_t i) { return *workers_[i]; }
-  // Messages each user should find announced at sign-in (status stored).
-  std::vector<std::atomic<std::uint32_t>> expected_stored;
-
   void start();  // worker threads
   // Signs every session out (bounded wait), then stops and joins the workers.
   void stop();
-  bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
 
   // Runs f(User&) on each user of [first, first+count) on its owner thread.
   void for_users(std::uint32_t first, std::uint32_t count, std::function<void(User&)> f);
@@ -96,10 +72,6 @@ class Run {
   const std::vector<std::string>& failures() const { return failures_; }
   const std::string& phase() const { return phase_; }
 
-  // Local source addresses rotate over 127.0.0.2 .. 127.0.0.(1+N).
-  // Thread-safe.
-  std::uint32_t next_source() { return source_counter_.fetch_add(1, std::memory_order_relaxed); }
-
   // After stop(): all workers' statistics in one.
   WorkerStats merged_stats();
 
@@ -108,10 +80,7 @@ class Run {
 
  private:
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::vector<std::unique_ptr<User>> users_;
   std::string secret_;
-  std::atomic<bool> stopping_{false};
-  std::atomic<std::uint32_t> source_counter_{0};
   std::vector<std::string> failures_;
   std::string phase_;
   std::mutex phase_mu_;

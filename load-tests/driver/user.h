@@ -1,6 +1,7 @@
 // A synthetic user as its client knows it: identity, current session, what
 // it has received (for the loss/duplicate/order checks) and, when asked, its
-// presence history (for checking `sent` statuses against it).
+// presence history (for checking `sent` statuses against it). Whether it is
+// online is a question for its Connection: online(const User&), connection.h.
 #pragma once
 
 #include <cstdint>
@@ -49,8 +50,6 @@ struct User {
   std::int64_t welcome_ns = 0;
   std::int64_t drained_ns = 0;
   std::uint64_t welcome_count = 0;  // mailbox.count announced at the last welcome
-
-  bool online() const;
 };
 
 }  // namespace oms::load

@@ -1,41 +1,17 @@
-// Worker: the connect limiter, timeline slots, error counts, timers (see worker.h).
+// Worker: timeline slots, error counts, timers (see worker.h).
 #include "load-tests/driver/worker.h"
 
-#include <algorithm>
 #include <string>
 
 #include <boost/asio/steady_timer.hpp>
 
 #include "load-tests/driver/clock.h"
-#include "load-tests/driver/connection.h"
-#include "load-tests/driver/run.h"
+#include "load-tests/driver/run_state.h"
 
 namespace oms::load {
 
-Worker::Worker(Run& r, unsigned i, std::size_t max_connecting)
-    : run(r), index(i), rng(0x6f6d73ULL * (i + 1)), max_connecting_(std::max<std::size_t>(1, max_connecting)) {}
-
-void Worker::request_connect(std::shared_ptr<Connection> c) {
-  c->phase_ = Connection::Phase::kQueued;
-  waiting_.push_back(std::move(c));
-  admit_waiting();
-}
-
-void Worker::connect_finished() {
-  --connecting_;
-  admit_waiting();
-}
-
-void Worker::admit_waiting() {
-  while (connecting_ < max_connecting_ && !waiting_.empty()) {
-    auto next = std::move(waiting_.front());
-    waiting_.pop_front();
-    if (next->phase_ != Connection::Phase::kQueued) continue;  // signed out while queued
-    ++connecting_;
-    next->slot_held_ = true;
-    next->begin_connect();
-  }
-}
+Worker::Worker(RunState& r, unsigned i, std::size_t max_connecting)
+    : run(r), index(i), rng(0x6f6d73ULL * (i + 1)), connects(max_connecting) {}
 
 TimelineSlot* Worker::slot(std::int64_t t_ns) {
   const std::int64_t slot_ns = static_cast<std::int64_t>(run.opt.slot_ms * 1e6);

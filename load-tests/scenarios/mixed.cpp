@@ -71,7 +71,7 @@ class Generator : public std::enable_shared_from_this<Generator> {
     for (int i = 0; i < kPickTries; ++i) {
       User& u = run_.user(mine_[d(w_.rng)]);
       if (want_online) {
-        if (u.online() && (!idle_sender || u.conn->in_flight() == 0)) return &u;
+        if (online(u) && (!idle_sender || u.conn->in_flight() == 0)) return &u;
       } else if (!u.conn) {
         return &u;
       }

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "load-tests/driver/clock.h"
 #include "load-tests/driver/connection.h"
 #include "load-tests/driver/options.h"
 #include "load-tests/driver/report.h"
