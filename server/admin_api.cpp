@@ -203,7 +203,7 @@ AdminResponse AdminApi::handle(const AdminRequest& req) {
                                res.status);
     return res;
   };
-  auto& policies = ctx_.store->policies();
+  auto& policies = ctx_.database->policies();
 
   if (p.size() == 1 && p[0] == "metrics") {
     if (m != "GET") return method_not_allowed();
@@ -367,7 +367,7 @@ AdminResponse AdminApi::handle(const AdminRequest& req) {
       return audit("backup", error(500, "backup_failed", fmt::format("cannot create '{}': {}",
                                                                      dir.parent_path().string(), ec.message())));
     const std::int64_t started = ctx_.clock->now_ms();
-    if (Status s = ctx_.store->checkpoint(dir.string()); !s)
+    if (Status s = ctx_.database->checkpoint(dir.string()); !s)
       return audit("backup", error(500, "backup_failed", s.message()));
     const auto [bytes, files] = tree_size(dir);
     ctx_.metrics.backups_total.fetch_add(1, std::memory_order_relaxed);

@@ -16,7 +16,7 @@
 #include "server/metrics.h"
 #include "server/presence.h"
 #include "server/tls.h"
-#include "storage/mailbox_store.h"
+#include "storage/store.h"
 
 namespace oms::server {
 
@@ -25,7 +25,8 @@ class Router;
 struct ServerContext {
   Config config;
   const Clock* clock = &SystemClock::instance();
-  std::unique_ptr<storage::MailboxStore> store;
+  std::unique_ptr<storage::Store> database;  // the store back end: owns `store` and the policies
+  storage::MailboxStore* store = nullptr;    // database->mailboxes()
   PresenceRegistry registry;
   Metrics metrics;
   PerAddressCounter connections_per_address;  // limits.max_connections_per_ip

@@ -81,7 +81,7 @@ void Router::send(const std::shared_ptr<WsSession>& sender, const std::string& f
   std::string_view status = "delivered";
   std::string reason;
   if (state == PresenceState::kOffline || state == PresenceState::kAppearOffline) {
-    const auto& policies = ctx_.store->policies();
+    const auto& policies = ctx_.database->policies();
     if (!policies.im_configuration().enable_offline_im) {
       return refuse(sender, req.rid, "offline_disabled",
                     "the recipient is offline and offline messages are turned off for the organisation");
