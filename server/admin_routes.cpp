@@ -135,14 +135,14 @@ AdminResponse get_metrics(const AdminCall& call) {
 // ---- /v1/policies[/{identity}] ----
 
 AdminResponse list_policies(const AdminCall& call) {
-  auto& policies = call.ctx.store->policies();
+  auto& policies = call.ctx.database->policies();
   json::array arr;
   for (const auto& pol : policies.list()) arr.push_back(policy_json(pol));
   return json_response(200, json::object{{"policies", std::move(arr)}});
 }
 
 AdminResponse create_policy(const AdminCall& call) {
-  auto& policies = call.ctx.store->policies();
+  auto& policies = call.ctx.database->policies();
   auto parsed = parse_object(call.req.body, {"identity", "enable_im_auto_archiving"});
   if (auto* e = std::get_if<AdminResponse>(&parsed)) return *e;
   auto& o = std::get<json::object>(parsed);
@@ -160,7 +160,7 @@ AdminResponse create_policy(const AdminCall& call) {
 }
 
 AdminResponse get_policy(const AdminCall& call) {
-  auto& policies = call.ctx.store->policies();
+  auto& policies = call.ctx.database->policies();
   const std::string& identity = call.param("identity");
   auto pol = policies.get(identity);
   if (!pol) return no_such_policy(identity);
@@ -170,7 +170,7 @@ AdminResponse get_policy(const AdminCall& call) {
 }
 
 AdminResponse change_policy(const AdminCall& call) {
-  auto& policies = call.ctx.store->policies();
+  auto& policies = call.ctx.database->policies();
   const std::string& identity = call.param("identity");
   auto parsed = parse_object(call.req.body, {"enable_im_auto_archiving"});
   if (auto* e = std::get_if<AdminResponse>(&parsed)) return *e;
@@ -184,7 +184,7 @@ AdminResponse change_policy(const AdminCall& call) {
 }
 
 AdminResponse remove_policy(const AdminCall& call) {
-  auto& policies = call.ctx.store->policies();
+  auto& policies = call.ctx.database->policies();
   const std::string& identity = call.param("identity");
   auto pol = policies.get(identity);
   if (!pol) return no_such_policy(identity);
@@ -197,7 +197,7 @@ AdminResponse remove_policy(const AdminCall& call) {
 
 AdminResponse show_user(const AdminCall& call) {
   ServerContext& ctx = call.ctx;
-  auto& policies = ctx.store->policies();
+  auto& policies = ctx.database->policies();
   const std::string& user = call.param("user");
   auto state = ctx.registry.state_of(user);
   json::array sessions;
@@ -228,7 +228,7 @@ AdminResponse show_user(const AdminCall& call) {
 }
 
 AdminResponse grant_policy(const AdminCall& call) {
-  auto& policies = call.ctx.store->policies();
+  auto& policies = call.ctx.database->policies();
   const std::string& user = call.param("user");
   auto parsed = parse_object(call.req.body, {"policy"});
   if (auto* e = std::get_if<AdminResponse>(&parsed)) return *e;
@@ -293,7 +293,7 @@ AdminResponse take_backup(const AdminCall& call) {
     return admin_error(500, "backup_failed",
                        fmt::format("cannot create '{}': {}", dir.parent_path().string(), ec.message()));
   const std::int64_t started = ctx.clock->now_ms();
-  if (Status s = ctx.store->checkpoint(dir.string()); !s) return admin_error(500, "backup_failed", s.message());
+  if (Status s = ctx.database->checkpoint(dir.string()); !s) return admin_error(500, "backup_failed", s.message());
   const auto [bytes, files] = tree_size(dir);
   ctx.metrics.backups_total.fetch_add(1, std::memory_order_relaxed);
   return json_response(200, json::object{{"path", dir.string()},
@@ -310,11 +310,11 @@ AdminResponse im_configuration_json(const storage::PolicyStore& policies) {
 }
 
 AdminResponse get_im_configuration(const AdminCall& call) {
-  return im_configuration_json(call.ctx.store->policies());
+  return im_configuration_json(call.ctx.database->policies());
 }
 
 AdminResponse change_im_configuration(const AdminCall& call) {
-  auto& policies = call.ctx.store->policies();
+  auto& policies = call.ctx.database->policies();
   auto parsed = parse_object(call.req.body, {"enable_offline_im"});
   if (auto* e = std::get_if<AdminResponse>(&parsed)) return *e;
   std::optional<bool> enable;

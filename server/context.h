@@ -15,7 +15,7 @@
 #include "server/presence.h"
 #include "server/session_inbox.h"
 #include "server/tls.h"
-#include "storage/mailbox_store.h"
+#include "storage/store.h"
 
 namespace oms::server {
 
@@ -24,7 +24,8 @@ class Router;
 struct ServerContext {
   Config config;
   const Clock* clock = &SystemClock::instance();
-  std::unique_ptr<storage::MailboxStore> store;
+  std::unique_ptr<storage::Store> database;  // the store back end: owns `store` and the policies
+  storage::MailboxStore* store = nullptr;    // database->mailboxes()
   PresenceRegistry registry;
   Metrics metrics;
   std::unique_ptr<Router> router;

@@ -82,7 +82,7 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
   facts.sender_capable = sender_capable;
   storage::EffectivePolicy eff;
   if (needs_policy(facts.recipient)) {
-    const auto& policies = ctx_.store->policies();
+    const auto& policies = ctx_.database->policies();
     facts.organisation_allows_offline = policies.im_configuration().enable_offline_im;
     if (facts.organisation_allows_offline) {
       eff = policies.effective_policy_for(from);

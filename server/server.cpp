@@ -28,7 +28,7 @@
 #include "server/log.h"
 #include "server/router.h"
 #include "server/tls.h"
-#include "storage/mailbox_store.h"
+#include "storage/store.h"
 
 namespace oms::server {
 
@@ -240,9 +240,10 @@ class Server::Impl {
     so.max_queued_requests = cfg.max_queued_writes;
     so.block_cache_bytes = cfg.block_cache_mb << 20;
     so.clock = ctx_.clock;
-    auto store = storage::MailboxStore::open(so);
+    auto store = storage::open_store(so);
     if (!store) return store.status();
-    ctx_.store = std::move(*store);
+    ctx_.database = std::move(*store);
+    ctx_.store = &ctx_.database->mailboxes();
     ctx_.store->set_batch_observer(&ctx_.metrics);
     if (!cfg.sync)
       logger_for(LogComponent::kStore).warn("store.sync = false: acknowledged messages can be lost in a crash");
@@ -290,7 +291,8 @@ class Server::Impl {
     for (auto& t : threads) t.join();
     blocking_.join();
     // Completes every queued write, then closes RocksDB.
-    ctx_.store.reset();
+    ctx_.store = nullptr;
+    ctx_.database.reset();
     spdlog::info("omsd stopped");
     return 0;
   }

@@ -1,74 +1,48 @@
-// The per-mailbox message store on RocksDB.
+// MailboxStore: the per-mailbox message store, as the server sees it. One
+// implementation per back end (rocks_mailbox_store.h today); a Store
+// (store.h) hands it out.
 //
-// Contract:
-//  - Every write (append, ack, purge, sweep) goes through one writer thread
-//    that group-commits: all requests waiting when it wakes share one
-//    WriteBatch, written with sync=true (unless StoreOptions::sync is false,
-//    which only benchmarks and the power-loss control run use). A callback
-//    runs only after that write returned, on the store's completion thread
-//    (one thread, so the writer goes on with the next batch meanwhile); on
-//    error every request of the batch gets the error and nothing of it is
-//    visible.
+// Contract, for every back end:
+//  - Writes (append, ack, purge, sweep) are group-committed: the requests
+//    waiting when the store's writer wakes share one atomic, durable write
+//    (synced, unless StoreOptions::sync is false, which only benchmarks and
+//    the power-loss control run use). A callback runs only after that write
+//    returned, on the store's completion thread (one thread, so the writer
+//    goes on with the next batch meanwhile); on error every request of the
+//    batch gets the error and nothing of it is visible.
+//  - Within a batch, each request sees the effects of the earlier ones (an
+//    append then an ack of it, a purge after appends, a repeated dedup id).
 //  - Callbacks must be quick and must not call back into the store
 //    synchronously in a way that waits for a write (post the work elsewhere
 //    instead): while a callback runs, the writer stops after two more
 //    batches. Callbacks of one batch run in request order, and batches
 //    complete in order, so appends to one mailbox complete in sequence
 //    order.
-//  - Sequence numbers are global, unique forever (across restarts) and
-//    increase in acceptance order; a mailbox is one ordered key range.
+//  - Sequence numbers are global, unique forever (across restarts, and even
+//    when a batch fails) and increase in acceptance order; a mailbox reads
+//    back in sequence order.
 //  - Quotas (count and body bytes per mailbox) and the dedup check are
 //    decided on the writer thread, so they are exact under concurrency.
 //  - Reads are synchronous, thread-safe and blocking: call them off I/O
 //    threads. Expired messages are never returned.
-//  - Thread-safe: any thread may call any method.
+//  - Thread-safe: any thread may call any method. Destroying the store
+//    completes every queued request (in order) first.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
-#include "common/clock.h"
 #include "common/protocol.h"
 #include "common/status.h"
 
-namespace rocksdb {
-class Env;
-}
-
 namespace oms::storage {
-
-class PolicyStore;
-
-struct StoreOptions {
-  std::string path;                        // the RocksDB directory
-  std::uint64_t max_messages = 10000;      // mailbox.max_messages
-  std::uint64_t max_bytes = 52428800;      // mailbox.max_bytes (sum of bodies)
-  std::uint32_t ttl_days = 30;             // mailbox.ttl_days (0 = never expire)
-  std::int64_t dedup_window_ms = 24LL * 3600 * 1000;
-  bool sync = true;                        // false only in benchmarks / control runs
-  std::size_t max_batch_requests = 8192;   // group-commit cap per WriteBatch
-  std::size_t max_queued_requests = 200000;  // beyond it: Status::unavailable at once
-  std::size_t block_cache_bytes = 64u << 20;
-  const Clock* clock = nullptr;            // nullptr = SystemClock
-  // When > 0, messages expire after this many milliseconds instead of
-  // ttl_days (finer control than days, e.g. for tests).
-  std::int64_t ttl_ms_override = 0;
-  // Tests only: when set, called on the writer thread before each batch
-  // write; a non-OK Status fails that write exactly as if RocksDB had
-  // returned it (nothing of the batch is written).
-  std::function<Status()> inject_write_error;
-  // Tests only: the rocksdb::Env (and through it the FileSystem) the
-  // database does all its file I/O with; nullptr = rocksdb::Env::Default().
-  // The reliability tests pass a fault-injecting FileSystem here (simulated
-  // power loss, failing syncs). Shared so that it outlives the database.
-  std::shared_ptr<rocksdb::Env> env;
-};
 
 struct StoredMessage {
   std::uint64_t seq = 0;
@@ -141,56 +115,46 @@ class MailboxStore {
   using AppendCallback = std::function<void(Result<AppendResult>)>;
   using CountCallback = std::function<void(Result<std::uint64_t>)>;
 
-  static Result<std::unique_ptr<MailboxStore>> open(StoreOptions options);
-  // Completes every queued request (in order) and closes the database.
-  ~MailboxStore();
-
+  MailboxStore() = default;
+  virtual ~MailboxStore() = default;
   MailboxStore(const MailboxStore&) = delete;
   MailboxStore& operator=(const MailboxStore&) = delete;
 
   // ---- writes (asynchronous, group-committed) ----
-  // Errors: mailbox_full (quota), unavailable (queue full / closing),
-  // io_error (the write failed). Nothing is stored on error.
-  void append(AppendRequest req, AppendCallback done);
+  // Errors: invalid_argument (bad mailbox, sender, reason or kind),
+  // mailbox_full (quota), unavailable (queue full / closing), io_error (the
+  // write failed). Nothing is stored on error.
+  virtual void append(AppendRequest req, AppendCallback done) = 0;
   // Deletes those of `seqs` that are in `mailbox`; others are ignored.
   // Yields how many were removed.
-  void ack(std::string mailbox, std::vector<std::uint64_t> seqs, CountCallback done);
+  virtual void ack(std::string mailbox, std::vector<std::uint64_t> seqs, CountCallback done) = 0;
   // Deletes the whole mailbox. Yields how many were removed.
-  void purge(std::string mailbox, CountCallback done);
+  virtual void purge(std::string mailbox, CountCallback done) = 0;
   // Deletes expired messages and dedup entries. Yields how many messages.
-  void sweep_expired(CountCallback done);
+  virtual void sweep_expired(CountCallback done) = 0;
 
   // ---- reads (synchronous, blocking) ----
   // Up to `limit` messages with seq > after_seq, oldest first.
-  Result<std::vector<StoredMessage>> read(std::string_view mailbox, std::uint64_t after_seq,
-                                          std::size_t limit) const;
+  virtual Result<std::vector<StoredMessage>> read(std::string_view mailbox, std::uint64_t after_seq,
+                                                  std::size_t limit) const = 0;
   // Summary of messages with seq > after_seq (optionally missed ones only).
   // With `first_page`, the same scan also yields the first `page_limit`
   // counted messages there, as read(mailbox, after_seq, page_limit) would
   // (sign-in: the notification and the first page of delivery in one pass).
-  Result<MailboxSummary> summary(std::string_view mailbox, std::uint64_t after_seq = 0,
-                                 bool missed_only = false,
-                                 std::vector<StoredMessage>* first_page = nullptr,
-                                 std::size_t page_limit = 0) const;
-  MailboxStats stats(std::string_view mailbox) const;
+  virtual Result<MailboxSummary> summary(std::string_view mailbox, std::uint64_t after_seq = 0,
+                                         bool missed_only = false,
+                                         std::vector<StoredMessage>* first_page = nullptr,
+                                         std::size_t page_limit = 0) const = 0;
+  // The mailbox's committed totals (expired messages count until swept).
+  virtual MailboxStats stats(std::string_view mailbox) const = 0;
   // Highest sequence number handed out so far.
-  std::uint64_t last_seq() const;
+  virtual std::uint64_t last_seq() const = 0;
 
   // ---- operations ----
-  PolicyStore& policies();
-  const StoreCounters& counters() const;
-  void set_batch_observer(BatchObserver* observer);  // set before use; not owned
+  virtual const StoreCounters& counters() const = 0;
+  virtual void set_batch_observer(BatchObserver* observer) = 0;  // set before use; not owned
   // True while writes succeed; false after a failed write until one succeeds.
-  bool writable() const;
-  // A consistent on-disk copy (RocksDB checkpoint) into `dir` (must not exist).
-  Status checkpoint(const std::string& dir) const;
-  const StoreOptions& options() const;
-
-  class Impl;
-
- private:
-  explicit MailboxStore(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  virtual bool writable() const = 0;
 };
 
 }  // namespace oms::storage

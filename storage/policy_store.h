@@ -1,11 +1,12 @@
 // Client policies, grants and the organisation IM configuration.
 //
-// Durable (synced writes into their own column families of the mailbox
-// store's database), cached in memory for the hot path. The Global policy
-// always exists (created with enable_im_auto_archiving = true at first open)
-// and cannot be removed. Identities compare case-insensitively; the spelling
-// given at creation is kept for display. Removing a policy removes the grants
-// that name it, so those users fall back to Global.
+// Durable (each write is synced before it returns), kept in the same
+// database as the mailboxes (a Store, store.h, hands out both), cached in
+// memory for the hot path. The Global policy always exists (created with
+// enable_im_auto_archiving = true at first open) and cannot be removed.
+// Identities compare case-insensitively; the spelling given at creation is
+// kept for display. Removing a policy removes the grants that name it, so
+// those users fall back to Global.
 //
 // Thread-safe. Writes block on a synced write: call them off I/O threads.
 // Reads are served from memory and are cheap.

@@ -17,16 +17,11 @@
 
 #include "common/ids.h"
 #include "storage/keys.h"
+#include "storage/rocks_status.h"
 #include "storage/wal_watch.h"
 
 namespace oms::storage {
 namespace {
-
-Status from_rocks(const rocksdb::Status& s, std::string_view what) {
-  return Status::io_error(fmt::format("{}: {}", what, s.ToString()));
-}
-
-rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
 
 class RocksPolicyStore final : public PolicyStore {
  public:
@@ -96,7 +91,7 @@ Status RocksPolicyStore::load() {
   }
   {
     std::string value;
-    rocksdb::Status s = db_->Get(ro, cfs_.im_config, slice(keys::kImConfigKey), &value);
+    rocksdb::Status s = db_->Get(ro, cfs_.im_config, keys::kImConfigKey, &value);
     if (s.ok()) {
       auto enabled = keys::decode_im_config_value(value);
       if (!enabled) return Status::io_error("corrupt IM configuration record");
@@ -271,7 +266,7 @@ ImConfiguration RocksPolicyStore::im_configuration() const {
 Status RocksPolicyStore::set_im_configuration(const ImConfiguration& config) {
   std::lock_guard<std::mutex> wl(write_mu_);
   rocksdb::WriteBatch batch;
-  rocksdb::Status s = batch.Put(cfs_.im_config, slice(keys::kImConfigKey),
+  rocksdb::Status s = batch.Put(cfs_.im_config, keys::kImConfigKey,
                                 keys::encode_im_config_value(config.enable_offline_im));
   if (!s.ok()) return from_rocks(s, "writing IM configuration");
   Status st = write(batch, "writing IM configuration");

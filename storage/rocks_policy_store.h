@@ -1,5 +1,6 @@
-// The RocksDB-backed PolicyStore (internal to storage/): built by
-// MailboxStore::open on the store's own database.
+// The RocksDB-backed PolicyStore (internal to storage/): built by the
+// database (rocks_database.h) on its policies, grants and im_config column
+// families.
 #pragma once
 
 #include <memory>

@@ -24,7 +24,7 @@
 #include "server/admin_api.h"
 #include "server/context.h"
 #include "server/router.h"
-#include "storage/mailbox_store.h"
+#include "storage/store.h"
 
 namespace {
 
@@ -46,7 +46,8 @@ World* world = nullptr;
 
 void cleanup() {
   if (!world) return;
-  world->ctx.store.reset();
+  world->ctx.store = nullptr;
+  world->ctx.database.reset();
   std::error_code ec;
   std::filesystem::remove_all(world->dir, ec);
 }
@@ -65,12 +66,13 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   oms::storage::StoreOptions so;
   so.path = (world->dir / "store").string();
   so.sync = false;
-  auto store = oms::storage::MailboxStore::open(so);
+  auto store = oms::storage::open_store(so);
   if (!store) {
     std::fprintf(stderr, "fuzz_admin_api: cannot open the store: %s\n", store.status().to_string().c_str());
     std::abort();
   }
-  world->ctx.store = std::move(*store);
+  world->ctx.database = std::move(*store);
+  world->ctx.store = &world->ctx.database->mailboxes();
   world->ctx.admin_token = std::string(kToken);
   world->ctx.jwt_secret = "fuzz-jwt-secret";
   world->ctx.router = std::make_unique<oms::server::Router>(world->ctx);

@@ -43,7 +43,7 @@
 
 #include <fmt/format.h>
 
-#include "storage/mailbox_store.h"
+#include "storage/store.h"
 #include "tests/reliability/fault_fs.h"
 #include "tests/reliability/report.h"
 #include "tests/support/omsd_process.h"
@@ -98,7 +98,7 @@ CaseResult store_case(const std::string& name, bool fault_syncs, FaultKind kind,
   storage::StoreOptions so;
   so.path = (dir / "db").string();
   so.env = env_for(fs);
-  auto opened = storage::MailboxStore::open(so);
+  auto opened = storage::open_store(so);
   if (!opened) {
     r.first_error = opened.status().message();
     return r;
@@ -118,7 +118,7 @@ CaseResult store_case(const std::string& name, bool fault_syncs, FaultKind kind,
     const std::string body = req.body;
     auto p = std::make_shared<std::promise<Result<storage::AppendResult>>>();
     auto fut = p->get_future();
-    store->append(std::move(req), [p](Result<storage::AppendResult> res) { p->set_value(std::move(res)); });
+    store->mailboxes().append(std::move(req), [p](Result<storage::AppendResult> res) { p->set_value(std::move(res)); });
     if (fut.wait_for(kAppendTimeout) != std::future_status::ready)
       throw std::runtime_error("an append did not complete in time");
     auto res = fut.get();
@@ -134,7 +134,7 @@ CaseResult store_case(const std::string& name, bool fault_syncs, FaultKind kind,
   for (std::size_t i = 0; i < kPerPhase; ++i) append();
   if (reopen_before_fault) {
     store.reset();
-    auto again = storage::MailboxStore::open(so);
+    auto again = storage::open_store(so);
     if (!again) {
       r.first_error = "reopen before the fault: " + again.status().message();
       return r;
@@ -146,7 +146,7 @@ CaseResult store_case(const std::string& name, bool fault_syncs, FaultKind kind,
   for (std::size_t i = 0; i < kPerPhase; ++i) {
     if (append()) ++r.ok_during_fault;
     else ++r.refused_during_fault;
-    if (!store->writable()) r.unwritable_seen = true;
+    if (!store->mailboxes().writable()) r.unwritable_seen = true;
   }
   if (close_under_fault) {
     store->checkpoint((dir / "checkpoint").string()).is_ok();  // refused or taken; it must not abort
@@ -154,7 +154,7 @@ CaseResult store_case(const std::string& name, bool fault_syncs, FaultKind kind,
   }
   fs->clear_faults();
   if (close_under_fault) {
-    auto again = storage::MailboxStore::open(so);
+    auto again = storage::open_store(so);
     if (!again) {
       r.first_error = "reopen after a close under the fault: " + again.status().message();
       return r;
@@ -168,7 +168,7 @@ CaseResult store_case(const std::string& name, bool fault_syncs, FaultKind kind,
   }
   for (std::size_t i = 0; i < kPerPhase; ++i)
     if (append()) ++r.recovered_ok;
-  r.writable_after = store->writable();
+  r.writable_after = store->mailboxes().writable();
   r.acked = acked.size();
 
   fs->crash_now();
@@ -176,12 +176,12 @@ CaseResult store_case(const std::string& name, bool fault_syncs, FaultKind kind,
   fs->simulate_power_loss();
   fs->reset();
   so.env = env_for(fs);
-  auto reopened = storage::MailboxStore::open(so);
+  auto reopened = storage::open_store(so);
   if (!reopened) {
     r.first_error = "reopen: " + reopened.status().message();
     return r;
   }
-  auto msgs = reopened.value()->read("victim@contoso.com", 0, 100000);
+  auto msgs = reopened.value()->mailboxes().read("victim@contoso.com", 0, 100000);
   std::set<std::string> present;
   if (msgs)
     for (const auto& m : msgs.value()) {

@@ -38,7 +38,7 @@
 
 #include <fmt/format.h>
 
-#include "storage/mailbox_store.h"
+#include "storage/store.h"
 #include "tests/reliability/fault_fs.h"
 #include "tests/reliability/report.h"
 
@@ -179,7 +179,7 @@ RunResult run(bool sync, std::uint64_t crash_points, std::uint64_t threads, std:
     // restartable.
     const bool crash_in_open = round % 5 == 4;
     if (crash_in_open) fs->crash_after_ops(std::uniform_int_distribution<std::uint64_t>(1, 40)(rng));
-    auto opened = storage::MailboxStore::open(so);
+    auto opened = storage::open_store(so);
     if (!opened && crash_in_open && fs->crashed()) {
       ++t.crashed_in_open;
       power_loss();
@@ -198,8 +198,8 @@ RunResult run(bool sync, std::uint64_t crash_points, std::uint64_t threads, std:
       power_loss();
       continue;
     }
-    std::unique_ptr<storage::MailboxStore> store = std::move(opened).value();
-    std::vector<Present> present = verify(*store, ledger, t);  // what the previous crash left
+    std::unique_ptr<storage::Store> store = std::move(opened).value();
+    std::vector<Present> present = verify(store->mailboxes(), ledger, t);  // what the previous crash left
     std::shuffle(present.begin(), present.end(), rng);
     present.resize(present.size() / 2);  // half of it is acked (deleted) this round
 
@@ -226,7 +226,7 @@ RunResult run(bool sync, std::uint64_t crash_points, std::uint64_t threads, std:
           }
           auto done = std::make_shared<std::promise<Result<storage::AppendResult>>>();
           auto fut = done->get_future();
-          store->append(std::move(req), [done](Result<storage::AppendResult> r) {
+          store->mailboxes().append(std::move(req), [done](Result<storage::AppendResult> r) {
             done->set_value(std::move(r));
           });
           if (fut.wait_for(kAppendTimeout) != std::future_status::ready) {
@@ -269,7 +269,7 @@ RunResult run(bool sync, std::uint64_t crash_points, std::uint64_t threads, std:
           }
           auto done = std::make_shared<std::promise<Result<std::uint64_t>>>();
           auto fut = done->get_future();
-          store->ack(mailbox, seqs, [done](Result<std::uint64_t> r) { done->set_value(std::move(r)); });
+          store->mailboxes().ack(mailbox, seqs, [done](Result<std::uint64_t> r) { done->set_value(std::move(r)); });
           if (fut.wait_for(kAppendTimeout) != std::future_status::ready) {
             ++stuck;
             return;
@@ -299,11 +299,11 @@ RunResult run(bool sync, std::uint64_t crash_points, std::uint64_t threads, std:
     storage::StoreOptions so;
     so.path = (root / "db").string();
     so.env = env;
-    auto opened = storage::MailboxStore::open(so);
+    auto opened = storage::open_store(so);
     if (!opened) {
       ++t.reopen_failures;
     } else {
-      verify(*opened.value(), ledger, t);
+      verify(opened.value()->mailboxes(), ledger, t);
     }
   }
   {

@@ -1,62 +1,82 @@
-// Helpers for the storage unit tests: a unique temp dir per test, and
-// waiting for a store callback through a promise (never a sleep).
+// Helpers for the storage unit tests: the back ends under test, and waiting
+// for a store callback through a promise (never a sleep).
+//
+// The behavioural tests (append/read, ack/purge, quota, dedup, expiry,
+// summary, lifecycle, write failure, policies) are written against the
+// interfaces (store.h) and run once per back end in backends(), each run a
+// doctest SUBCASE named after the back end: a new back end joins by adding
+// its entry there. Tests that are about RocksDB itself (keys, crash/WAL,
+// format version, checkpoints, what is in a column family) say so and use
+// rocks_options_in().
 #pragma once
 
 #include <doctest/doctest.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <filesystem>
+#include <functional>
 #include <future>
 #include <memory>
-#include <random>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
-#include "storage/mailbox_store.h"
+#include "storage/store.h"
+#include "tests/support/temp_dir.h"
 
 namespace oms::storage::testing {
+
+using oms::test::TempDir;
 
 // Generous: a callback that takes this long means the store is stuck.
 inline constexpr auto kCallbackTimeout = std::chrono::seconds(60);
 
-// <temp_directory_path>/oms-storage-<name>-<pid>-<n>-<random>, removed (with
-// everything in it) on destruction.
-class TempDir {
- public:
-  explicit TempDir(std::string_view name) {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() /
-            fmt::format("oms-storage-{}-{}-{}-{:08x}", name, ::getpid(), counter++, rd());
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
+// RocksDB: the database directory of a store kept in `dir`.
+inline std::string rocks_path(const TempDir& dir) { return (dir.path() / "db").string(); }
 
-  const std::filesystem::path& path() const { return path_; }
-  std::string db() const { return (path_ / "db").string(); }
-
- private:
-  std::filesystem::path path_;
-};
-
-inline StoreOptions options_in(const TempDir& dir) {
+// RocksDB: options for a new store kept in `dir`.
+inline StoreOptions rocks_options_in(const TempDir& dir) {
   StoreOptions o;
-  o.path = dir.db();
+  o.path = rocks_path(dir);
   return o;
 }
 
-inline std::unique_ptr<MailboxStore> open_store(StoreOptions o) {
-  auto r = MailboxStore::open(std::move(o));
+// A back end under test: `options_in(dir)` describes a new, empty store of
+// it whose data lives as long as `dir` (opening it again with the same
+// options finds the same data).
+struct Backend {
+  const char* name;
+  std::function<StoreOptions(const TempDir& dir)> options_in;
+};
+
+// Every back end the behavioural tests run against.
+inline const std::vector<Backend>& backends() {
+  static const std::vector<Backend> all = {
+      {"rocksdb", rocks_options_in},
+  };
+  return all;
+}
+
+// Runs `test(backend)` once per back end, each in its own SUBCASE.
+template <class Test>
+void for_each_backend(Test test) {
+  for (const Backend& backend : backends())
+    SUBCASE(backend.name) { test(backend); }
+}
+
+// Opens a store through the seam (open_store) and REQUIREs success.
+inline std::unique_ptr<Store> open_ok(StoreOptions o) {
+  auto r = open_store(std::move(o));
   REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
   return std::move(r).value();
+}
+
+// The mailbox store of a store opened with open_ok; it owns the whole Store
+// (resetting the last copy closes it).
+inline std::shared_ptr<MailboxStore> open_mailboxes(StoreOptions o) {
+  std::shared_ptr<Store> store = open_ok(std::move(o));
+  return std::shared_ptr<MailboxStore>(store, &store->mailboxes());
 }
 
 template <class T>

@@ -1,6 +1,7 @@
-// Durability under a crash: a child process appends as fast as it can and
-// reports every acknowledged seq through a pipe; the parent SIGKILLs it,
-// reopens the store and finds every acknowledged message intact.
+// RocksDB only (its WAL and synced writes): durability under a crash. A
+// child process appends as fast as it can and reports every acknowledged seq
+// through a pipe; the parent SIGKILLs it, reopens the store and finds every
+// acknowledged message intact.
 //
 // The child is this same test binary, started with fork() + execve() and
 // running only the "crash child" test case below (which does nothing unless
@@ -97,9 +98,10 @@ TEST_CASE("storage crash child (helper)") {
   StoreOptions o;
   o.path = dir;
   o.max_messages = 1'000'000;
-  auto opened = MailboxStore::open(o);
+  auto opened = open_store(o);
   if (!opened) std::_Exit(3);
-  auto store = std::move(opened).value();
+  auto db = std::move(opened).value();
+  MailboxStore* store = &db->mailboxes();
 
   std::atomic<bool> pipe_ok{true};
   std::vector<std::thread> threads;
@@ -126,8 +128,8 @@ TEST_CASE("storage crash child (helper)") {
 }
 
 TEST_CASE("crash: every acknowledged append survives SIGKILL") {
-  TempDir dir("crash");
-  const std::string db = dir.db();
+  TempDir dir("oms-storage-crash");
+  const std::string db = rocks_path(dir);
   int fds[2];
   REQUIRE(::pipe(fds) == 0);
 
@@ -173,7 +175,7 @@ TEST_CASE("crash: every acknowledged append survives SIGKILL") {
   StoreOptions o;
   o.path = db;
   o.max_messages = 1'000'000;
-  auto store = open_store(o);
+  auto store = open_mailboxes(o);
   std::uint64_t max_seq = 0;
   std::size_t missing = 0, wrong = 0;
   for (const auto& a : acks) {

@@ -1,4 +1,5 @@
-// The on-disk encoding (storage/keys.h): key order and value round-trips.
+// RocksDB only: the on-disk encoding (storage/keys.h), key order and value
+// round-trips.
 #include <doctest/doctest.h>
 
 #include <algorithm>

@@ -11,150 +11,158 @@ using namespace oms::storage::testing;
 TEST_SUITE("storage") {
 
 TEST_CASE("policies: Global exists from the first open and cannot be removed") {
-  TempDir dir("policy-global");
-  auto store = open_store(options_in(dir));
-  PolicyStore& p = store->policies();
-  auto global = p.get("global");
-  REQUIRE(global);
-  CHECK(global->identity == "Global");
-  CHECK(global->enable_im_auto_archiving);
-  REQUIRE(p.list().size() == 1);
-  CHECK(p.remove("Global").code() == Code::kFailedPrecondition);
-  CHECK(p.remove("GLOBAL").code() == Code::kFailedPrecondition);
-  CHECK(p.create({"global", true}).code() == Code::kAlreadyExists);
+  for_each_backend([](const Backend& backend) {
+    TempDir dir("oms-storage-policy-global");
+    auto store = open_ok(backend.options_in(dir));
+    PolicyStore& p = store->policies();
+    auto global = p.get("global");
+    REQUIRE(global);
+    CHECK(global->identity == "Global");
+    CHECK(global->enable_im_auto_archiving);
+    REQUIRE(p.list().size() == 1);
+    CHECK(p.remove("Global").code() == Code::kFailedPrecondition);
+    CHECK(p.remove("GLOBAL").code() == Code::kFailedPrecondition);
+    CHECK(p.create({"global", true}).code() == Code::kAlreadyExists);
 
-  // Global can be changed, and the change is kept.
-  REQUIRE(p.update({"global", false}).is_ok());
-  CHECK_FALSE(p.get("Global")->enable_im_auto_archiving);
-  CHECK(p.get("Global")->identity == "Global");
-  store.reset();
-  store = open_store(options_in(dir));
-  CHECK_FALSE(store->policies().get("Global")->enable_im_auto_archiving);
-  CHECK(store->policies().list().size() == 1);
+    // Global can be changed, and the change is kept.
+    REQUIRE(p.update({"global", false}).is_ok());
+    CHECK_FALSE(p.get("Global")->enable_im_auto_archiving);
+    CHECK(p.get("Global")->identity == "Global");
+    store.reset();
+    store = open_ok(backend.options_in(dir));
+    CHECK_FALSE(store->policies().get("Global")->enable_im_auto_archiving);
+    CHECK(store->policies().list().size() == 1);
+  });
 }
 
 TEST_CASE("policies: create, get, update, list, remove, with case-insensitive identities") {
-  TempDir dir("policy-crud");
-  auto store = open_store(options_in(dir));
-  PolicyStore& p = store->policies();
-  REQUIRE(p.create({"OfflineIM", false}).is_ok());
-  REQUIRE(p.create({"aaa", true}).is_ok());
-  REQUIRE(p.create({"Zeta.Policy_1-x", true}).is_ok());
-  CHECK(p.create({"offlineim", true}).code() == Code::kAlreadyExists);
-  CHECK(p.create({"", true}).code() == Code::kInvalidArgument);
-  CHECK(p.create({"bad identity", true}).code() == Code::kInvalidArgument);
-  CHECK(p.create({std::string(65, 'x'), true}).code() == Code::kInvalidArgument);
+  for_each_backend([](const Backend& backend) {
+    TempDir dir("oms-storage-policy-crud");
+    auto store = open_ok(backend.options_in(dir));
+    PolicyStore& p = store->policies();
+    REQUIRE(p.create({"OfflineIM", false}).is_ok());
+    REQUIRE(p.create({"aaa", true}).is_ok());
+    REQUIRE(p.create({"Zeta.Policy_1-x", true}).is_ok());
+    CHECK(p.create({"offlineim", true}).code() == Code::kAlreadyExists);
+    CHECK(p.create({"", true}).code() == Code::kInvalidArgument);
+    CHECK(p.create({"bad identity", true}).code() == Code::kInvalidArgument);
+    CHECK(p.create({std::string(65, 'x'), true}).code() == Code::kInvalidArgument);
 
-  auto got = p.get("OFFLINEIM");
-  REQUIRE(got);
-  CHECK(got->identity == "OfflineIM");
-  CHECK_FALSE(got->enable_im_auto_archiving);
-  CHECK_FALSE(p.get("missing"));
+    auto got = p.get("OFFLINEIM");
+    REQUIRE(got);
+    CHECK(got->identity == "OfflineIM");
+    CHECK_FALSE(got->enable_im_auto_archiving);
+    CHECK_FALSE(p.get("missing"));
 
-  REQUIRE(p.update({"offlineIM", true}).is_ok());
-  CHECK(p.get("OfflineIM")->enable_im_auto_archiving);
-  CHECK(p.get("OfflineIM")->identity == "OfflineIM");  // spelling as created
-  CHECK(p.update({"missing", true}).code() == Code::kNotFound);
+    REQUIRE(p.update({"offlineIM", true}).is_ok());
+    CHECK(p.get("OfflineIM")->enable_im_auto_archiving);
+    CHECK(p.get("OfflineIM")->identity == "OfflineIM");  // spelling as created
+    CHECK(p.update({"missing", true}).code() == Code::kNotFound);
 
-  auto all = p.list();
-  REQUIRE(all.size() == 4);
-  CHECK(all[0].identity == "Global");
-  CHECK(all[1].identity == "aaa");
-  CHECK(all[2].identity == "OfflineIM");
-  CHECK(all[3].identity == "Zeta.Policy_1-x");
+    auto all = p.list();
+    REQUIRE(all.size() == 4);
+    CHECK(all[0].identity == "Global");
+    CHECK(all[1].identity == "aaa");
+    CHECK(all[2].identity == "OfflineIM");
+    CHECK(all[3].identity == "Zeta.Policy_1-x");
 
-  CHECK(p.remove("missing").code() == Code::kNotFound);
-  REQUIRE(p.remove("AAA").is_ok());
-  CHECK_FALSE(p.get("aaa"));
-  CHECK(p.list().size() == 3);
+    CHECK(p.remove("missing").code() == Code::kNotFound);
+    REQUIRE(p.remove("AAA").is_ok());
+    CHECK_FALSE(p.get("aaa"));
+    CHECK(p.list().size() == 3);
+  });
 }
 
 TEST_CASE("policies: grants, effective policy, and remove() reverting grants to Global") {
-  TempDir dir("policy-grants");
-  auto store = open_store(options_in(dir));
-  PolicyStore& p = store->policies();
-  REQUIRE(p.create({"OfflineIM", false}).is_ok());
-  REQUIRE(p.create({"Other", true}).is_ok());
+  for_each_backend([](const Backend& backend) {
+    TempDir dir("oms-storage-policy-grants");
+    auto store = open_ok(backend.options_in(dir));
+    PolicyStore& p = store->policies();
+    REQUIRE(p.create({"OfflineIM", false}).is_ok());
+    REQUIRE(p.create({"Other", true}).is_ok());
 
-  CHECK(p.grant("bob", std::string_view("nope")).code() == Code::kNotFound);
-  CHECK(p.grant("not a user", std::string_view("OfflineIM")).code() == Code::kInvalidArgument);
-  REQUIRE(p.grant("bob", std::string_view("offlineim")).is_ok());
-  REQUIRE(p.grant("Alice", std::string_view("OfflineIM")).is_ok());
-  REQUIRE(p.grant("carol", std::string_view("Other")).is_ok());
+    CHECK(p.grant("bob", std::string_view("nope")).code() == Code::kNotFound);
+    CHECK(p.grant("not a user", std::string_view("OfflineIM")).code() == Code::kInvalidArgument);
+    REQUIRE(p.grant("bob", std::string_view("offlineim")).is_ok());
+    REQUIRE(p.grant("Alice", std::string_view("OfflineIM")).is_ok());
+    REQUIRE(p.grant("carol", std::string_view("Other")).is_ok());
 
-  CHECK(p.granted_policy("bob") == "OfflineIM");
-  CHECK(p.granted_policy("alice") == "OfflineIM");
-  CHECK_FALSE(p.granted_policy("dave"));
-  auto eff = p.effective_policy_for("bob");
-  CHECK(eff.granted);
-  CHECK(eff.policy.identity == "OfflineIM");
-  CHECK_FALSE(eff.policy.enable_im_auto_archiving);
-  auto dave = p.effective_policy_for("dave");
-  CHECK_FALSE(dave.granted);
-  CHECK(dave.policy.identity == "Global");
-  CHECK(p.users_granted("OFFLINEIM") == std::vector<std::string>{"alice", "bob"});
+    CHECK(p.granted_policy("bob") == "OfflineIM");
+    CHECK(p.granted_policy("alice") == "OfflineIM");
+    CHECK_FALSE(p.granted_policy("dave"));
+    auto eff = p.effective_policy_for("bob");
+    CHECK(eff.granted);
+    CHECK(eff.policy.identity == "OfflineIM");
+    CHECK_FALSE(eff.policy.enable_im_auto_archiving);
+    auto dave = p.effective_policy_for("dave");
+    CHECK_FALSE(dave.granted);
+    CHECK(dave.policy.identity == "Global");
+    CHECK(p.users_granted("OFFLINEIM") == std::vector<std::string>{"alice", "bob"});
 
-  // A change to the policy shows in the effective policy at once.
-  REQUIRE(p.update({"OfflineIM", true}).is_ok());
-  CHECK(p.effective_policy_for("bob").policy.enable_im_auto_archiving);
+    // A change to the policy shows in the effective policy at once.
+    REQUIRE(p.update({"OfflineIM", true}).is_ok());
+    CHECK(p.effective_policy_for("bob").policy.enable_im_auto_archiving);
 
-  // Re-granting moves the user; nullopt (or Global) reverts.
-  REQUIRE(p.grant("bob", std::string_view("Other")).is_ok());
-  CHECK(p.users_granted("Other") == std::vector<std::string>{"bob", "carol"});
-  REQUIRE(p.grant("bob", std::nullopt).is_ok());
-  CHECK_FALSE(p.granted_policy("bob"));
-  CHECK_FALSE(p.effective_policy_for("bob").granted);
-  REQUIRE(p.grant("carol", std::string_view("global")).is_ok());
-  CHECK_FALSE(p.granted_policy("carol"));
-  REQUIRE(p.grant("nobody", std::nullopt).is_ok());  // reverting twice is fine
+    // Re-granting moves the user; nullopt (or Global) reverts.
+    REQUIRE(p.grant("bob", std::string_view("Other")).is_ok());
+    CHECK(p.users_granted("Other") == std::vector<std::string>{"bob", "carol"});
+    REQUIRE(p.grant("bob", std::nullopt).is_ok());
+    CHECK_FALSE(p.granted_policy("bob"));
+    CHECK_FALSE(p.effective_policy_for("bob").granted);
+    REQUIRE(p.grant("carol", std::string_view("global")).is_ok());
+    CHECK_FALSE(p.granted_policy("carol"));
+    REQUIRE(p.grant("nobody", std::nullopt).is_ok());  // reverting twice is fine
 
-  // Removing a policy reverts its users to Global.
-  REQUIRE(p.grant("carol", std::string_view("Other")).is_ok());
-  REQUIRE(p.remove("OfflineIM").is_ok());
-  CHECK_FALSE(p.granted_policy("alice"));
-  CHECK(p.effective_policy_for("alice").policy.identity == "Global");
-  CHECK(p.users_granted("OfflineIM").empty());
-  CHECK(p.granted_policy("carol") == "Other");
+    // Removing a policy reverts its users to Global.
+    REQUIRE(p.grant("carol", std::string_view("Other")).is_ok());
+    REQUIRE(p.remove("OfflineIM").is_ok());
+    CHECK_FALSE(p.granted_policy("alice"));
+    CHECK(p.effective_policy_for("alice").policy.identity == "Global");
+    CHECK(p.users_granted("OfflineIM").empty());
+    CHECK(p.granted_policy("carol") == "Other");
 
-  // A new policy with the removed name does not inherit its old users.
-  REQUIRE(p.create({"OfflineIM", false}).is_ok());
-  CHECK_FALSE(p.granted_policy("alice"));
+    // A new policy with the removed name does not inherit its old users.
+    REQUIRE(p.create({"OfflineIM", false}).is_ok());
+    CHECK_FALSE(p.granted_policy("alice"));
 
-  store.reset();
-  store = open_store(options_in(dir));
-  PolicyStore& q = store->policies();
-  CHECK_FALSE(q.granted_policy("alice"));
-  CHECK(q.granted_policy("carol") == "Other");
-  CHECK(q.users_granted("other") == std::vector<std::string>{"carol"});
+    store.reset();
+    store = open_ok(backend.options_in(dir));
+    PolicyStore& q = store->policies();
+    CHECK_FALSE(q.granted_policy("alice"));
+    CHECK(q.granted_policy("carol") == "Other");
+    CHECK(q.users_granted("other") == std::vector<std::string>{"carol"});
+  });
 }
 
 TEST_CASE("policies: everything persists across reopen") {
-  TempDir dir("policy-persist");
-  {
-    auto store = open_store(options_in(dir));
-    PolicyStore& p = store->policies();
-    REQUIRE(p.create({"OfflineIM", false}).is_ok());
-    REQUIRE(p.create({"Archive", true}).is_ok());
-    REQUIRE(p.grant("bob", std::string_view("OfflineIM")).is_ok());
-    CHECK(p.im_configuration().enable_offline_im);
-    REQUIRE(p.set_im_configuration({false}).is_ok());
-    CHECK_FALSE(p.im_configuration().enable_offline_im);
-  }
-  {
-    auto store = open_store(options_in(dir));
-    PolicyStore& p = store->policies();
-    auto all = p.list();
-    REQUIRE(all.size() == 3);
-    CHECK(all[0].identity == "Global");
-    CHECK(all[1].identity == "Archive");
-    CHECK(all[2].identity == "OfflineIM");
-    CHECK_FALSE(all[2].enable_im_auto_archiving);
-    CHECK(p.granted_policy("bob") == "OfflineIM");
-    CHECK_FALSE(p.im_configuration().enable_offline_im);
-    REQUIRE(p.set_im_configuration({true}).is_ok());
-  }
-  auto store = open_store(options_in(dir));
-  CHECK(store->policies().im_configuration().enable_offline_im);
+  for_each_backend([](const Backend& backend) {
+    TempDir dir("oms-storage-policy-persist");
+    {
+      auto store = open_ok(backend.options_in(dir));
+      PolicyStore& p = store->policies();
+      REQUIRE(p.create({"OfflineIM", false}).is_ok());
+      REQUIRE(p.create({"Archive", true}).is_ok());
+      REQUIRE(p.grant("bob", std::string_view("OfflineIM")).is_ok());
+      CHECK(p.im_configuration().enable_offline_im);
+      REQUIRE(p.set_im_configuration({false}).is_ok());
+      CHECK_FALSE(p.im_configuration().enable_offline_im);
+    }
+    {
+      auto store = open_ok(backend.options_in(dir));
+      PolicyStore& p = store->policies();
+      auto all = p.list();
+      REQUIRE(all.size() == 3);
+      CHECK(all[0].identity == "Global");
+      CHECK(all[1].identity == "Archive");
+      CHECK(all[2].identity == "OfflineIM");
+      CHECK_FALSE(all[2].enable_im_auto_archiving);
+      CHECK(p.granted_policy("bob") == "OfflineIM");
+      CHECK_FALSE(p.im_configuration().enable_offline_im);
+      REQUIRE(p.set_im_configuration({true}).is_ok());
+    }
+    auto store = open_ok(backend.options_in(dir));
+    CHECK(store->policies().im_configuration().enable_offline_im);
+  });
 }
 
 }  // TEST_SUITE

@@ -12,110 +12,116 @@ using namespace oms::storage::testing;
 TEST_SUITE("storage") {
 
 TEST_CASE("quota: the append past max_messages is refused and stores nothing") {
-  TempDir dir("quota-count");
-  StoreOptions o = options_in(dir);
-  o.max_messages = 3;
-  auto store = open_store(o);
-  for (int i = 0; i < 3; ++i) append_ok(*store, message("bob", "alice", "x"));
-  const auto last = store->last_seq();
-  auto r = append_wait(*store, message("bob", "alice", "one too many"));
-  CHECK(r.status().code() == Code::kMailboxFull);
-  CHECK(read_all(*store, "bob").size() == 3);
-  CHECK(store->stats("bob").count == 3);
-  CHECK(store->last_seq() == last);
-  CHECK(store->counters().refused_full == 1);
-  append_ok(*store, message("carol", "alice", "another mailbox is not affected"));
+  for_each_backend([](const Backend& backend) {
+    TempDir dir("oms-storage-quota-count");
+    StoreOptions o = backend.options_in(dir);
+    o.max_messages = 3;
+    auto store = open_mailboxes(o);
+    for (int i = 0; i < 3; ++i) append_ok(*store, message("bob", "alice", "x"));
+    const auto last = store->last_seq();
+    auto r = append_wait(*store, message("bob", "alice", "one too many"));
+    CHECK(r.status().code() == Code::kMailboxFull);
+    CHECK(read_all(*store, "bob").size() == 3);
+    CHECK(store->stats("bob").count == 3);
+    CHECK(store->last_seq() == last);
+    CHECK(store->counters().refused_full == 1);
+    append_ok(*store, message("carol", "alice", "another mailbox is not affected"));
+  });
 }
 
 TEST_CASE("quota: the append past max_bytes is refused and stores nothing") {
-  TempDir dir("quota-bytes");
-  StoreOptions o = options_in(dir);
-  o.max_bytes = 100;
-  auto store = open_store(o);
-  append_ok(*store, message("bob", "alice", std::string(60, 'a')));
-  CHECK(append_wait(*store, message("bob", "alice", std::string(41, 'b'))).status().code() ==
-        Code::kMailboxFull);
-  append_ok(*store, message("bob", "alice", std::string(40, 'c')));  // exactly 100
-  CHECK(append_wait(*store, message("bob", "alice", "d")).status().code() == Code::kMailboxFull);
-  CHECK(append_wait(*store, message("carol", "alice", std::string(101, 'e'))).status().code() ==
-        Code::kMailboxFull);
-  append_ok(*store, message("bob", "alice", ""));  // an empty body still fits the bytes
-  CHECK(store->stats("bob").bytes == 100);
-  CHECK(store->stats("bob").count == 3);
-  CHECK(read_all(*store, "carol").empty());
+  for_each_backend([](const Backend& backend) {
+    TempDir dir("oms-storage-quota-bytes");
+    StoreOptions o = backend.options_in(dir);
+    o.max_bytes = 100;
+    auto store = open_mailboxes(o);
+    append_ok(*store, message("bob", "alice", std::string(60, 'a')));
+    CHECK(append_wait(*store, message("bob", "alice", std::string(41, 'b'))).status().code() ==
+          Code::kMailboxFull);
+    append_ok(*store, message("bob", "alice", std::string(40, 'c')));  // exactly 100
+    CHECK(append_wait(*store, message("bob", "alice", "d")).status().code() == Code::kMailboxFull);
+    CHECK(append_wait(*store, message("carol", "alice", std::string(101, 'e'))).status().code() ==
+          Code::kMailboxFull);
+    append_ok(*store, message("bob", "alice", ""));  // an empty body still fits the bytes
+    CHECK(store->stats("bob").bytes == 100);
+    CHECK(store->stats("bob").count == 3);
+    CHECK(read_all(*store, "carol").empty());
+  });
 }
 
 TEST_CASE("quota: 16 threads racing for the last slots never exceed the max") {
-  TempDir dir("quota-race");
-  StoreOptions o = options_in(dir);
-  o.max_messages = 100;
-  o.max_bytes = 100 * 10;
-  auto store = open_store(o);
-  CompletionLatch prefill(90);
-  for (int i = 0; i < 90; ++i)
-    store->append(message("bob", "alice", std::string(10, 'p')),
-                  [&](Result<AppendResult> r) {
-                    CHECK(r.is_ok());
-                    prefill.count_down();
-                  });
-  prefill.wait();
+  for_each_backend([](const Backend& backend) {
+    TempDir dir("oms-storage-quota-race");
+    StoreOptions o = backend.options_in(dir);
+    o.max_messages = 100;
+    o.max_bytes = 100 * 10;
+    auto store = open_mailboxes(o);
+    CompletionLatch prefill(90);
+    for (int i = 0; i < 90; ++i)
+      store->append(message("bob", "alice", std::string(10, 'p')),
+                    [&](Result<AppendResult> r) {
+                      CHECK(r.is_ok());
+                      prefill.count_down();
+                    });
+    prefill.wait();
 
-  constexpr int kThreads = 16, kEach = 5;
-  CompletionLatch latch(kThreads * kEach);
-  std::atomic<int> ok{0}, full{0}, other{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t)
-    threads.emplace_back([&] {
-      for (int i = 0; i < kEach; ++i)
-        store->append(message("bob", "racer", std::string(10, 'r')), [&](Result<AppendResult> r) {
-          if (r)
-            ++ok;
-          else if (r.status().code() == Code::kMailboxFull)
-            ++full;
-          else
-            ++other;
-          latch.count_down();
-        });
-    });
-  for (auto& th : threads) th.join();
-  latch.wait();
-  CHECK(ok == 10);
-  CHECK(full == kThreads * kEach - 10);
-  CHECK(other == 0);
-  CHECK(store->stats("bob").count == 100);
-  CHECK(read_all(*store, "bob").size() == 100);
+    constexpr int kThreads = 16, kEach = 5;
+    CompletionLatch latch(kThreads * kEach);
+    std::atomic<int> ok{0}, full{0}, other{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+      threads.emplace_back([&] {
+        for (int i = 0; i < kEach; ++i)
+          store->append(message("bob", "racer", std::string(10, 'r')), [&](Result<AppendResult> r) {
+            if (r)
+              ++ok;
+            else if (r.status().code() == Code::kMailboxFull)
+              ++full;
+            else
+              ++other;
+            latch.count_down();
+          });
+      });
+    for (auto& th : threads) th.join();
+    latch.wait();
+    CHECK(ok == 10);
+    CHECK(full == kThreads * kEach - 10);
+    CHECK(other == 0);
+    CHECK(store->stats("bob").count == 100);
+    CHECK(read_all(*store, "bob").size() == 100);
 
-  // The same race on bytes, with the count limit out of the way.
-  auto msgs = read_all(*store, "bob");
-  std::vector<std::uint64_t> first20;
-  for (int i = 0; i < 20; ++i) first20.push_back(msgs[i].seq);
-  CHECK(*ack_wait(*store, "bob", first20) == 20);
-  store.reset();
-  o.max_messages = 1000;
-  o.max_bytes = 90 * 10;  // 80 stored (800 bytes): room for exactly ten 10-byte bodies
-  store = open_store(o);
-  ok = full = other = 0;
-  CompletionLatch latch2(kThreads * kEach);
-  threads.clear();
-  for (int t = 0; t < kThreads; ++t)
-    threads.emplace_back([&] {
-      for (int i = 0; i < kEach; ++i)
-        store->append(message("bob", "racer", std::string(10, 's')), [&](Result<AppendResult> r) {
-          if (r)
-            ++ok;
-          else if (r.status().code() == Code::kMailboxFull)
-            ++full;
-          else
-            ++other;
-          latch2.count_down();
-        });
-    });
-  for (auto& th : threads) th.join();
-  latch2.wait();
-  CHECK(ok == 10);
-  CHECK(other == 0);
-  CHECK(store->stats("bob").bytes == 900);
-  CHECK(store->stats("bob").count == 90);
+    // The same race on bytes, with the count limit out of the way.
+    auto msgs = read_all(*store, "bob");
+    std::vector<std::uint64_t> first20;
+    for (int i = 0; i < 20; ++i) first20.push_back(msgs[i].seq);
+    CHECK(*ack_wait(*store, "bob", first20) == 20);
+    store.reset();
+    o.max_messages = 1000;
+    o.max_bytes = 90 * 10;  // 80 stored (800 bytes): room for exactly ten 10-byte bodies
+    store = open_mailboxes(o);
+    ok = full = other = 0;
+    CompletionLatch latch2(kThreads * kEach);
+    threads.clear();
+    for (int t = 0; t < kThreads; ++t)
+      threads.emplace_back([&] {
+        for (int i = 0; i < kEach; ++i)
+          store->append(message("bob", "racer", std::string(10, 's')), [&](Result<AppendResult> r) {
+            if (r)
+              ++ok;
+            else if (r.status().code() == Code::kMailboxFull)
+              ++full;
+            else
+              ++other;
+            latch2.count_down();
+          });
+      });
+    for (auto& th : threads) th.join();
+    latch2.wait();
+    CHECK(ok == 10);
+    CHECK(other == 0);
+    CHECK(store->stats("bob").bytes == 900);
+    CHECK(store->stats("bob").count == 90);
+  });
 }
 
 }  // TEST_SUITE

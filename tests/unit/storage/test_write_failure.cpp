@@ -11,86 +11,90 @@ using namespace oms::storage::testing;
 TEST_SUITE("storage") {
 
 TEST_CASE("write failure: io_error for the whole batch, meta rolled back, then recovery") {
-  TempDir dir("write-failure");
-  std::atomic<bool> fail{false};
-  std::atomic<int> writes_failed{0};
-  StoreOptions o = options_in(dir);
-  o.max_messages = 3;
-  o.inject_write_error = [&]() -> Status {
-    if (!fail.load()) return Status::ok();
-    ++writes_failed;
-    return Status::io_error("injected: disk on fire");
-  };
-  auto store = open_store(o);
-  const auto first = append_ok(*store, message("bob", "alice", "one"));
-  CHECK(store->writable());
+  for_each_backend([](const Backend& backend) {
+    TempDir dir("oms-storage-write-failure");
+    std::atomic<bool> fail{false};
+    std::atomic<int> writes_failed{0};
+    StoreOptions o = backend.options_in(dir);
+    o.max_messages = 3;
+    o.inject_write_error = [&]() -> Status {
+      if (!fail.load()) return Status::ok();
+      ++writes_failed;
+      return Status::io_error("injected: disk on fire");
+    };
+    auto store = open_mailboxes(o);
+    const auto first = append_ok(*store, message("bob", "alice", "one"));
+    CHECK(store->writable());
 
-  fail = true;
-  // A writer callback that blocks makes the next requests queue up together,
-  // so that they share one failing batch.
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  std::promise<Result<AppendResult>> gate_result;
-  auto gate_future = gate_result.get_future();
-  store->append(message("bob", "alice", "gate"), [&](Result<AppendResult> r) {
-    gate_result.set_value(r);
-    released.wait();
+    fail = true;
+    // A writer callback that blocks makes the next requests queue up together,
+    // so that they share one failing batch.
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+    std::promise<Result<AppendResult>> gate_result;
+    auto gate_future = gate_result.get_future();
+    store->append(message("bob", "alice", "gate"), [&](Result<AppendResult> r) {
+      gate_result.set_value(r);
+      released.wait();
+    });
+    CHECK(wait_result(gate_future).status().code() == Code::kIoError);
+    std::vector<std::future<Result<AppendResult>>> appends;
+    std::vector<std::promise<Result<AppendResult>>> promises(3);
+    for (auto& p : promises) {
+      appends.push_back(p.get_future());
+      store->append(message("bob", "alice", "two"),
+                    [&p](Result<AppendResult> r) { p.set_value(std::move(r)); });
+    }
+    std::promise<Result<std::uint64_t>> ack_p;
+    auto ack_f = ack_p.get_future();
+    store->ack("bob", {first}, [&](Result<std::uint64_t> r) { ack_p.set_value(r); });
+    release.set_value();
+    for (auto& f : appends) CHECK(wait_result(f).status().code() == Code::kIoError);
+    CHECK(wait_result(ack_f).status().code() == Code::kIoError);
+    CHECK_FALSE(store->writable());
+    CHECK(store->counters().write_errors >= 2);
+    CHECK(writes_failed >= 2);
+
+    // Nothing of it is visible, and nothing of the quota was consumed.
+    CHECK(read_all(*store, "bob").size() == 1);
+    CHECK(store->stats("bob").count == 1);
+    CHECK(store->counters().total_messages == 1);
+    CHECK(store->counters().appended == 1);
+
+    fail = false;
+    const auto a = append_ok(*store, message("bob", "alice", "two"));
+    CHECK(store->writable());
+    CHECK(a > first);
+    append_ok(*store, message("bob", "alice", "three"));
+    CHECK(append_wait(*store, message("bob", "alice", "four")).status().code() ==
+          Code::kMailboxFull);
+    CHECK(store->stats("bob").count == 3);
+    CHECK(read_all(*store, "bob").size() == 3);
+    CHECK(store->last_seq() == a + 1);
   });
-  CHECK(wait_result(gate_future).status().code() == Code::kIoError);
-  std::vector<std::future<Result<AppendResult>>> appends;
-  std::vector<std::promise<Result<AppendResult>>> promises(3);
-  for (auto& p : promises) {
-    appends.push_back(p.get_future());
-    store->append(message("bob", "alice", "two"),
-                  [&p](Result<AppendResult> r) { p.set_value(std::move(r)); });
-  }
-  std::promise<Result<std::uint64_t>> ack_p;
-  auto ack_f = ack_p.get_future();
-  store->ack("bob", {first}, [&](Result<std::uint64_t> r) { ack_p.set_value(r); });
-  release.set_value();
-  for (auto& f : appends) CHECK(wait_result(f).status().code() == Code::kIoError);
-  CHECK(wait_result(ack_f).status().code() == Code::kIoError);
-  CHECK_FALSE(store->writable());
-  CHECK(store->counters().write_errors >= 2);
-  CHECK(writes_failed >= 2);
-
-  // Nothing of it is visible, and nothing of the quota was consumed.
-  CHECK(read_all(*store, "bob").size() == 1);
-  CHECK(store->stats("bob").count == 1);
-  CHECK(store->counters().total_messages == 1);
-  CHECK(store->counters().appended == 1);
-
-  fail = false;
-  const auto a = append_ok(*store, message("bob", "alice", "two"));
-  CHECK(store->writable());
-  CHECK(a > first);
-  append_ok(*store, message("bob", "alice", "three"));
-  CHECK(append_wait(*store, message("bob", "alice", "four")).status().code() ==
-        Code::kMailboxFull);
-  CHECK(store->stats("bob").count == 3);
-  CHECK(read_all(*store, "bob").size() == 3);
-  CHECK(store->last_seq() == a + 1);
 }
 
 TEST_CASE("write failure: seqs handed to a failed batch are never reused") {
-  TempDir dir("write-failure-seq");
-  std::atomic<bool> fail{false};
-  StoreOptions o = options_in(dir);
-  o.inject_write_error = [&]() -> Status {
-    return fail.load() ? Status::io_error("injected") : Status::ok();
-  };
-  std::uint64_t before = 0;
-  {
-    auto store = open_store(o);
-    before = append_ok(*store, message("bob", "alice", "x"));
-    fail = true;
-    for (int i = 0; i < 5; ++i)
-      CHECK(append_wait(*store, message("bob", "alice", "y")).status().code() == Code::kIoError);
-    fail = false;
-    CHECK(append_ok(*store, message("bob", "alice", "z")) > before + 5);
-  }
-  auto store = open_store(o);
-  CHECK(store->last_seq() > before + 5);
+  for_each_backend([](const Backend& backend) {
+    TempDir dir("oms-storage-write-failure-seq");
+    std::atomic<bool> fail{false};
+    StoreOptions o = backend.options_in(dir);
+    o.inject_write_error = [&]() -> Status {
+      return fail.load() ? Status::io_error("injected") : Status::ok();
+    };
+    std::uint64_t before = 0;
+    {
+      auto store = open_mailboxes(o);
+      before = append_ok(*store, message("bob", "alice", "x"));
+      fail = true;
+      for (int i = 0; i < 5; ++i)
+        CHECK(append_wait(*store, message("bob", "alice", "y")).status().code() == Code::kIoError);
+      fail = false;
+      CHECK(append_ok(*store, message("bob", "alice", "z")) > before + 5);
+    }
+    auto store = open_mailboxes(o);
+    CHECK(store->last_seq() > before + 5);
+  });
 }
 
 }  // TEST_SUITE

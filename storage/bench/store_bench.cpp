@@ -5,8 +5,8 @@
 // Build and run (numbers only mean something in a Release build):
 //   cmake -S . -B build-rel -G Ninja -DCMAKE_BUILD_TYPE=Release
 //   cmake --build build-rel --target oms-store-bench -j2
-//   ./build-rel/load-tests/oms-store-bench                  # defaults below
-//   ./build-rel/load-tests/oms-store-bench --dir /data/bench --seconds 5
+//   ./build-rel/storage/oms-store-bench                  # defaults below
+//   ./build-rel/storage/oms-store-bench --dir /data/bench --seconds 5
 //       --body-bytes 200 --producers 1,8,64,256 --max-ops 2000000   (one line)
 //
 // Options:
@@ -60,7 +60,7 @@
 #include <rocksdb/db.h>
 
 #include "common/coding.h"
-#include "storage/mailbox_store.h"
+#include "storage/store.h"
 
 namespace fs = std::filesystem;
 using SteadyClock = std::chrono::steady_clock;
@@ -220,12 +220,13 @@ RunResult run_group_commit(const fs::path& dir, int producers, const Args& args)
   o.sync = true;
   o.max_messages = UINT64_MAX / 2;
   o.max_bytes = UINT64_MAX / 2;
-  auto opened = oms::storage::MailboxStore::open(o);
+  auto opened = oms::storage::open_store(o);
   if (!opened) {
     std::fprintf(stderr, "cannot open the store: %s\n", opened.status().to_string().c_str());
     std::exit(1);
   }
-  auto store = std::move(opened).value();
+  auto db = std::move(opened).value();
+  oms::storage::MailboxStore* store = &db->mailboxes();
   WriteTimes write_times;
   store->set_batch_observer(&write_times);
   const std::string body(args.body_bytes, 'x');

@@ -1,0 +1,110 @@
+// WriteBatcher: the group commit of a MailboxStore (any back end).
+//
+//   1. enqueue() puts a request on a bounded queue (max_queued_requests;
+//      beyond it, or once stopping, the request is answered unavailable at
+//      once, on the caller's thread);
+//   2. the writer thread (oms-writer) takes everything queued when it wakes,
+//      up to max_batch_requests and about 16 MiB of bodies, and calls the
+//      back end's Commit with the batch: it decides and writes all of it at
+//      once and fills one outcome per request;
+//   3. the completion thread (oms-complete) runs the callbacks in request
+//      order, batch after batch, while the writer goes on (at most two
+//      batches wait there; then the writer waits).
+//
+// Thread-safe: enqueue() from any thread. Commit runs on the writer thread
+// only, one batch at a time.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "common/status.h"
+#include "storage/mailbox_store.h"
+
+namespace oms::storage {
+
+// The write requests of a MailboxStore, as queued.
+struct AppendOp {
+  AppendRequest req;
+  MailboxStore::AppendCallback done;
+};
+struct AckOp {
+  std::string mailbox;
+  std::vector<std::uint64_t> seqs;
+  MailboxStore::CountCallback done;
+};
+struct PurgeOp {
+  std::string mailbox;
+  MailboxStore::CountCallback done;
+};
+struct SweepOp {
+  MailboxStore::CountCallback done;
+};
+using WriteRequest = std::variant<AppendOp, AckOp, PurgeOp, SweepOp>;
+
+// What one request of a batch comes to.
+struct WriteOutcome {
+  Status status;
+  AppendResult append;      // AppendOp
+  std::uint64_t count = 0;  // the others
+};
+
+class WriteBatcher {
+ public:
+  // Decides and writes one batch: appends one outcome per request, in
+  // order, to `outcomes` (empty, with room for all); returns once the batch
+  // is durable, or failed (then every outcome is an error).
+  using Commit =
+      std::function<void(std::vector<WriteRequest>& requests, std::vector<WriteOutcome>& outcomes)>;
+
+  WriteBatcher(std::size_t max_batch_requests, std::size_t max_queued_requests, Commit commit);
+  ~WriteBatcher();  // stop()
+  WriteBatcher(const WriteBatcher&) = delete;
+  WriteBatcher& operator=(const WriteBatcher&) = delete;
+
+  void start();  // starts the two threads
+  void enqueue(WriteRequest r);
+  // Refuses new requests, commits every queued one, runs every callback,
+  // then joins the threads. Idempotent.
+  void stop();
+
+ private:
+  void run_writer();
+  void run_completer();
+  // Hands a committed batch's callbacks to the completer thread; waits while
+  // kMaxBatchesToComplete are queued there already.
+  void hand_off(std::vector<WriteRequest> requests, std::vector<WriteOutcome> outcomes);
+
+  const std::size_t max_batch_requests_;
+  const std::size_t max_queued_requests_;
+  const Commit commit_;
+
+  // The request queue (bounded by max_queued_requests_).
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<WriteRequest> queue_;
+  bool stopping_ = false;
+  std::thread writer_;
+
+  // Callbacks of committed batches, run on their own thread in batch order
+  // while the writer goes on with the next batch.
+  struct Committed {
+    std::vector<WriteRequest> requests;
+    std::vector<WriteOutcome> outcomes;
+  };
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;  // a batch was queued, or one was taken
+  std::deque<Committed> done_;
+  bool done_stopping_ = false;
+  std::thread completer_;
+};
+
+}  // namespace oms::storage
