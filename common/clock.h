@@ -3,7 +3,10 @@
 
 #include <atomic>
 #include <cstdint>
-#include <string>
+
+// Not needed here: kept while server/admin_api.cpp reaches format_iso8601_ms
+// through this header. Remove once it includes common/iso8601.h itself.
+#include "common/iso8601.h"
 
 namespace oms {
 
@@ -32,8 +35,5 @@ class ManualClock final : public Clock {
  private:
   std::atomic<std::int64_t> now_;
 };
-
-// "2026-11-23T10:00:00.000Z" (UTC, millisecond precision).
-std::string format_iso8601_ms(std::int64_t epoch_ms);
 
 }  // namespace oms

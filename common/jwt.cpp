@@ -14,6 +14,7 @@
 #include <openssl/rand.h>
 
 #include "common/ids.h"
+#include "common/utf8.h"
 
 namespace oms {
 namespace {
@@ -38,12 +39,12 @@ constexpr auto kB64Table = make_b64_table();
 
 Status refuse(std::string reason) { return Status::unauthenticated(std::move(reason)); }
 
-// `s` cut to at most kMaxQuotedBytes without splitting a UTF-8 sequence.
+// `s` cut to at most kMaxQuotedBytes without splitting a UTF-8 sequence
+// ("..." marks the cut).
 std::string quoted(std::string_view s) {
-  if (s.size() <= kMaxQuotedBytes) return std::string(s);
-  std::size_t n = kMaxQuotedBytes;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  return std::string(s.substr(0, n)) + "...";
+  const std::string_view kept = utf8_prefix(s, kMaxQuotedBytes);
+  if (kept.size() == s.size()) return std::string(s);
+  return std::string(kept) + "...";
 }
 
 std::int64_t saturating_add(std::int64_t a, std::int64_t b) {

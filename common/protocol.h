@@ -1,5 +1,5 @@
 // The frames of the wire contract (../shared/spec/protocol.md §1) as plain
-// structs. Encoding and decoding live in json_codec.h.
+// structs. Encoding lives in json_encode.h, decoding in json_decode.h.
 #pragma once
 
 #include <cstdint>

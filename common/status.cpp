@@ -13,13 +13,9 @@ std::string_view code_name(Code c) {
     case Code::kUnauthenticated: return "unauthenticated";
     case Code::kMailboxFull: return "mailbox_full";
     case Code::kTooLarge: return "too_large";
-    case Code::kOfflineDisabled: return "offline_disabled";
-    case Code::kClientUnsupported: return "client_unsupported";
-    case Code::kRateLimited: return "rate_limited";
     case Code::kFailedPrecondition: return "failed_precondition";
     case Code::kIoError: return "store_error";
     case Code::kUnavailable: return "unavailable";
-    case Code::kInternal: return "internal";
   }
   return "internal";
 }

@@ -21,13 +21,9 @@ enum class Code {
   kUnauthenticated,    // unauthenticated
   kMailboxFull,        // mailbox_full
   kTooLarge,           // too_large
-  kOfflineDisabled,    // offline_disabled
-  kClientUnsupported,  // client_unsupported
-  kRateLimited,        // rate_limited
   kFailedPrecondition, // e.g. removing Global
   kIoError,            // the store could not read or write
   kUnavailable,        // shutting down, store closed
-  kInternal,
 };
 
 // The wire name of a code ("bad_request", "mailbox_full", ...).
@@ -47,8 +43,6 @@ class [[nodiscard]] Status {
   static Status failed_precondition(std::string msg) { return {Code::kFailedPrecondition, std::move(msg)}; }
   static Status io_error(std::string msg) { return {Code::kIoError, std::move(msg)}; }
   static Status unavailable(std::string msg) { return {Code::kUnavailable, std::move(msg)}; }
-  static Status internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
-  static Status with_code(Code c, std::string msg) { return {c, std::move(msg)}; }
 
   bool is_ok() const { return code_ == Code::kOk; }
   explicit operator bool() const { return is_ok(); }

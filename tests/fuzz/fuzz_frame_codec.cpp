@@ -1,4 +1,4 @@
-// libFuzzer harness: the client and server frame decoders (common/json_codec).
+// libFuzzer harness: the client and server frame decoders (common/json_decode).
 //
 // Oracle beyond "no crash": whatever decodes must re-encode to a frame that
 // decodes again to the same encoding (encode ∘ decode is a fixed point), and
@@ -10,7 +10,8 @@
 #include <string>
 #include <string_view>
 
-#include "common/json_codec.h"
+#include "common/json_decode.h"
+#include "common/json_encode.h"
 
 namespace {
 

@@ -162,6 +162,16 @@ TEST_CASE("jwt: every alg but HS256 is refused") {
                 "token crit header not supported");
 }
 
+TEST_CASE("jwt: a long alg is quoted cut short, never inside a character") {
+  const std::string x32(32, 'x');
+  check_refused(verify(forge(R"({"alg":")" + x32 + R"("})", kPayload)), "alg " + x32 + " not accepted");
+  check_refused(verify(forge(R"({"alg":")" + x32 + R"(y"})", kPayload)), "alg " + x32 + "... not accepted");
+  // 31 bytes, then é across bytes 32 and 33: the cut falls before é.
+  const std::string x31(31, 'x');
+  check_refused(verify(forge(R"({"alg":")" + x31 + "\xc3\xa9" + R"(yy"})", kPayload)),
+                "alg " + x31 + "... not accepted");
+}
+
 TEST_CASE("jwt: malformed tokens") {
   std::string token = sign_jwt(valid_claims(), kSecret);
   std::size_t dot1 = token.find('.');
