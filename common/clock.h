@@ -4,10 +4,6 @@
 #include <atomic>
 #include <cstdint>
 
-// Not needed here: kept while server/admin_api.cpp reaches format_iso8601_ms
-// through this header. Remove once it includes common/iso8601.h itself.
-#include "common/iso8601.h"
-
 namespace oms {
 
 class Clock {

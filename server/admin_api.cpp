@@ -14,7 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/ids.h"
-#include "common/json_codec.h"
+#include "common/utf8.h"
 #include "common/jwt.h"
 #include "server/admin_routes.h"
 #include "server/context.h"
@@ -128,9 +128,9 @@ void audit(const AdminRequest& req, std::string_view action, const AdminResponse
   // request cannot forge another audit line or field.
   logger_for(LogComponent::kAudit).info("who=admin-token remote={} action={} method={} target={} body={} status={}",
                              req.remote, action, req.method,
-                             json::serialize(json::string(proto::to_valid_utf8(req.target))),
+                             json::serialize(json::string(to_valid_utf8(req.target))),
                              req.body.empty() ? std::string("-")
-                                              : json::serialize(json::string(proto::to_valid_utf8(req.body))),
+                                              : json::serialize(json::string(to_valid_utf8(req.body))),
                              res.status);
 }
 
@@ -140,7 +140,7 @@ AdminResponse admin_error(unsigned status, std::string_view code, std::string_vi
   // Boost.JSON writes strings as they are, so ill-formed UTF-8 is replaced first.
   return {status, "application/json",
           json::serialize(json::object{
-              {"error", json::object{{"code", code}, {"message", proto::to_valid_utf8(message)}}}})};
+              {"error", json::object{{"code", code}, {"message", to_valid_utf8(message)}}}})};
 }
 
 AdminResponse no_such_endpoint(std::string_view target) {

@@ -12,7 +12,7 @@
 
 #include "common/clock.h"
 #include "common/ids.h"
-#include "common/json_codec.h"
+#include "common/iso8601.h"
 #include "server/admin_routes.h"
 #include "server/context.h"
 #include "storage/mailbox_store.h"

@@ -8,7 +8,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "common/json_codec.h"
+#include "common/utf8.h"
 
 namespace oms::server {
 namespace {
@@ -21,7 +21,7 @@ class JsonMessageFlag final : public spdlog::custom_flag_formatter {
   void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
     // Boost.JSON writes bytes as they are: ill-formed UTF-8 is replaced first
     // so every line stays valid JSON.
-    const std::string text = proto::to_valid_utf8(std::string_view(msg.payload.data(), msg.payload.size()));
+    const std::string text = to_valid_utf8(std::string_view(msg.payload.data(), msg.payload.size()));
     std::string quoted = boost::json::serialize(boost::json::string_view(text));
     dest.append(quoted.data(), quoted.data() + quoted.size());
   }

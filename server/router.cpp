@@ -6,7 +6,8 @@
 #include <spdlog/spdlog.h>
 
 #include "common/ids.h"
-#include "common/json_codec.h"
+#include "common/json_encode.h"
+#include "common/utf8.h"
 #include "server/context.h"
 #include "server/delivery_rules.h"
 #include "server/log.h"
@@ -46,14 +47,6 @@ void parse_dedup_payload(std::string_view payload, std::string& status, Presence
   recipient = PresenceState::kOffline;
   if (slash != std::string_view::npos)
     recipient = proto::parse_presence(payload.substr(slash + 1)).value_or(PresenceState::kOffline);
-}
-
-// At most `max` bytes of `s`, cut on a UTF-8 character boundary.
-std::string utf8_prefix(std::string_view s, std::size_t max) {
-  if (s.size() <= max) return std::string(s);
-  std::size_t n = max;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  return std::string(s.substr(0, n));
 }
 
 }  // namespace
@@ -159,7 +152,7 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
               notice.sent_at_ms = res.sent_at_ms;
               notice.reason = reason;
               constexpr std::size_t kPreviewBytes = 100;
-              notice.preview = utf8_prefix(*body_copy, kPreviewBytes);
+              notice.preview = std::string(utf8_prefix(*body_copy, kPreviewBytes));
               d->missed_notice = share(proto::encode(proto::ServerFrame{std::move(notice)}));
             }
           }

@@ -5,7 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/ids.h"
-#include "common/json_codec.h"
+#include "common/utf8.h"
 #include "common/jwt.h"
 #include "server/context.h"
 
@@ -160,7 +160,7 @@ WebResponse web_body_too_large() {
 WebResponse web_forbidden_origin(std::string_view origin) {
   return with_nosniff(error_response(403, "forbidden_origin",
                                     fmt::format("origin '{}' is not in auth.allowed_origins",
-                                                proto::to_valid_utf8(origin.substr(0, 256)))));
+                                                to_valid_utf8(origin.substr(0, 256)))));
 }
 
 }  // namespace oms::server

@@ -26,7 +26,8 @@
 #include <spdlog/spdlog.h>
 
 #include "common/ids.h"
-#include "common/json_codec.h"
+#include "common/json_decode.h"
+#include "common/json_encode.h"
 #include "common/jwt.h"
 #include "server/coalescing_stream.h"
 #include "server/context.h"

@@ -13,7 +13,8 @@
 #include <fmt/format.h>
 
 #include "common/ids.h"
-#include "common/json_codec.h"
+#include "common/json_decode.h"
+#include "common/json_encode.h"
 #include "load-tests/driver/body.h"
 #include "load-tests/driver/clock.h"
 #include "load-tests/driver/run_state.h"
