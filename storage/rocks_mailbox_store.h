@@ -21,23 +21,16 @@
 #include "common/status.h"
 #include "storage/mailbox_store.h"
 #include "storage/options.h"
+#include "storage/rocks_column_families.h"
 #include "storage/write_batcher.h"
 
 namespace rocksdb {
 class DB;
-class ColumnFamilyHandle;
-}  // namespace rocksdb
+}
 
 namespace oms::storage {
 
 class WalWatch;
-
-struct MailboxColumnFamilies {
-  rocksdb::ColumnFamilyHandle* defaults = nullptr;  // "default": last_seq
-  rocksdb::ColumnFamilyHandle* messages = nullptr;
-  rocksdb::ColumnFamilyHandle* mailbox_meta = nullptr;
-  rocksdb::ColumnFamilyHandle* dedup = nullptr;
-};
 
 class RocksMailboxStore final : public MailboxStore {
  public:

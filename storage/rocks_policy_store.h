@@ -7,21 +7,15 @@
 
 #include "common/status.h"
 #include "storage/policy_store.h"
+#include "storage/rocks_column_families.h"
 
 namespace rocksdb {
 class DB;
-class ColumnFamilyHandle;
-}  // namespace rocksdb
+}
 
 namespace oms::storage {
 
 class WalWatch;
-
-struct PolicyColumnFamilies {
-  rocksdb::ColumnFamilyHandle* policies = nullptr;
-  rocksdb::ColumnFamilyHandle* grants = nullptr;
-  rocksdb::ColumnFamilyHandle* im_config = nullptr;
-};
 
 // Loads policies, grants and the IM configuration into memory and creates the
 // Global policy (enable_im_auto_archiving = true) when it does not exist yet.
