@@ -13,6 +13,7 @@
 #include "server/connection_slot.h"
 #include "server/metrics.h"
 #include "server/presence.h"
+#include "server/send_rate.h"
 #include "server/session_inbox.h"
 #include "server/tls.h"
 #include "storage/store.h"
@@ -27,6 +28,7 @@ struct ServerContext {
   std::unique_ptr<storage::Store> database;  // the store back end: owns `store` and the policies
   storage::MailboxStore* store = nullptr;    // database->mailboxes()
   PresenceRegistry registry;
+  SendRateLimiter send_rate;  // limits.send_rate_per_second, per user, across sign-ins
   Metrics metrics;
   std::unique_ptr<Router> router;
   std::string jwt_secret;

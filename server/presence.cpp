@@ -134,23 +134,4 @@ std::vector<PresenceRegistry::SessionPtr> PresenceRegistry::watchers_of(const st
   return out;
 }
 
-bool PresenceRegistry::take_send_token(const std::string& user, std::int64_t now_ms, double rate,
-                                       double burst) {
-  Shard& sh = shard(user);
-  std::lock_guard lock(sh.mu);
-  auto it = sh.users.find(user);
-  if (it == sh.users.end()) return true;  // not signed in: nothing to meter
-  Entry& e = it->second;
-  if (e.tokens < 0) {
-    e.tokens = burst;
-    e.tokens_at_ms = now_ms;
-  }
-  double elapsed = static_cast<double>(std::max<std::int64_t>(0, now_ms - e.tokens_at_ms)) / 1000.0;
-  e.tokens = std::min(burst, e.tokens + elapsed * rate);
-  e.tokens_at_ms = now_ms;
-  if (e.tokens < 1.0) return false;
-  e.tokens -= 1.0;
-  return true;
-}
-
 }  // namespace oms::server

@@ -73,9 +73,6 @@ class PresenceRegistry {
   void unsubscribe(const std::string& user, const SessionInbox* watcher);
   std::vector<SessionPtr> watchers_of(const std::string& user) const;
 
-  // Token bucket per user; false when the user must wait.
-  bool take_send_token(const std::string& user, std::int64_t now_ms, double rate, double burst);
-
  private:
   struct Entry {
     proto::PresenceState state = proto::PresenceState::kOffline;
@@ -87,8 +84,6 @@ class PresenceRegistry {
     };
     std::vector<Member> sessions;
     std::vector<std::pair<const SessionInbox*, std::weak_ptr<SessionInbox>>> watchers;
-    double tokens = -1;  // < 0: bucket not started
-    std::int64_t tokens_at_ms = 0;
     bool idle() const { return sessions.empty() && watchers.empty(); }
   };
   struct Shard {

@@ -64,8 +64,7 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
     return refuse(sender, req.rid, "too_large",
                   fmt::format("body is {} bytes; the limit is {}", req.body.size(), cfg.max_body_bytes));
   }
-  if (!ctx_.registry.take_send_token(from, ctx_.clock->now_ms(), cfg.send_rate_per_second,
-                                     cfg.send_burst)) {
+  if (!ctx_.send_rate.take(from, ctx_.clock->now_ms(), cfg.send_rate_per_second, cfg.send_burst)) {
     return refuse(sender, req.rid, "rate_limited",
                   fmt::format("send rate above {}/s; slow down and retry", cfg.send_rate_per_second));
   }

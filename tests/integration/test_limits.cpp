@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "tests/support/harness.h"
+#include "tests/support/wait.h"
 
 using namespace oms::test;
 using boost::json::array;
@@ -191,6 +192,29 @@ TEST_CASE("limits: rate_limited when a sender exceeds its send rate") {
   // Other senders are not affected.
   auto carol = sign_in(omsd, kCarol);
   OMS_CHECK_SENT(carol->send(kBob, "carol's own budget"), "stored");
+}
+
+TEST_CASE("limits: signing out and in again does not buy a fresh burst") {
+  // The bucket used to live with the user's sessions and went with the last
+  // one: every reconnect brought `send_burst` new tokens.
+  OmsdProcess omsd(with_config("[limits]\nsend_rate_per_second = 0.01\nsend_burst = 3\n"));
+  int sent = 0;
+  for (int round = 0; round < 3; ++round) {
+    auto alice = sign_in(omsd, kAlice);
+    for (int i = 0; i < 3; ++i) {
+      const Json r = alice->send(kBob, "round " + std::to_string(round) + " #" + std::to_string(i));
+      INFO("reply: " << to_text(r));
+      if (type_of(r) == "sent") ++sent;
+      else OMS_CHECK_ERROR(r, "rate_limited");
+    }
+    alice->close();
+    // Wait until the server has let go of every session of Alice's, so that
+    // nothing of the old sign-in can carry the bucket over.
+    REQUIRE(oms::test::wait_until([&] { return arr_of(user_info(omsd, kAlice), "sessions").empty(); },
+                                  std::chrono::seconds(10)));
+  }
+  CHECK(sent == 3);  // the burst once, not once per sign-in
+  CHECK(mailbox_count(omsd, kBob) == 3);
 }
 
 TEST_CASE("limits: a rid that is neither a string nor an integer is a bad_request") {

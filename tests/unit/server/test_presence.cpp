@@ -69,14 +69,3 @@ TEST_CASE("presence: watchers are held weakly and listed per user") {
   w.reset();
   CHECK(reg.watchers_of("alice").empty());
 }
-
-TEST_CASE("presence: the send token bucket refills at the rate") {
-  PresenceRegistry reg;
-  auto a = std::make_shared<NullSession>();
-  REQUIRE(reg.add_session("u", a, {}, 4));
-  int granted = 0;
-  for (int i = 0; i < 10; ++i) granted += reg.take_send_token("u", 1000, 1.0, 3.0) ? 1 : 0;
-  CHECK(granted == 3);
-  CHECK_FALSE(reg.take_send_token("u", 1500, 1.0, 3.0));
-  CHECK(reg.take_send_token("u", 2100, 1.0, 3.0));
-}

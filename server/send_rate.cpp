@@ -1,0 +1,48 @@
+#include "server/send_rate.h"
+
+#include <algorithm>
+#include <functional>
+
+namespace oms::server {
+
+namespace {
+
+double refilled(double tokens, std::int64_t at_ms, std::int64_t now_ms, double rate, double burst) {
+  const double elapsed = static_cast<double>(std::max<std::int64_t>(0, now_ms - at_ms)) / 1000.0;
+  return std::min(burst, tokens + elapsed * rate);
+}
+
+}  // namespace
+
+SendRateLimiter::Shard& SendRateLimiter::shard(std::string_view user) {
+  return shards_[std::hash<std::string_view>{}(user) % kShards];
+}
+
+bool SendRateLimiter::take(const std::string& user, std::int64_t now_ms, double rate, double burst) {
+  Shard& sh = shard(user);
+  std::lock_guard lock(sh.mu);
+  if (sh.users.size() >= 2 * sh.swept_at_size) {
+    std::erase_if(sh.users, [&](const auto& kv) {
+      return refilled(kv.second.tokens, kv.second.at_ms, now_ms, rate, burst) >= burst;
+    });
+    sh.swept_at_size = std::max<std::size_t>(64, sh.users.size());
+  }
+  auto [it, fresh] = sh.users.try_emplace(user);
+  Bucket& b = it->second;
+  b.tokens = fresh ? burst : refilled(b.tokens, b.at_ms, now_ms, rate, burst);
+  b.at_ms = now_ms;
+  if (b.tokens < 1.0) return false;
+  b.tokens -= 1.0;
+  return true;
+}
+
+std::size_t SendRateLimiter::size() const {
+  std::size_t n = 0;
+  for (const Shard& sh : shards_) {
+    std::lock_guard lock(sh.mu);
+    n += sh.users.size();
+  }
+  return n;
+}
+
+}  // namespace oms::server
