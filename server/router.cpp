@@ -49,7 +49,33 @@ void parse_dedup_payload(std::string_view payload, std::string& status, Presence
     recipient = proto::parse_presence(payload.substr(slash + 1)).value_or(PresenceState::kOffline);
 }
 
+// The reply to a resend: the first append's id, status and recipient state.
+proto::Sent duplicate_reply(const proto::Rid& rid, const storage::AppendResult& first) {
+  proto::Sent sent;
+  sent.rid = rid;
+  sent.id = format_message_id(first.seq);
+  parse_dedup_payload(first.dedup_payload, sent.status, sent.recipient);
+  sent.duplicate = true;
+  return sent;
+}
+
 }  // namespace
+
+void Router::refuse_send(const std::shared_ptr<SessionInbox>& sender, const std::string& from,
+                         const proto::Send& req, bool took_token, std::string_view code,
+                         std::string_view message) {
+  if (!req.client_msg_id.empty()) {
+    auto first = ctx_.store->find_duplicate(from, req.client_msg_id);
+    if (first && first.value()) {
+      if (took_token) ctx_.send_rate.refund(from, ctx_.config.send_burst);
+      ctx_.metrics.sent_duplicate.fetch_add(1, std::memory_order_relaxed);
+      sender->post_frame(share(proto::encode_sent(duplicate_reply(req.rid, *first.value()))));
+      return;
+    }
+    // A failed lookup: the refusal stands (it stores nothing either way).
+  }
+  refuse(sender, req.rid, code, message);
+}
 
 void Router::refuse(const std::shared_ptr<SessionInbox>& sender, const proto::Rid& rid,
                     std::string_view code, std::string_view message) {
@@ -61,11 +87,11 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
                   bool sender_capable, proto::Send&& req) {
   const Config& cfg = ctx_.config;
   if (req.body.size() > cfg.max_body_bytes) {
-    return refuse(sender, req.rid, "too_large",
+    return refuse_send(sender, from, req, /*took_token=*/false, "too_large",
                   fmt::format("body is {} bytes; the limit is {}", req.body.size(), cfg.max_body_bytes));
   }
   if (!ctx_.send_rate.take(from, ctx_.clock->now_ms(), cfg.send_rate_per_second, cfg.send_burst)) {
-    return refuse(sender, req.rid, "rate_limited",
+    return refuse_send(sender, from, req, /*took_token=*/false, "rate_limited",
                   fmt::format("send rate above {}/s; slow down and retry", cfg.send_rate_per_second));
   }
 
@@ -83,7 +109,8 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
   }
   const Verdict verdict = decide(facts);
   if (is_refusal(verdict))
-    return refuse(sender, req.rid, refusal_code(verdict), refusal_message(verdict, eff.policy.identity));
+    return refuse_send(sender, from, req, /*took_token=*/true, refusal_code(verdict),
+                       refusal_message(verdict, eff.policy.identity));
   const PresenceState state = facts.recipient;
   const MessageKind kind = message_kind(verdict);
   std::string reason;
@@ -116,16 +143,14 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
           return;
         }
         const storage::AppendResult& res = r.value();
+        if (res.duplicate) {
+          ctx_.metrics.sent_duplicate.fetch_add(1, std::memory_order_relaxed);
+          sender->post_frame(share(proto::encode_sent(duplicate_reply(rid, res))));
+          return;
+        }
         proto::Sent sent;
         sent.rid = rid;
         sent.id = format_message_id(res.seq);
-        if (res.duplicate) {
-          ctx_.metrics.sent_duplicate.fetch_add(1, std::memory_order_relaxed);
-          parse_dedup_payload(res.dedup_payload, sent.status, sent.recipient);
-          sent.duplicate = true;
-          sender->post_frame(share(proto::encode_sent(sent)));
-          return;
-        }
         ctx_.metrics.store_append_seconds.observe(
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
 

@@ -35,6 +35,15 @@ class Router {
   void presence_changed(const std::string& user, const PresenceRegistry::StateChange& change);
 
  private:
+  // Refuses a send, unless it is a resend of a known (sender, client_msg_id):
+  // that gets the first result instead (protocol 4.4: dedup before any
+  // other check). The lookup is a point read, on this refusal path only;
+  // sends that pass the checks are deduplicated by the store's writer (and
+  // have used a send token). `took_token`: the rate check passed, so a
+  // resend gets its token back.
+  void refuse_send(const std::shared_ptr<SessionInbox>& sender, const std::string& from,
+                   const proto::Send& req, bool took_token, std::string_view code,
+                   std::string_view message);
   void refuse(const std::shared_ptr<SessionInbox>& sender, const proto::Rid& rid, std::string_view code,
               std::string_view message);
   ServerContext& ctx_;

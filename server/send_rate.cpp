@@ -36,6 +36,13 @@ bool SendRateLimiter::take(const std::string& user, std::int64_t now_ms, double 
   return true;
 }
 
+void SendRateLimiter::refund(const std::string& user, double burst) {
+  Shard& sh = shard(user);
+  std::lock_guard lock(sh.mu);
+  if (auto it = sh.users.find(user); it != sh.users.end())
+    it->second.tokens = std::min(burst, it->second.tokens + 1.0);
+}
+
 std::size_t SendRateLimiter::size() const {
   std::size_t n = 0;
   for (const Shard& sh : shards_) {

@@ -26,6 +26,10 @@ class SendRateLimiter {
   // `burst` saved.
   bool take(const std::string& user, std::int64_t now_ms, double rate, double burst);
 
+  // Gives back the token of a send that turned out to be a resend (a
+  // duplicate costs nothing: protocol 4.4). Never above `burst`.
+  void refund(const std::string& user, double burst);
+
   // Buckets held now (for tests and metrics).
   std::size_t size() const;
 

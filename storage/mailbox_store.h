@@ -134,6 +134,13 @@ class MailboxStore {
   virtual void sweep_expired(CountCallback done) = 0;
 
   // ---- reads (synchronous, blocking) ----
+  // The first append's result when `(from, client_msg_id)` was appended
+  // within the dedup window (as append() would yield it, duplicate = true);
+  // nullopt when not, or when it is only in a batch not yet written. A point
+  // lookup, cheap enough for an I/O thread on a refusal path: the server asks
+  // it before refusing an idempotent send (protocol 4.4: dedup first).
+  virtual Result<std::optional<AppendResult>> find_duplicate(std::string_view from,
+                                                             std::string_view client_msg_id) const = 0;
   // Up to `limit` messages with seq > after_seq, oldest first.
   virtual Result<std::vector<StoredMessage>> read(std::string_view mailbox, std::uint64_t after_seq,
                                                   std::size_t limit) const = 0;

@@ -109,4 +109,28 @@ MailboxStats RocksMailboxStore::stats(std::string_view mailbox) const {
   }
   return st;
 }
+Result<std::optional<AppendResult>> RocksMailboxStore::find_duplicate(std::string_view from,
+                                                                      std::string_view client_msg_id) const {
+  if (client_msg_id.empty()) return std::optional<AppendResult>();
+  rocksdb::PinnableSlice found;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), cfs_.dedup, keys::dedup_key(from, client_msg_id), &found);
+  if (s.IsNotFound()) return std::optional<AppendResult>();
+  if (!s.ok()) return from_rocks(s, "reading a dedup entry");
+  return first_result(found.ToStringView(), clock_->now_ms(), opts_.dedup_window_ms);
+}
+
+std::optional<AppendResult> RocksMailboxStore::first_result(std::string_view dedup_value, std::int64_t now_ms,
+                                                            std::int64_t window_ms) {
+  auto first = keys::decode_dedup_value(dedup_value);
+  if (!first || now_ms - first->created_ms >= window_ms) return std::nullopt;
+  AppendResult r;
+  r.seq = first->seq;
+  r.sent_at_ms = first->sent_at_ms;
+  r.duplicate = true;
+  r.dedup_payload = std::string(first->payload);
+  r.mailbox = std::string(first->mailbox);
+  return r;
+}
+
 }  // namespace oms::storage

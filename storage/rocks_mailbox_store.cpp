@@ -306,17 +306,10 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, AppendOp& op) {
       s = db_->Get(rocksdb::ReadOptions(), cfs_.dedup, dedup_key, &found);
     }
     if (s.ok()) {
-      auto first = keys::decode_dedup_value(found.ToStringView());
-      // A corrupt entry is treated as absent (and overwritten below).
-      if (first && b.now_ms - first->created_ms < opts_.dedup_window_ms) {
+      // A corrupt or expired entry is treated as absent (and overwritten below).
+      if (auto first = first_result(found.ToStringView(), b.now_ms, opts_.dedup_window_ms)) {
         ++b.duplicates;
-        AppendResult r;
-        r.seq = first->seq;
-        r.sent_at_ms = first->sent_at_ms;
-        r.duplicate = true;
-        r.dedup_payload = std::string(first->payload);
-        r.mailbox = std::string(first->mailbox);
-        return {Status::ok(), std::move(r), 0};
+        return {Status::ok(), std::move(*first), 0};
       }
     } else if (!s.IsNotFound()) {
       b.failed = from_rocks(s, "reading a dedup entry");

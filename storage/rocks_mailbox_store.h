@@ -52,6 +52,8 @@ class RocksMailboxStore final : public MailboxStore {
                                  bool missed_only, std::vector<StoredMessage>* first_page,
                                  std::size_t page_limit) const override;
   MailboxStats stats(std::string_view mailbox) const override;
+  Result<std::optional<AppendResult>> find_duplicate(std::string_view from,
+                                                     std::string_view client_msg_id) const override;
   std::uint64_t last_seq() const override { return last_seq_.load(); }
 
   const StoreCounters& counters() const override { return counters_; }
@@ -89,6 +91,11 @@ class RocksMailboxStore final : public MailboxStore {
   rocksdb::DB* const db_;
   const MailboxColumnFamilies cfs_;
   WalWatch* const wal_;
+  // The first append's result kept in a dedup entry; nullopt when the entry
+  // is corrupt or older than the window (then it counts as absent).
+  static std::optional<AppendResult> first_result(std::string_view dedup_value, std::int64_t now_ms,
+                                                  std::int64_t window_ms);
+
   const StoreOptions opts_;
   const Clock* const clock_;
   const std::int64_t ttl_ms_;  // 0 = never expire

@@ -163,6 +163,34 @@ TEST_CASE("send: the same client_msg_id twice returns the first result and store
   bob->take("mailbox.drained");
 }
 
+TEST_CASE("send: a resend gets the first result before any other check (policy, rate, size)") {
+  // Protocol 4.4. It used to be refused with offline_disabled ("nothing is
+  // stored") although the first send was stored and will be delivered.
+  OmsdProcess omsd(with_config("[limits]\nsend_rate_per_second = 0.01\nsend_burst = 2\nmax_body_bytes = 64\n"));
+  auto alice = sign_in(omsd, kAlice);
+  const Json first = alice->send(kBob, "stored before the switch", std::string("cm-1"));
+  OMS_CHECK_SENT(first, "stored");
+
+  OMS_CHECK_HTTP(omsd.admin().patch("/v1/policies/Global", Json{{"enable_im_auto_archiving", false}}), 200);
+  const Json after_policy = alice->send(kBob, "stored before the switch", std::string("cm-1"));
+  INFO("after the policy switch: " << to_text(after_policy));
+  OMS_CHECK_SENT(after_policy, "stored");
+  CHECK(str_of(after_policy, "id") == str_of(first, "id"));
+  CHECK((after_policy.contains("duplicate") && after_policy.at("duplicate") == value(true)));
+  // A new message is refused as before.
+  OMS_CHECK_ERROR(alice->send(kBob, "new", std::string("cm-2")), "offline_disabled");
+
+  // The bucket is empty now (burst 2, both taken): a resend is still answered.
+  OMS_CHECK_ERROR(alice->send(kCarol, "new", std::string("cm-3")), "rate_limited");
+  const Json after_rate = alice->send(kBob, "stored before the switch", std::string("cm-1"));
+  INFO("when rate limited: " << to_text(after_rate));
+  CHECK(str_of(after_rate, "id") == str_of(first, "id"));
+  // So is one whose body would now be too large.
+  const Json too_large = alice->send(kBob, std::string(100, 'x'), std::string("cm-1"));
+  CHECK(str_of(too_large, "id") == str_of(first, "id"));
+  CHECK(mailbox_count(omsd, kBob) == 1);
+}
+
 TEST_CASE("send: client_msg_id is optional") {
   OmsdProcess omsd;
   auto alice = sign_in(omsd, kAlice);

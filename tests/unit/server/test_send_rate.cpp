@@ -39,3 +39,17 @@ TEST_CASE("send rate: memory is bounded by the users who sent recently") {
   for (int i = 0; i < 10; ++i) CHECK(r.take("user1", 60'000, 1000.0, 10.0));
   CHECK_FALSE(r.take("user1", 60'000, 1000.0, 10.0));
 }
+
+TEST_CASE("send rate: a refunded token can be taken again, never beyond the burst") {
+  SendRateLimiter r;
+  CHECK(r.take("alice", 0, 0.001, 1.0));
+  CHECK_FALSE(r.take("alice", 0, 0.001, 1.0));
+  r.refund("alice", 1.0);
+  CHECK(r.take("alice", 0, 0.001, 1.0));
+  r.refund("alice", 1.0);
+  r.refund("alice", 1.0);  // capped at the burst
+  CHECK(r.take("alice", 0, 0.001, 1.0));
+  CHECK_FALSE(r.take("alice", 0, 0.001, 1.0));
+  r.refund("nobody", 1.0);  // no bucket: nothing to give back
+  CHECK(r.size() == 1);
+}
