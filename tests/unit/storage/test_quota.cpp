@@ -65,25 +65,33 @@ TEST_CASE("quota: 16 threads racing for the last slots never exceed the max") {
                     });
     prefill.wait();
 
+    // kThreads x kEach appends of 10-byte bodies at once; how they ended.
     constexpr int kThreads = 16, kEach = 5;
-    CompletionLatch latch(kThreads * kEach);
-    std::atomic<int> ok{0}, full{0}, other{0};
-    std::vector<std::thread> threads;
-    for (int t = 0; t < kThreads; ++t)
-      threads.emplace_back([&] {
-        for (int i = 0; i < kEach; ++i)
-          store->append(message("bob", "racer", std::string(10, 'r')), [&](Result<AppendResult> r) {
-            if (r)
-              ++ok;
-            else if (r.status().code() == Code::kMailboxFull)
-              ++full;
-            else
-              ++other;
-            latch.count_down();
-          });
-      });
-    for (auto& th : threads) th.join();
-    latch.wait();
+    struct Outcome {
+      std::atomic<int> ok{0}, full{0}, other{0};
+    };
+    auto race = [&](char fill, Outcome& out) {
+      CompletionLatch latch(kThreads * kEach);
+      std::vector<std::thread> threads;
+      for (int t = 0; t < kThreads; ++t)
+        threads.emplace_back([&] {
+          for (int i = 0; i < kEach; ++i)
+            store->append(message("bob", "racer", std::string(10, fill)), [&](Result<AppendResult> r) {
+              if (r)
+                ++out.ok;
+              else if (r.status().code() == Code::kMailboxFull)
+                ++out.full;
+              else
+                ++out.other;
+              latch.count_down();
+            });
+        });
+      for (auto& th : threads) th.join();
+      latch.wait();
+    };
+    Outcome count_race;
+    race('r', count_race);
+    auto& [ok, full, other] = count_race;
     CHECK(ok == 10);
     CHECK(full == kThreads * kEach - 10);
     CHECK(other == 0);
@@ -99,26 +107,10 @@ TEST_CASE("quota: 16 threads racing for the last slots never exceed the max") {
     o.max_messages = 1000;
     o.max_bytes = 90 * 10;  // 80 stored (800 bytes): room for exactly ten 10-byte bodies
     store = open_mailboxes(o);
-    ok = full = other = 0;
-    CompletionLatch latch2(kThreads * kEach);
-    threads.clear();
-    for (int t = 0; t < kThreads; ++t)
-      threads.emplace_back([&] {
-        for (int i = 0; i < kEach; ++i)
-          store->append(message("bob", "racer", std::string(10, 's')), [&](Result<AppendResult> r) {
-            if (r)
-              ++ok;
-            else if (r.status().code() == Code::kMailboxFull)
-              ++full;
-            else
-              ++other;
-            latch2.count_down();
-          });
-      });
-    for (auto& th : threads) th.join();
-    latch2.wait();
-    CHECK(ok == 10);
-    CHECK(other == 0);
+    Outcome bytes_race;
+    race('s', bytes_race);
+    CHECK(bytes_race.ok == 10);
+    CHECK(bytes_race.other == 0);
     CHECK(store->stats("bob").bytes == 900);
     CHECK(store->stats("bob").count == 90);
   });
