@@ -1,0 +1,110 @@
+#include "tests/support/hostile.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "tests/support/json_util.h"
+#include "tests/support/wait.h"
+#include "tests/support/ws_client.h"
+
+namespace oms::test {
+
+double Latencies::percentile(double p) const {
+  if (ms.empty()) return 0;
+  std::vector<double> v = ms;
+  std::sort(v.begin(), v.end());
+  const auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(v.size())));
+  return v[std::min(v.size() - 1, rank == 0 ? 0 : rank - 1)];
+}
+
+Bystander::Bystander(const OmsdProcess& omsd, Options opts)
+    : port_(omsd.client_port()), token_(omsd.token(opts.user)), opts_(std::move(opts)) {
+  thread_ = std::thread([this] { run(); });
+}
+
+Bystander::~Bystander() { stop(); }
+
+void Bystander::stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Bystander::wait_rounds(int n, std::chrono::milliseconds timeout) const {
+  return wait_until([&] { return rounds_.load() >= n; }, timeout, std::chrono::milliseconds(2));
+}
+
+namespace {
+double since_ms(SteadyClockTimePoint t0) {
+  return std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
+}
+void note(Latencies& l, std::string what) {
+  ++l.failures;
+  if (l.errors.size() < 5) l.errors.push_back(std::move(what));
+}
+}  // namespace
+
+void Bystander::run() {
+  const auto deadline = SteadyClock::now() + opts_.max_time;
+  for (int round = 0; round < opts_.max_rounds && !stop_ && SteadyClock::now() < deadline; ++round) {
+    WsClient c(opts_.request_timeout);
+    auto t0 = SteadyClock::now();
+    try {
+      c.connect(port_);
+      c.hello(token_);
+      signins_.ms.push_back(since_ms(t0));
+    } catch (const std::exception& e) {
+      note(signins_, e.what());
+      rounds_.fetch_add(1);
+      continue;
+    }
+    for (int i = 0; i < opts_.sends_per_round && !stop_; ++i) {
+      t0 = SteadyClock::now();
+      try {
+        auto r = c.send(opts_.to, "bystander");
+        if (type_of(r) == "sent") sends_.ms.push_back(since_ms(t0));
+        else note(sends_, to_text(r));
+      } catch (const std::exception& e) {
+        note(sends_, e.what());
+        break;
+      }
+    }
+    try {
+      c.close();
+    } catch (const std::exception&) {
+    }
+    rounds_.fetch_add(1);
+  }
+}
+
+std::string Bystander::summary() const {
+  return fmt::format("sign-in p99 {:.1f} ms, send p99 {:.1f} ms, {} failed ({} sign-ins, {} sends)",
+                     signins_.p99(), sends_.p99(), signins_.failures + sends_.failures, signins_.count(),
+                     sends_.count());
+}
+
+std::int64_t rss_kib(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/status", pid));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtoll(line.c_str() + 6, nullptr, 10);
+  }
+  return 0;
+}
+
+void hostile_report(const std::string& attack, const std::string& bound, const std::string& measured,
+                    const std::string& bystander) {
+  const std::string row = fmt::format("{}|{}|{}|{}", attack, bound, measured, bystander);
+  std::cout << "[hostile] " << row << std::endl;
+  if (const char* path = std::getenv("OMS_HOSTILE_REPORT"); path && *path) {
+    std::ofstream(path, std::ios::app) << row << '\n';
+  }
+}
+
+}  // namespace oms::test
