@@ -94,6 +94,15 @@ class AdminHttpSession : public std::enable_shared_from_this<AdminHttpSession<St
     }
     req_ = parser_->release();
     tcp_layer().expires_never();
+    // Health checks never wait for a thread: a load balancer must see them
+    // answered while admin requests (a backup, a purge) keep the pool busy.
+    if (req_.target() == "/healthz" || req_.target() == "/readyz") {
+      AdminRequest r;
+      r.method = req_.method_string();
+      r.target = req_.target();
+      r.remote = remote_;
+      return write(api_.handle(r), req_.keep_alive());
+    }
     ctx_.run_blocking([self = this->shared_from_this()] {
       AdminRequest r;
       r.method = self->req_.method_string();

@@ -128,8 +128,15 @@ AdminResponse get_readiness(const AdminCall& call) {
 
 AdminResponse get_metrics(const AdminCall& call) {
   ServerContext& ctx = call.ctx;
-  return {200, "text/plain; version=0.0.4; charset=utf-8",
-          ctx.metrics.render(ctx.store->counters(), ctx.store->writable())};
+  std::string text = ctx.metrics.render(ctx.store->counters(), ctx.store->writable());
+  if (ctx.scans_queued)
+    text += fmt::format(
+        "# HELP oms_scans_queued Mailbox scans (sign-in, delivery pages) waiting or running.\n"
+        "# TYPE oms_scans_queued gauge\noms_scans_queued {}\n"
+        "# HELP oms_scans_refused_total Scans refused: the user had limits.max_queued_scans_per_user queued.\n"
+        "# TYPE oms_scans_refused_total counter\noms_scans_refused_total {}\n",
+        ctx.scans_queued(), ctx.scans_refused());
+  return {200, "text/plain; version=0.0.4; charset=utf-8", std::move(text)};
 }
 
 // ---- /v1/policies[/{identity}] ----

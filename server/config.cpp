@@ -17,7 +17,7 @@ namespace {
 // Every key the TOML file may hold; anything else is refused by name.
 const std::set<std::string, std::less<>> kKnownKeys = {
     "server.data_dir", "server.listen", "server.admin_listen", "server.io_threads",
-    "server.store_threads", "server.jwt_secret_file", "server.admin_token_file",
+    "server.store_threads", "server.admin_threads", "server.jwt_secret_file", "server.admin_token_file",
     "auth.signin_timeout_ms", "auth.leeway_seconds", "auth.issuer", "auth.audience",
     "auth.dev_tokens", "auth.allowed_origins",
     "mailbox.max_messages", "mailbox.max_bytes", "mailbox.ttl_days", "mailbox.ttl_seconds",
@@ -27,7 +27,7 @@ const std::set<std::string, std::less<>> kKnownKeys = {
     "limits.send_burst", "limits.max_sessions_per_user", "limits.max_subscriptions",
     "limits.max_connections", "limits.max_connections_per_ip", "limits.idle_timeout_seconds",
     "limits.handshake_timeout_seconds",
-    "limits.max_admin_body_bytes",
+    "limits.max_admin_body_bytes", "limits.max_queued_scans_per_user",
     "store.sync", "store.max_batch", "store.max_queued_writes", "store.block_cache_mb",
     "log.level", "log.format",
     "log.levels",
@@ -141,6 +141,7 @@ Status apply_toml(const toml::table& t, Config& c) {
   OMS_TRY(read_string(t, "server.admin_listen", c.admin_listen));
   OMS_TRY(read_int(t, "server.io_threads", c.io_threads, 0, 256));
   OMS_TRY(read_int(t, "server.store_threads", c.store_threads, 1, 64));
+  OMS_TRY(read_int(t, "server.admin_threads", c.admin_threads, 1, 64));
   OMS_TRY(read_string(t, "server.jwt_secret_file", c.jwt_secret_file));
   OMS_TRY(read_string(t, "server.admin_token_file", c.admin_token_file));
   OMS_TRY(read_int(t, "auth.signin_timeout_ms", c.signin_timeout_ms, 100, 600'000));
@@ -168,6 +169,7 @@ Status apply_toml(const toml::table& t, Config& c) {
   OMS_TRY(read_int(t, "limits.idle_timeout_seconds", c.idle_timeout_seconds, 1, 86400));
   OMS_TRY(read_int(t, "limits.handshake_timeout_seconds", c.handshake_timeout_seconds, 1, 3600));
   OMS_TRY(read_int(t, "limits.max_admin_body_bytes", c.max_admin_body_bytes, 1024, 1 << 24));
+  OMS_TRY(read_int(t, "limits.max_queued_scans_per_user", c.max_queued_scans_per_user, 1, 100000));
   OMS_TRY(read_bool(t, "store.sync", c.sync));
   OMS_TRY(read_int(t, "store.max_batch", c.max_batch, 1, 1 << 20));
   OMS_TRY(read_int(t, "store.max_queued_writes", c.max_queued_writes, 16, 1 << 24));

@@ -22,7 +22,8 @@ struct Config {
   std::string listen = "127.0.0.1:8080";
   std::string admin_listen = "127.0.0.1:8081";
   unsigned io_threads = 0;        // 0 = one per core
-  unsigned store_threads = 2;     // blocking RocksDB reads / admin work
+  unsigned store_threads = 2;     // mailbox scans (sign-in, delivery pages), fair between users
+  unsigned admin_threads = 2;     // admin requests and other blocking work, never behind client scans
   std::string jwt_secret_file;    // empty = DATA_DIR/jwt.secret (generated)
   std::string admin_token_file;   // empty = DATA_DIR/admin.token (generated)
 
@@ -64,6 +65,9 @@ struct Config {
   std::int64_t idle_timeout_seconds = 120;
   std::int64_t handshake_timeout_seconds = 10;
   std::size_t max_admin_body_bytes = 65'536;
+  // Mailbox scans (sign-in summaries, delivery pages) waiting or running per
+  // user; beyond it a sign-in is refused with `unavailable` (close 1013).
+  std::size_t max_queued_scans_per_user = 32;
 
   // [store]
   bool sync = true;

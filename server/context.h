@@ -41,9 +41,17 @@ struct ServerContext {
   // limits.max_connections, limits.max_connections_per_ip
   Admission admission{metrics, shutting_down};
 
-  // Runs `fn` on the blocking pool (RocksDB reads, admin work): never on an
-  // I/O thread. Set by Server.
+  // Runs `fn` on the admin pool (admin requests, other blocking work not
+  // done for one user): never on an I/O thread. Set by Server.
   std::function<void(std::function<void()>)> run_blocking;
+  // Runs `fn` on the scan pool (server/fair_pool.h): one task of `user` at a
+  // time, users in turn. False when the user already has
+  // limits.max_queued_scans_per_user tasks queued (fn is dropped: answer the
+  // client). Set by Server.
+  std::function<bool(const std::string& user, std::function<void()>)> run_for_user;
+  // Scan-pool tasks queued or running, and submits refused (for /metrics).
+  std::function<std::size_t()> scans_queued;
+  std::function<std::uint64_t()> scans_refused;
 
   // Every open client session, for the shutdown close (1001).
   OpenSessions open_sessions;

@@ -211,7 +211,7 @@ void Router::presence_changed(const std::string& user, const PresenceRegistry::S
                                 change.after != PresenceState::kOffline;
   if (!left_suppression) return;
   // The digest of missed messages that arrived meanwhile and are still unacked.
-  ctx_.run_blocking([this, user, since = change.suppressed_since_seq] {
+  const bool queued = ctx_.run_for_user(user, [this, user, since = change.suppressed_since_seq] {
     auto summary = ctx_.store->summary(user, since, /*missed_only=*/true);
     if (!summary) {
       logger_for(LogComponent::kSession)
@@ -224,6 +224,8 @@ void Router::presence_changed(const std::string& user, const PresenceRegistry::S
     auto frame = share(proto::encode(proto::ServerFrame{std::move(digest)}));
     for (const auto& s : ctx_.registry.sessions_of(user)) s->post_frame(frame);
   });
+  if (!queued)
+    logger_for(LogComponent::kSession).warn("missed.summary for {} skipped: its mailbox scans are queued full", user);
 }
 
 }  // namespace oms::server

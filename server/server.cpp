@@ -25,6 +25,7 @@
 #include "server/admin_endpoint.h"
 #include "server/client_endpoint.h"
 #include "server/context.h"
+#include "server/fair_pool.h"
 #include "server/log.h"
 #include "server/router.h"
 #include "server/tls.h"
@@ -189,7 +190,8 @@ class Server::Impl {
   explicit Impl(Config config)
       : threads_(config.io_threads ? config.io_threads : std::max(1u, std::thread::hardware_concurrency())),
         ioc_(static_cast<int>(threads_)),
-        blocking_(config.store_threads),
+        blocking_(config.admin_threads),
+        scans_(config.store_threads, config.max_queued_scans_per_user, "oms-scan"),
         signals_(ioc_, SIGINT, SIGTERM),
         sweep_timer_(ioc_),
         grace_timer_(ioc_),
@@ -199,6 +201,11 @@ class Server::Impl {
     ctx_.config = std::move(config);
     ctx_.router = std::make_unique<Router>(ctx_);
     ctx_.run_blocking = [this](std::function<void()> fn) { net::post(blocking_, std::move(fn)); };
+    ctx_.run_for_user = [this](const std::string& user, std::function<void()> fn) {
+      return scans_.submit(user, std::move(fn));
+    };
+    ctx_.scans_queued = [this] { return scans_.queued(); };
+    ctx_.scans_refused = [this] { return scans_.refused(); };
   }
 
   Status start() {
@@ -289,6 +296,8 @@ class Server::Impl {
     pthread_setname_np(pthread_self(), "oms-io");
     ioc_.run();
     for (auto& t : threads) t.join();
+    scans_.stop();
+    scans_.join();
     blocking_.join();
     // Completes every queued write, then closes RocksDB.
     ctx_.store = nullptr;
@@ -340,7 +349,8 @@ class Server::Impl {
   unsigned threads_;
   ServerContext ctx_;
   net::io_context ioc_;
-  net::thread_pool blocking_;
+  net::thread_pool blocking_;  // admin requests (server.admin_threads)
+  FairPool scans_;             // mailbox scans, fair between users (server.store_threads)
   net::signal_set signals_;
   net::steady_timer sweep_timer_;
   net::steady_timer grace_timer_;

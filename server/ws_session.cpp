@@ -9,6 +9,7 @@
 #include "server/ws_session.h"
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -55,6 +56,7 @@ constexpr std::uint16_t kCloseUnauthenticated = 4401;
 constexpr std::uint16_t kCloseSigninTimeout = 4408;
 constexpr std::uint16_t kCloseTooManySessions = 4429;
 constexpr std::uint16_t kCloseSlowConsumer = 4008;
+constexpr std::uint16_t kCloseTryAgainLater = 1013;
 
 std::shared_ptr<const std::string> share(std::string s) {
   return std::make_shared<const std::string>(std::move(s));
@@ -208,6 +210,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   void finish() {
     if (finished_) return;
     finished_ = true;
+    gone_.store(true, std::memory_order_relaxed);
     logger_for(LogComponent::kSession).debug("session {} ({}): closed", session_id_, user_);
     hello_timer_.cancel();
     ctx_.open_sessions.remove(this);
@@ -361,8 +364,11 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
       ctx_.router->presence_changed(user_, {PresenceState::kOffline, added->state, 0});
     // The sign-in notification needs a mailbox scan: off the I/O thread. A
     // capable client's first page of delivery comes from the same scan.
+    // The scan pool is fair between users (fair_pool.h); a scan whose session
+    // is gone by its turn is skipped.
     const std::size_t limit = capable_ ? window_.begin(signin_seq) : 0;
-    ctx_.run_blocking([self = this->shared_from_this(), rid = hello.rid, limit]() mutable {
+    const bool queued = ctx_.run_for_user(user_, [self = this->shared_from_this(), rid = hello.rid, limit]() mutable {
+      if (self->gone_.load(std::memory_order_relaxed)) return;
       std::vector<storage::StoredMessage> page;
       auto summary = self->ctx_.store->summary(self->user_, 0, false, limit ? &page : nullptr, limit);
       net::post(self->ws_.get_executor(),
@@ -370,6 +376,13 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
                   self->on_summary(std::move(rid), std::move(s), std::move(page));
                 });
     });
+    if (!queued) {
+      ctx_.metrics.signin_failures_total.fetch_add(1, std::memory_order_relaxed);
+      write_alone(share(proto::encode_error(
+          hello.rid, "unavailable",
+          fmt::format("{} has {} mailbox scans waiting: try again later", user_, ctx_.config.max_queued_scans_per_user))));
+      close(kCloseTryAgainLater, "try again later");
+    }
   }
 
   void on_summary(proto::Rid rid, Result<storage::MailboxSummary> summary, std::vector<storage::StoredMessage> page) {
@@ -493,10 +506,15 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     if (closing() || finished_) return;
     const auto read = window_.next_read();
     if (!read) return;
-    ctx_.run_blocking([self = this->shared_from_this(), after = read->after, limit = read->limit] {
-      auto page = self->ctx_.store->read(self->user_, after, limit);
-      net::post(self->ws_.get_executor(), [self, p = std::move(page)]() mutable { self->on_page(std::move(p)); });
-    });
+    const bool queued =
+        ctx_.run_for_user(user_, [self = this->shared_from_this(), after = read->after, limit = read->limit] {
+          if (self->gone_.load(std::memory_order_relaxed)) return;
+          auto page = self->ctx_.store->read(self->user_, after, limit);
+          net::post(self->ws_.get_executor(), [self, p = std::move(page)]() mutable { self->on_page(std::move(p)); });
+        });
+    // The user's other sessions have the scan queue full: this one stops;
+    // its messages stay stored for the next sign-in.
+    if (!queued) close(kCloseTryAgainLater, "try again later");
   }
 
   void on_page(Result<std::vector<storage::StoredMessage>> page) {
@@ -539,6 +557,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   // sign-in
   SignIn sign_in_ = SignIn::kAwaitingHello;
   bool finished_ = false;
+  std::atomic<bool> gone_{false};  // finished_, readable by scans on the scan pool
   bool capable_ = false;  // offline_capable(client_)
   std::string user_;
   proto::ClientInfo client_;

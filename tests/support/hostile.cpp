@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -87,6 +88,31 @@ std::string Bystander::summary() const {
   return fmt::format("sign-in p99 {:.1f} ms, send p99 {:.1f} ms, {} failed ({} sign-ins, {} sends)",
                      signins_.p99(), sends_.p99(), signins_.failures + sends_.failures, signins_.count(),
                      sends_.count());
+}
+
+int fill_mailbox(const OmsdProcess& omsd, std::string_view from, std::string_view to, int n,
+                 std::size_t body_bytes, int in_flight) {
+  WsClient c(std::chrono::seconds(60));
+  c.connect(omsd.client_port());
+  c.hello(omsd.token(from));
+  const std::string body(body_bytes, 'f');
+  std::deque<boost::json::value> rids;
+  int next = 0, sent = 0;
+  while (sent < n) {
+    while (next < n && static_cast<int>(rids.size()) < in_flight) {
+      const boost::json::value rid = c.next_rid();
+      c.send_json(Json{{"type", "send"}, {"rid", rid}, {"to", to}, {"body", body},
+                       {"client_msg_id", fmt::format("fill-{}", next)}});
+      rids.push_back(rid);
+      ++next;
+    }
+    const Json r = c.reply(rids.front());
+    rids.pop_front();
+    if (type_of(r) != "sent") break;
+    ++sent;
+  }
+  c.close();
+  return sent;
 }
 
 std::int64_t rss_kib(pid_t pid) {

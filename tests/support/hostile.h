@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -69,6 +70,12 @@ class Bystander {
   Latencies signins_, sends_;
   std::thread thread_;
 };
+
+// Sends `n` messages of `body_bytes` to `to` with up to `in_flight`
+// outstanding; returns how many were answered `sent` (stops at the first
+// other answer). For filling a mailbox before an attack.
+int fill_mailbox(const OmsdProcess& omsd, std::string_view from, std::string_view to, int n,
+                 std::size_t body_bytes, int in_flight = 64);
 
 // VmRSS of a process in KiB (0 if it cannot be read).
 std::int64_t rss_kib(pid_t pid);
