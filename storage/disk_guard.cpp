@@ -78,9 +78,11 @@ DiskState DiskGuard::state() const {
 
 bool DiskGuard::refresh_if_older(std::chrono::milliseconds max_age) {
   const auto age = std::chrono::nanoseconds(now_ns() - last_check_ns_.load(std::memory_order_relaxed));
-  if (age >= max_age) check();
+  if (age >= max_age) read(/*may_wait=*/false);
   return full();
 }
+
+void DiskGuard::check() { read(/*may_wait=*/true); }
 
 // (mu_ held) Whether a ballast of the configured size went onto the disk.
 bool DiskGuard::create_ballast() {
@@ -100,11 +102,15 @@ bool DiskGuard::create_ballast() {
   return true;
 }
 
-void DiskGuard::check() {
+void DiskGuard::read(bool may_wait) {
   std::vector<const char*> events;
   DiskState after;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    // The writer does not wait for a reading under way (it may be creating
+    // the ballast) and leaves the ballast's creation to the watching thread.
+    std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
+    if (may_wait) lock.lock();
+    else if (!lock.try_lock()) return;
     last_check_ns_.store(now_ns(), std::memory_order_relaxed);
     struct statvfs vfs {};
     if (::statvfs(opts_.dir.c_str(), &vfs) != 0) {
@@ -144,7 +150,7 @@ void DiskGuard::check() {
       s.full = false;
       events.push_back("resumed");
     }
-    if (!s.full && !s.ballast_present && s.ballast_bytes > 0 && s.usable >= s.high_mark &&
+    if (may_wait && !s.full && !s.ballast_present && s.ballast_bytes > 0 && s.usable >= s.high_mark &&
         now_ns() >= next_ballast_try_ns_) {
       if (create_ballast()) {
         s.ballast_present = true;

@@ -79,7 +79,7 @@ class DiskGuard {
   // Reads again when the last reading is older than `max_age` (the writer
   // thread, once per batch: a statvfs at most that often); returns full().
   bool refresh_if_older(std::chrono::milliseconds max_age);
-  void check();  // one reading now
+  void check();  // one reading now (and the ballast created if due)
 
   // New messages refused because of the disk (both the router's check and
   // the writer's).
@@ -90,6 +90,9 @@ class DiskGuard {
 
  private:
   void run();
+  // One reading; may_wait = false (the writer): skipped when one is under
+  // way, and the ballast is not created.
+  void read(bool may_wait);
   bool create_ballast();  // REQUIRES mu_
   bool ballast_on_disk() const;
 
