@@ -16,6 +16,7 @@ std::string_view code_name(Code c) {
     case Code::kFailedPrecondition: return "failed_precondition";
     case Code::kIoError: return "store_error";
     case Code::kUnavailable: return "unavailable";
+    case Code::kStoreFull: return "store_full";
   }
   return "internal";
 }

@@ -24,6 +24,7 @@ enum class Code {
   kFailedPrecondition, // e.g. removing Global
   kIoError,            // the store could not read or write
   kUnavailable,        // shutting down, store closed
+  kStoreFull,          // store_full: the disk is below its free-space watermark
 };
 
 // The wire name of a code ("bad_request", "mailbox_full", ...).
@@ -43,6 +44,7 @@ class [[nodiscard]] Status {
   static Status failed_precondition(std::string msg) { return {Code::kFailedPrecondition, std::move(msg)}; }
   static Status io_error(std::string msg) { return {Code::kIoError, std::move(msg)}; }
   static Status unavailable(std::string msg) { return {Code::kUnavailable, std::move(msg)}; }
+  static Status store_full(std::string msg) { return {Code::kStoreFull, std::move(msg)}; }
 
   bool is_ok() const { return code_ == Code::kOk; }
   explicit operator bool() const { return is_ok(); }

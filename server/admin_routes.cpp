@@ -35,6 +35,7 @@ unsigned status_for(const Status& s) {
     case Code::kFailedPrecondition: return 409;
     case Code::kInvalidArgument: return 400;
     case Code::kUnavailable: return 503;
+    case Code::kStoreFull: return 507;
     default: return 500;
   }
 }
@@ -117,6 +118,16 @@ AdminResponse get_readiness(const AdminCall& call) {
   const ServerContext& ctx = call.ctx;
   const bool ready =
       ctx.listeners_ready.load() && !ctx.shutting_down.load() && ctx.store && ctx.store->writable();
+  if (ready && ctx.disk_guard && ctx.disk_guard->full()) {
+    const storage::DiskState d = ctx.disk_guard->state();
+    return json_response(503, json::object{{"status", "not_ready"},
+                                           {"reason", "store_full"},
+                                           {"free_bytes", d.available},
+                                           {"usable_bytes", d.usable},
+                                           {"min_free_bytes", d.low_mark},
+                                           {"resume_free_bytes", d.high_mark},
+                                           {"ballast_present", d.ballast_present}});
+  }
   if (!ready) {
     std::string why = ctx.shutting_down.load()     ? "shutting down"
                       : !ctx.listeners_ready.load() ? "listeners not up"
@@ -136,6 +147,7 @@ AdminResponse get_metrics(const AdminCall& call) {
         "# HELP oms_scans_refused_total Scans refused: the user had limits.max_queued_scans_per_user queued.\n"
         "# TYPE oms_scans_refused_total counter\noms_scans_refused_total {}\n",
         ctx.scans_queued(), ctx.scans_refused());
+  if (ctx.disk_guard) Metrics::render_disk(text, ctx.disk_guard->state(), ctx.disk_guard->refused());
   return {200, "text/plain; version=0.0.4; charset=utf-8", std::move(text)};
 }
 

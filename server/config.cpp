@@ -29,6 +29,8 @@ const std::set<std::string, std::less<>> kKnownKeys = {
     "limits.handshake_timeout_seconds",
     "limits.max_admin_body_bytes", "limits.max_queued_scans_per_user",
     "store.sync", "store.max_batch", "store.max_queued_writes", "store.block_cache_mb",
+    "store.min_free_bytes", "store.min_free_percent", "store.resume_free_bytes",
+    "store.critical_free_bytes", "store.ballast_bytes", "store.disk_check_ms",
     "log.level", "log.format",
     "log.levels",
     "tls.cert_file", "tls.key_file", "tls.client", "tls.admin", "tls.min_version",
@@ -174,6 +176,13 @@ Status apply_toml(const toml::table& t, Config& c) {
   OMS_TRY(read_int(t, "store.max_batch", c.max_batch, 1, 1 << 20));
   OMS_TRY(read_int(t, "store.max_queued_writes", c.max_queued_writes, 16, 1 << 24));
   OMS_TRY(read_int(t, "store.block_cache_mb", c.block_cache_mb, 1, 1 << 20));
+  constexpr std::int64_t kMaxDiskBytes = std::int64_t{1} << 50;
+  OMS_TRY(read_int(t, "store.min_free_bytes", c.min_free_bytes, 0, kMaxDiskBytes));
+  OMS_TRY(read_int(t, "store.min_free_percent", c.min_free_percent, 0, 50));
+  OMS_TRY(read_int(t, "store.resume_free_bytes", c.resume_free_bytes, 0, kMaxDiskBytes));
+  OMS_TRY(read_int(t, "store.critical_free_bytes", c.critical_free_bytes, 0, kMaxDiskBytes));
+  OMS_TRY(read_int(t, "store.ballast_bytes", c.ballast_bytes, 0, kMaxDiskBytes));
+  OMS_TRY(read_int(t, "store.disk_check_ms", c.disk_check_ms, 10, 60'000));
   OMS_TRY(read_string(t, "log.level", c.log_level));
   OMS_TRY(read_string(t, "log.format", c.log_format));
   OMS_TRY(read_log_levels(t, c.log_levels));

@@ -74,6 +74,17 @@ struct Config {
   std::size_t max_batch = 8192;
   std::size_t max_queued_writes = 200'000;
   std::size_t block_cache_mb = 64;
+  // Free space of the data dir's filesystem (storage/disk_guard.h): below
+  // max(min_free_bytes, min_free_percent %) new messages get store_full
+  // until it is back at resume_free_bytes (0 = low mark + a quarter); below
+  // critical_free_bytes (0 = half the low mark) DATA_DIR/ballast
+  // (ballast_bytes, at most 5 % of the filesystem; 0 = none) is deleted.
+  std::uint64_t min_free_bytes = 256ull << 20;
+  unsigned min_free_percent = 0;
+  std::uint64_t resume_free_bytes = 0;
+  std::uint64_t critical_free_bytes = 0;
+  std::uint64_t ballast_bytes = 64ull << 20;
+  std::int64_t disk_check_ms = 250;
 
   // [log]
   std::string log_level = "info";  // trace, debug, info, warn, error, off

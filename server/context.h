@@ -16,6 +16,7 @@
 #include "server/send_rate.h"
 #include "server/session_inbox.h"
 #include "server/tls.h"
+#include "storage/disk_guard.h"
 #include "storage/store.h"
 
 namespace oms::server {
@@ -25,6 +26,9 @@ class Router;
 struct ServerContext {
   Config config;
   const Clock* clock = &SystemClock::instance();
+  // Free-space watermarks and the ballast (storage/disk_guard.h); declared
+  // before `database`, whose writer asks it, so that it outlives it.
+  std::unique_ptr<storage::DiskGuard> disk_guard;
   std::unique_ptr<storage::Store> database;  // the store back end: owns `store` and the policies
   storage::MailboxStore* store = nullptr;    // database->mailboxes()
   PresenceRegistry registry;

@@ -123,4 +123,18 @@ std::string Metrics::render(const storage::StoreCounters& s, bool store_writable
   return out;
 }
 
+void Metrics::render_disk(std::string& out, const storage::DiskState& d, std::uint64_t refused) {
+  auto u = [](std::uint64_t v) { return static_cast<double>(v); };
+  metric(out, "oms_store_full", "gauge", "1 while new messages are refused for lack of disk space.",
+         d.full ? 1 : 0);
+  metric(out, "oms_disk_free_bytes", "gauge", "Bytes free on the data dir's filesystem.", u(d.available));
+  metric(out, "oms_disk_usable_bytes", "gauge", "Free bytes minus the ballast not on disk.", u(d.usable));
+  metric(out, "oms_disk_min_free_bytes", "gauge", "Refuse new messages below this (usable).", u(d.low_mark));
+  metric(out, "oms_disk_resume_free_bytes", "gauge", "Accept again from this (usable).", u(d.high_mark));
+  metric(out, "oms_disk_ballast_present", "gauge", "1 while DATA_DIR/ballast holds its reserve.",
+         d.ballast_present ? 1 : 0);
+  metric(out, "oms_store_full_refused_total", "counter", "New messages refused with store_full.",
+         u(refused));
+}
+
 }  // namespace oms::server

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "storage/disk_guard.h"
 #include "storage/mailbox_store.h"
 
 namespace oms::server {
@@ -31,9 +32,9 @@ class Histogram {
 };
 
 // The error codes a send can be refused with (labels of oms_send_errors_total).
-inline constexpr std::array<std::string_view, 10> kSendErrorCodes = {
+inline constexpr std::array<std::string_view, 11> kSendErrorCodes = {
     "offline_disabled", "client_unsupported", "mailbox_full", "too_large", "bad_request",
-    "rate_limited", "unavailable", "store_error", "internal", "unauthenticated"};
+    "rate_limited", "unavailable", "store_full", "store_error", "internal", "unauthenticated"};
 
 class Metrics final : public storage::BatchObserver {
  public:
@@ -68,6 +69,8 @@ class Metrics final : public storage::BatchObserver {
                 const Status& result) override;
 
   std::string render(const storage::StoreCounters& store, bool store_writable) const;
+  // The free-space watermarks' lines (storage/disk_guard.h), appended to `out`.
+  static void render_disk(std::string& out, const storage::DiskState& disk, std::uint64_t refused);
 
  private:
   bool batches_failing_ = false;  // writer thread only (on_batch)

@@ -29,6 +29,7 @@ std::string_view store_error_code(const Status& s) {
   switch (s.code()) {
     case Code::kMailboxFull: return "mailbox_full";
     case Code::kUnavailable: return "unavailable";
+    case Code::kStoreFull: return "store_full";
     case Code::kIoError: return "store_error";
     case Code::kInvalidArgument: return "bad_request";
     case Code::kTooLarge: return "too_large";
@@ -90,6 +91,11 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
     return refuse_send(sender, from, req, /*took_token=*/false, "too_large",
                   fmt::format("body is {} bytes; the limit is {}", req.body.size(), cfg.max_body_bytes));
   }
+  if (ctx_.disk_guard && ctx_.disk_guard->full()) {  // protocol 4.4: a full disk refuses new messages
+    ctx_.disk_guard->count_refused();
+    return refuse_send(sender, from, req, /*took_token=*/false, "store_full",
+                       "the server's disk is nearly full; new messages are refused for now");
+  }
   if (!ctx_.send_rate.take(from, ctx_.clock->now_ms(), cfg.send_rate_per_second, cfg.send_burst)) {
     return refuse_send(sender, from, req, /*took_token=*/false, "rate_limited",
                   fmt::format("send rate above {}/s; slow down and retry", cfg.send_rate_per_second));
@@ -137,6 +143,7 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
         // The store's completion thread: post only.
         if (!r) {
           std::string_view code = store_error_code(r.status());
+          if (r.status().code() == Code::kStoreFull && ctx_.disk_guard) ctx_.disk_guard->count_refused();
           ctx_.metrics.count_send_error(code);
           sender->post_frame(share(proto::encode_error(
               rid, code, r.status().message().empty() ? std::string(code) : r.status().message())));

@@ -235,6 +235,7 @@ class Server::Impl {
     if (!token) return token.status();
     ctx_.admin_token = std::move(*token);
 
+    start_disk_guard(cfg, dir.string());  // before the store: on a full disk the ballast goes first
     storage::StoreOptions so;
     so.path = (dir / "store").string();
     so.max_messages = cfg.max_messages;
@@ -247,6 +248,9 @@ class Server::Impl {
     so.max_queued_requests = cfg.max_queued_writes;
     so.block_cache_bytes = cfg.block_cache_mb << 20;
     so.clock = ctx_.clock;
+    so.refuse_new_messages = [guard = ctx_.disk_guard.get()] {
+      return guard->refresh_if_older(std::chrono::milliseconds(10));  // a statvfs per batch at most
+    };
     auto store = storage::open_store(so);
     if (!store) return store.status();
     ctx_.database = std::move(*store);
@@ -284,6 +288,28 @@ class Server::Impl {
                  cfg.client_tls() ? "wss" : "ws", client_ep->host, client_.port(), cfg.admin_tls() ? "https" : "http",
                  admin_ep->host, admin_.port(), cfg.data_dir, threads_);
     return Status::ok();
+  }
+
+  void start_disk_guard(const Config& cfg, const std::string& dir) {
+    storage::DiskGuardOptions o;
+    o.dir = dir;
+    o.min_free_bytes = cfg.min_free_bytes;
+    o.min_free_percent = cfg.min_free_percent;
+    o.resume_free_bytes = cfg.resume_free_bytes;
+    o.critical_free_bytes = cfg.critical_free_bytes;
+    o.ballast_bytes = cfg.ballast_bytes;
+    o.interval = std::chrono::milliseconds(cfg.disk_check_ms);
+    ctx_.disk_guard = std::make_unique<storage::DiskGuard>(o, [](const storage::DiskState& s, const char* what) {
+      auto& log = logger_for(LogComponent::kStore);
+      const auto level = std::string_view(what) == "resumed" || std::string_view(what) == "ballast recreated"
+                             ? spdlog::level::info
+                             : spdlog::level::warn;
+      log.log(level,
+               "disk {}: {} bytes free ({} usable), refuse below {} resume at {}, ballast {} ({} bytes){}", what,
+               s.available, s.usable, s.low_mark, s.high_mark, s.ballast_present ? "on disk" : "released",
+               s.ballast_bytes, s.full ? "; new messages are refused with store_full" : "");
+    });
+    ctx_.disk_guard->start();
   }
 
   int run() {

@@ -32,6 +32,10 @@ struct StoreOptions {
   // When > 0, messages expire after this many milliseconds instead of
   // ttl_days (finer control than days, e.g. for tests).
   std::int64_t ttl_ms_override = 0;
+  // When set, called on the writer thread once per batch: true refuses the
+  // batch's new messages with store_full (resends still get their first
+  // result; acks, purges and sweeps go on). omsd passes its DiskGuard.
+  std::function<bool()> refuse_new_messages;
   // Tests only: when set, called on the writer thread before each batch
   // write; a non-OK Status fails that write exactly as if the back end's
   // write had failed (nothing of the batch is written).

@@ -64,6 +64,7 @@ struct RocksMailboxStore::Batch {
   std::unordered_map<std::string, StagedMeta> touched;
   std::int64_t now_ms = 0;
   bool assigned_seq = false;
+  bool refuse_new = false;  // StoreOptions::refuse_new_messages said so for this batch
   Status failed;  // a read failed: the whole batch fails
   std::uint64_t appended = 0, duplicates = 0, acked = 0, purged = 0, expired = 0;
   std::int64_t delta_messages = 0, delta_bytes = 0;
@@ -175,6 +176,7 @@ void RocksMailboxStore::Batch::reset(std::int64_t now) {
   clear(touched);
   now_ms = now;
   assigned_seq = false;
+  refuse_new = false;
   failed = Status::ok();
   appended = duplicates = acked = purged = expired = 0;
   delta_messages = delta_bytes = 0;
@@ -184,6 +186,7 @@ void RocksMailboxStore::commit(std::vector<WriteRequest>& requests,
                                std::vector<WriteOutcome>& outcomes) {
   Batch& b = writer_->batch;
   b.reset(clock_->now_ms());
+  b.refuse_new = opts_.refuse_new_messages && opts_.refuse_new_messages();
   for (auto& r : requests) {
     if (!b.failed.is_ok()) {
       outcomes.push_back({});
@@ -316,6 +319,12 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, AppendOp& op) {
       return {};
     }
   }
+
+  // (After the dedup check: a resend still gets its first result.)
+  if (b.refuse_new)
+    return {Status::store_full("the server's disk is nearly full; new messages are refused for now"),
+            {},
+            0};
 
   StagedMeta* staged = staged_meta(b, req.mailbox);
   if (!staged) return {};

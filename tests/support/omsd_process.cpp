@@ -102,7 +102,7 @@ std::filesystem::path write_config_file(const std::filesystem::path& file, std::
 OmsdProcess::OmsdProcess(OmsdOptions opts) : opts_(std::move(opts)), root_("omsd-it") {
   ::signal(SIGPIPE, SIG_IGN);  // a write to a closed socket must fail, not kill the tests
   if (omsd_binary_path().empty()) throw TestError("the omsd binary path is empty");
-  data_dir_ = root_.path() / "data";
+  data_dir_ = opts_.data_dir.empty() ? root_.path() / "data" : opts_.data_dir;
   std::filesystem::create_directories(data_dir_);
   if (!opts_.config_toml.empty())
     config_file_ = write_config_file(root_.path() / "omsd.toml", opts_.config_toml);
@@ -177,7 +177,7 @@ void OmsdProcess::start() {
           last_error = e.what();
           return false;
         }
-        return last_status == 200;
+        return last_status == 200 || (!opts_.wait_ready && last_status != 0);
       },
       opts_.start_timeout, milliseconds(10));
   if (exited) {

@@ -35,6 +35,13 @@ struct OmsdOptions {
   // Appended after the standard arguments on every (re)start.
   std::vector<std::string> extra_args;
   std::chrono::milliseconds start_timeout = std::chrono::seconds(20);
+  // The data dir (created when absent); empty = <root>/data. The hostile
+  // full-disk test puts it on a small tmpfs.
+  std::filesystem::path data_dir;
+  // Start-up waits for GET /readyz == 200 (true) or only for ports.json and
+  // an answering /readyz, whatever its status (false: an omsd started on a
+  // full disk is up but not ready).
+  bool wait_ready = true;
 };
 
 // Options with just a TOML config / just extra arguments.
