@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -97,6 +98,7 @@ class RocksMailboxStore final : public MailboxStore {
   // more than one chunk.
   struct Sweeper {
     std::mutex mu;
+    std::condition_variable cv;  // stopping (ends the pause between chunks)
     bool running = false;
     bool stopping = false;
     std::vector<CountCallback> waiters;  // answered when the running sweep ends

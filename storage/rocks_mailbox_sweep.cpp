@@ -9,7 +9,9 @@
 // writer never does more than one chunk's point reads and deletes at a time,
 // and appends and acks queued meanwhile go in the next batch: a sweep of a
 // million entries costs the rest of the traffic at most one small batch of
-// waiting at a time.
+// waiting at a time. Between chunks it rests as long as the chunk took.
+#include <algorithm>
+#include <chrono>
 #include <future>
 #include <utility>
 
@@ -70,24 +72,27 @@ void RocksMailboxStore::stop_sweeper() {
     sweeper_->stopping = true;
     t = std::move(sweeper_->thread);
   }
+  sweeper_->cv.notify_all();
   if (t.joinable()) t.join();  // it stops after its current chunk
 }
 
 void RocksMailboxStore::run_sweep() {
   std::uint64_t removed = 0;
   Status status;
-  auto stopping = [&] {
-    std::lock_guard<std::mutex> lock(sweeper_->mu);
+  // Between chunks the sweep rests as long as the last chunk took (scan and
+  // write): at most half of a core and of the writer's time go to it, and a
+  // sweep of a million entries takes some tens of seconds.
+  auto rest = [&](std::chrono::steady_clock::duration took) {
+    std::unique_lock<std::mutex> lock(sweeper_->mu);
+    sweeper_->cv.wait_for(lock, std::min<std::chrono::steady_clock::duration>(took, std::chrono::seconds(1)),
+                          [&] { return sweeper_->stopping; });
     return sweeper_->stopping;
   };
   for (int phase = ttl_ms_ > 0 ? 0 : 1; phase < 2 && status.is_ok(); ++phase) {
     std::string resume;
     bool done = false;
     while (!done && status.is_ok()) {
-      if (stopping()) {
-        status = Status::unavailable("the store is closing");
-        break;
-      }
+      const auto t0 = std::chrono::steady_clock::now();
       SweepOp op;
       status = phase == 0 ? scan_messages(resume, done, op.message_keys)
                           : scan_dedup(resume, done, op.dedup_keys);
@@ -95,6 +100,8 @@ void RocksMailboxStore::run_sweep() {
       auto r = submit_chunk(std::move(op));
       if (r) removed += *r;
       else status = r.status();
+      if (status.is_ok() && rest(std::chrono::steady_clock::now() - t0))
+        status = Status::unavailable("the store is closing");
     }
   }
   std::vector<CountCallback> waiters;

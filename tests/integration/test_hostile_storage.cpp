@@ -150,21 +150,28 @@ TEST_CASE("hostile: backups go only under [backup] dir, private, and writes go o
 TEST_CASE("hostile: an expiry sweep of many expired entries does not stall sends") {
   std::size_t entries = 100000;
   if (const char* e = std::getenv("OMS_HOSTILE_SWEEP_ENTRIES")) entries = std::strtoull(e, nullptr, 10);
-  OmsdProcess omsd(with_config(
-      "[mailbox]\nttl_seconds = 3600\ndedup_window_seconds = 3600\nsweep_interval_seconds = 2\n"));
-
-  // Quiet: the same bystander with nothing to sweep.
-  Bystander quiet(omsd, {.user = "quiet@contoso.com", .max_rounds = 40});
-  quiet.wait_rounds(40, std::chrono::seconds(60));
-  quiet.stop();
+  auto config = [](int sweep_interval) {
+    return fmt::format("[mailbox]\nttl_seconds = 3600\ndedup_window_seconds = 3600\nsweep_interval_seconds = {}\n",
+                       sweep_interval);
+  };
+  OmsdProcess omsd(with_config(config(86400)));
 
   // Seed `entries` messages and dedup entries two hours old (expired for
-  // both the TTL and the dedup window), then start again: the first sweep
-  // (2 s after the start) has all of them to remove while the bystander sends.
+  // both the TTL and the dedup window) with omsd stopped and no sweep due.
   REQUIRE(omsd.stop() == 0);
   oms::ManualClock past;
   past.set_ms(oms::SystemClock::instance().now_ms() - 2 * 3600 * 1000);
   seed_store(omsd, entries, 100, &past);
+  omsd.restart();
+
+  // Quiet: the bystander on that store, nothing being swept.
+  Bystander quiet(omsd, {.user = "quiet@contoso.com", .max_rounds = 60});
+  quiet.wait_rounds(60, std::chrono::seconds(120));
+  quiet.stop();
+
+  // Again with a sweep 1 s after the start: it has every seeded entry to
+  // remove while the bystander sends.
+  write_config_file(omsd.config_file(), config(1));
   omsd.restart();
   Bystander bystander(omsd, {.max_time = std::chrono::seconds(300)});
   const auto t0 = std::chrono::steady_clock::now();
