@@ -27,7 +27,7 @@ namespace oms::storage {
 namespace {
 
 // Deletes per writer batch.
-constexpr std::size_t kSweepChunk = 1000;
+constexpr std::size_t kSweepChunk = 500;
 
 // Positions `it` at the first key after `resume` (at the first key when
 // `resume` is empty).

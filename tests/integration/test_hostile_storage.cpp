@@ -141,8 +141,9 @@ TEST_CASE("hostile: backups go only under [backup] dir, private, and writes go o
   CHECK(sends.p99() < 250.0);
   hostile_report("backup: caller's path, '../' name; 3 checkpoints of a 40 MB store under traffic",
                  "400 path_not_allowed / bad_backup_name; dirs 0700, files 0600; writes not blocked",
-                 fmt::format("refused, nothing written; checkpoint {} ms, writes paused {} us; private: {}",
-                             took_max, pause_max, open_file.empty() ? "yes" : "NO"),
+                 fmt::format("path/name refused: {}/{}/{} (HTTP); checkpoint {} ms, writes paused {} us; private: {}",
+                             abs_path.status, rel_path.status, climb.status, took_max, pause_max,
+                             open_file.empty() ? "yes" : "NO"),
                  fmt::format("quiet send p99 {}; during backups {}", ms(quiet.sends().p99()),
                              bystander.summary()));
 }
@@ -194,7 +195,7 @@ TEST_CASE("hostile: an expiry sweep of many expired entries does not stall sends
   CHECK(during.p99() <= 3 * quiet_p99 + 20.0);
   CHECK(during.max() < 500.0);
   hostile_report(fmt::format("expiry sweep of {} expired messages + {} dedup entries", entries, entries),
-                 "chunks of 1000 deletes through the writer; send p99 <= 2x quiet (asserted 3x + 20 ms)",
+                 "chunks of 500 deletes through the writer; send p99 <= 2x quiet (asserted 3x + 20 ms)",
                  fmt::format("{} removed in ~{:.1f} s (from restart)", removed, sweep_s),
                  fmt::format("send p99 quiet {} / during sweep {} (max {}), {} sends",
                              ms(quiet_p99), ms(during.p99()), ms(during.max()), during.count()));
