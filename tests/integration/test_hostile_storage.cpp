@@ -152,7 +152,9 @@ TEST_CASE("hostile: an expiry sweep of many expired entries does not stall sends
   std::size_t entries = 100000;
   if (const char* e = std::getenv("OMS_HOSTILE_SWEEP_ENTRIES")) entries = std::strtoull(e, nullptr, 10);
   auto config = [](int sweep_interval) {
-    return fmt::format("[mailbox]\nttl_seconds = 3600\ndedup_window_seconds = 3600\nsweep_interval_seconds = {}\n",
+    // (max_messages: the bystander's peer mailbox fills during a long sweep.)
+    return fmt::format("[mailbox]\nttl_seconds = 3600\ndedup_window_seconds = 3600\nsweep_interval_seconds = {}\n"
+                       "max_messages = 1000000\n",
                        sweep_interval);
   };
   OmsdProcess omsd(with_config(config(86400)));
@@ -166,8 +168,8 @@ TEST_CASE("hostile: an expiry sweep of many expired entries does not stall sends
   omsd.restart();
 
   // Quiet: the bystander on that store, nothing being swept.
-  Bystander quiet(omsd, {.user = "quiet@contoso.com", .max_rounds = 60});
-  quiet.wait_rounds(60, std::chrono::seconds(120));
+  Bystander quiet(omsd, {.user = "quiet@contoso.com", .max_rounds = 200});
+  quiet.wait_rounds(200, std::chrono::seconds(180));
   quiet.stop();
 
   // Again with a sweep 1 s after the start: it has every seeded entry to
