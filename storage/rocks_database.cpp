@@ -252,8 +252,8 @@ Status RocksDatabase::checkpoint(const std::string& dir) const {
   // one memtable switch at a time (last_checkpoint_pause_us(): the longest).
   std::int64_t longest_us = 0;
   for (rocksdb::ColumnFamilyHandle* h : handles_) {  // one memtable switch per hold
-    const auto t0 = std::chrono::steady_clock::now();
     std::lock_guard<std::mutex> lock(wal_watch_->write_mu());
+    const auto t0 = std::chrono::steady_clock::now();  // writes wait from here
     if (wal_watch_->wal_failed())
       return Status::io_error(
           "checkpoint: the write-ahead log failed and RocksDB has not moved to a new one yet");
