@@ -314,8 +314,7 @@ AdminResponse take_backup(const AdminCall& call) {
                                          {"bytes", bytes},
                                          {"files", files},
                                          {"created_at", format_iso8601_ms(started)},
-                                         {"took_ms", ctx.clock->now_ms() - started},
-                                         {"write_pause_us", ctx.database->last_checkpoint_pause_us()}});
+                                         {"took_ms", ctx.clock->now_ms() - started}});
 }
 
 // ---- /v1/configuration/im ----

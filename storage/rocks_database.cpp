@@ -5,9 +5,7 @@
 #include "storage/rocks_database.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cassert>
-#include <chrono>
 #include <limits>
 #include <mutex>
 #include <string>
@@ -72,7 +70,6 @@ class RocksDatabase final : public Store {
   MailboxStore& mailboxes() override { return *mailboxes_; }
   PolicyStore& policies() override { return *policies_; }
   Status checkpoint(const std::string& dir) const override;
-  std::int64_t last_checkpoint_pause_us() const override { return last_checkpoint_pause_us_.load(); }
 
  private:
   Status open_db(const StoreOptions& opts);
@@ -91,7 +88,6 @@ class RocksDatabase final : public Store {
   rocksdb::ColumnFamilyHandle* cf_im_ = nullptr;
   std::unique_ptr<MailboxStore> mailboxes_;
   std::unique_ptr<PolicyStore> policies_;
-  mutable std::atomic<std::int64_t> last_checkpoint_pause_us_{0};
 };
 
 Status RocksDatabase::open(const StoreOptions& opts) {
@@ -242,31 +238,16 @@ rocksdb::Status RocksDatabase::keep_memtable_entry() {
 }
 
 Status RocksDatabase::checkpoint(const std::string& dir) const {
-  // Writes go on during a checkpoint. Only a memtable switch needs
-  // write_mu() (with a failed WAL it would abort: wal_watch.h), so the flush
-  // that turns the memtables into files (hard links in the checkpoint) is
-  // started under it, without waiting for it; the checkpoint itself then
-  // flushes nothing (log_size_for_flush = max) and copies whatever WAL is
-  // still live, up to the size it had when the file list was taken:
-  // consistent, as RocksDB's live checkpoints are. write_mu() is held for
-  // one memtable switch at a time (last_checkpoint_pause_us(): the longest).
-  std::int64_t longest_us = 0;
-  for (rocksdb::ColumnFamilyHandle* h : handles_) {  // one memtable switch per hold
-    std::lock_guard<std::mutex> lock(wal_watch_->write_mu());
-    const auto t0 = std::chrono::steady_clock::now();  // writes wait from here
-    if (wal_watch_->wal_failed())
-      return Status::io_error(
-          "checkpoint: the write-ahead log failed and RocksDB has not moved to a new one yet");
-    rocksdb::FlushOptions fo;
-    fo.wait = false;
-    fo.allow_write_stall = true;
-    rocksdb::Status fs = db_->Flush(fo, h);
-    if (!fs.ok()) return from_rocks(fs, "flushing before a checkpoint");
-    longest_us = std::max<std::int64_t>(
-        longest_us,
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
-  }
-  last_checkpoint_pause_us_.store(longest_us);
+  // Writes go on during a checkpoint: it takes no lock and flushes nothing
+  // (log_size_for_flush = max), so no memtable is switched (a switch would
+  // need write_mu(): wal_watch.h, and costs tens of milliseconds on a busy
+  // disk). The SST files are hard-linked and the live WAL files copied up to
+  // the size they had when RocksDB took the file list: consistent (every
+  // write goes to the WAL; only keep_memtable_entry() does not, and it
+  // changes nothing). Restoring replays that WAL.
+  if (wal_watch_->wal_failed())
+    return Status::io_error(
+        "checkpoint: the write-ahead log failed and RocksDB has not moved to a new one yet");
   rocksdb::Checkpoint* raw = nullptr;
   rocksdb::Status s = rocksdb::Checkpoint::Create(db_, &raw);
   if (!s.ok()) return from_rocks(s, "creating a checkpoint");

@@ -10,7 +10,6 @@
 // Thread-safe: any thread may call any method.
 #pragma once
 
-#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -33,10 +32,8 @@ class Store {
   virtual PolicyStore& policies() = 0;
   // A consistent copy of everything (mailboxes and policies) into `dir`,
   // which must not exist; open_store() opens it like the original.
-  // Appends and acks go on meanwhile; writes wait only while it switches
-  // memtables, for last_checkpoint_pause_us() (the last checkpoint's).
+  // Appends and acks go on meanwhile (nothing waits for it).
   virtual Status checkpoint(const std::string& dir) const = 0;
-  virtual std::int64_t last_checkpoint_pause_us() const { return 0; }
 };
 
 // Opens (creating when absent) the store `options` describe.

@@ -111,7 +111,7 @@ TEST_CASE("hostile: backups go only under [backup] dir, private, and writes go o
   quiet.stop();
   Bystander bystander(omsd, {});
   REQUIRE(bystander.wait_rounds(3));
-  std::int64_t took_max = 0, pause_max = 0;
+  std::int64_t took_max = 0;
   constexpr int kBackups = 3;
   for (int i = 0; i < kBackups; ++i) {
     HttpResult r = admin.post("/v1/backup", boost::json::object{{"name", fmt::format("hostile-{}", i)}});
@@ -122,8 +122,6 @@ TEST_CASE("hostile: backups go only under [backup] dir, private, and writes go o
     if (r.status == 400) r = admin.request(http::verb::post, "/v1/backup");
     if (r.status == 200) {
       took_max = std::max<std::int64_t>(took_max, int_of(r.json.as_object(), "took_ms"));
-      if (r.json.as_object().contains("write_pause_us"))
-        pause_max = std::max<std::int64_t>(pause_max, int_of(r.json.as_object(), "write_pause_us"));
     }
     const int at = bystander.rounds();
     CHECK(bystander.wait_rounds(at + 2));
@@ -138,11 +136,11 @@ TEST_CASE("hostile: backups go only under [backup] dir, private, and writes go o
   INFO(bystander.summary());
   CHECK(sends.failures == 0);
   CHECK(bystander.signins().failures == 0);
-  CHECK(sends.p99() < 250.0);
+  CHECK(sends.p99() < 150.0);  // a checkpoint that blocks writes shows here (baseline: ~200 ms)
   hostile_report("backup: caller's path, '../' name; 3 checkpoints of a 40 MB store under traffic",
                  "400 path_not_allowed / bad_backup_name; dirs 0700, files 0600; writes not blocked",
-                 fmt::format("path/name refused: {}/{}/{} (HTTP); checkpoint {} ms, writes paused {} us; private: {}",
-                             abs_path.status, rel_path.status, climb.status, took_max, pause_max,
+                 fmt::format("path/name refused: {}/{}/{} (HTTP); checkpoint up to {} ms; private: {}",
+                             abs_path.status, rel_path.status, climb.status, took_max,
                              open_file.empty() ? "yes" : "NO"),
                  fmt::format("quiet send p99 {}; during backups {}", ms(quiet.sends().p99()),
                              bystander.summary()));
