@@ -14,6 +14,7 @@
 #include "common/ids.h"
 #include "common/iso8601.h"
 #include "server/admin_routes.h"
+#include "server/backup.h"
 #include "server/context.h"
 #include "storage/mailbox_store.h"
 #include "storage/policy_store.h"
@@ -284,38 +285,51 @@ AdminResponse no_such_user_resource(const AdminCall& call) { return no_such_endp
 // ---- /v1/backup ----
 
 // A RocksDB checkpoint of the store (consistent; hard links when it is on
-// the store's file system). The directory it creates is a complete store/:
-// restoring is copying it to DATA_DIR/store (deploy/OPERATIONS.md, "Backup and restore").
+// the store's file system) into `[backup] dir`/NAME, never anywhere else
+// (protocol 4.4). The directory it creates is a complete store/: restoring
+// is copying it to DATA_DIR/store (deploy/OPERATIONS.md, "Backup and
+// restore"). Directories are made 0700 and files 0600 (the checkpoint's
+// copies would have the umask's mode); appends and acks go on meanwhile
+// (storage/rocks_database.cpp).
 AdminResponse take_backup(const AdminCall& call) {
   ServerContext& ctx = call.ctx;
-  std::filesystem::path dir;
+  std::string name;
   if (!call.req.body.empty()) {
-    auto parsed = parse_object(call.req.body, {"path"});
+    auto parsed = parse_object(call.req.body, {"name", "path"});
     if (auto* e = std::get_if<AdminResponse>(&parsed)) return *e;
     const auto& o = std::get<json::object>(parsed);
-    if (auto it = o.find("path"); it != o.end()) {
-      if (!it->value().is_string() || it->value().as_string().empty())
-        return bad_request("'path' must be a non-empty string");
-      dir = std::string(it->value().as_string());
-      if (!dir.is_absolute()) return bad_request("'path' must be an absolute path");
+    if (o.contains("path"))
+      return admin_error(400, "path_not_allowed",
+                         "backups go to the configured [backup] dir; give a 'name', not a 'path'");
+    if (auto it = o.find("name"); it != o.end()) {
+      if (!it->value().is_string() || !valid_backup_name(it->value().as_string()))
+        return admin_error(400, "bad_backup_name",
+                           "'name' must be 1-64 characters of A-Z a-z 0-9 . _ - (not '.' or '..')");
+      name = std::string(it->value().as_string());
     }
   }
+  if (name.empty()) name = backup_name(ctx.clock->now_ms());
   std::error_code ec;
-  if (dir.empty())
-    dir = std::filesystem::absolute(ctx.config.data_dir, ec) / "backups" / backup_name(ctx.clock->now_ms());
-  dir = dir.lexically_normal();
-  if (!dir.has_filename()) dir = dir.parent_path();
-  if (std::filesystem::exists(dir, ec))
-    return admin_error(409, "already_exists", fmt::format("'{}' already exists", dir.string()));
-  std::filesystem::create_directories(dir.parent_path(), ec);
-  if (ec)
-    return admin_error(500, "backup_failed",
-                       fmt::format("cannot create '{}': {}", dir.parent_path().string(), ec.message()));
+  std::filesystem::path root = ctx.config.backup_dir.empty()
+                                   ? std::filesystem::path(ctx.config.data_dir) / "backups"
+                                   : std::filesystem::path(ctx.config.backup_dir);
+  root = std::filesystem::absolute(root, ec).lexically_normal();
+  if (!root.has_filename()) root = root.parent_path();
+  const std::filesystem::path dir = root / name;
+  if (std::filesystem::exists(std::filesystem::symlink_status(dir, ec)))
+    return admin_error(409, "already_exists", fmt::format("backup '{}' already exists", name));
+  if (Status s = make_private_dir(root); !s) return admin_error(500, "backup_failed", s.message());
   const std::int64_t started = ctx.clock->now_ms();
-  if (Status s = ctx.database->checkpoint(dir.string()); !s) return admin_error(500, "backup_failed", s.message());
+  if (Status s = ctx.database->checkpoint(dir.string()); !s) {
+    if (std::filesystem::exists(std::filesystem::symlink_status(dir, ec)))  // a race on the name
+      return admin_error(409, "already_exists", fmt::format("backup '{}' already exists", name));
+    return admin_error(500, "backup_failed", s.message());
+  }
+  if (Status s = make_tree_private(dir); !s) return admin_error(500, "backup_failed", s.message());
   const auto [bytes, files] = tree_size(dir);
   ctx.metrics.backups_total.fetch_add(1, std::memory_order_relaxed);
-  return json_response(200, json::object{{"path", dir.string()},
+  return json_response(200, json::object{{"name", name},
+                                         {"path", dir.string()},
                                          {"bytes", bytes},
                                          {"files", files},
                                          {"created_at", format_iso8601_ms(started)},

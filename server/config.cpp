@@ -34,6 +34,7 @@ const std::set<std::string, std::less<>> kKnownKeys = {
     "log.level", "log.format",
     "log.levels",
     "tls.cert_file", "tls.key_file", "tls.client", "tls.admin", "tls.min_version",
+    "backup.dir",
 };
 
 Status bad(std::string_view key, std::string_view why) {
@@ -191,6 +192,7 @@ Status apply_toml(const toml::table& t, Config& c) {
   OMS_TRY(read_bool(t, "tls.client", c.tls_client));
   OMS_TRY(read_bool(t, "tls.admin", c.tls_admin));
   OMS_TRY(read_string(t, "tls.min_version", c.tls_min_version));
+  OMS_TRY(read_string(t, "backup.dir", c.backup_dir));
   return Status::ok();
 }
 

@@ -101,6 +101,10 @@ struct Config {
   bool tls_admin = true;      // the admin listener (server.admin_listen) uses TLS
   std::string tls_min_version = "1.2";  // "1.2" | "1.3"
 
+  // [backup]: where POST /v1/backup writes (by name, mode 0700); empty =
+  // DATA_DIR/backups.
+  std::string backup_dir;
+
   std::string config_file;  // where the TOML came from (empty = none)
 
   bool tls_configured() const { return !tls_cert_file.empty(); }

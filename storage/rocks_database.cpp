@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -237,9 +238,13 @@ rocksdb::Status RocksDatabase::keep_memtable_entry() {
 }
 
 Status RocksDatabase::checkpoint(const std::string& dir) const {
-  // A checkpoint flushes (switches memtables), which with a failed WAL would
-  // abort (wal_watch.h); writes wait meanwhile.
-  std::lock_guard<std::mutex> lock(wal_watch_->write_mu());
+  // Writes go on during a checkpoint: it takes no lock and flushes nothing
+  // (log_size_for_flush = max), so no memtable is switched (a switch would
+  // need write_mu(): wal_watch.h, and costs tens of milliseconds on a busy
+  // disk). The SST files are hard-linked and the live WAL files copied up to
+  // the size they had when RocksDB took the file list: consistent (every
+  // write goes to the WAL; only keep_memtable_entry() does not, and it
+  // changes nothing). Restoring replays that WAL.
   if (wal_watch_->wal_failed())
     return Status::io_error(
         "checkpoint: the write-ahead log failed and RocksDB has not moved to a new one yet");
@@ -247,7 +252,7 @@ Status RocksDatabase::checkpoint(const std::string& dir) const {
   rocksdb::Status s = rocksdb::Checkpoint::Create(db_, &raw);
   if (!s.ok()) return from_rocks(s, "creating a checkpoint");
   std::unique_ptr<rocksdb::Checkpoint> cp(raw);
-  s = cp->CreateCheckpoint(dir);
+  s = cp->CreateCheckpoint(dir, std::numeric_limits<std::uint64_t>::max());
   if (!s.ok()) return from_rocks(s, fmt::format("checkpoint into '{}'", dir));
   return Status::ok();
 }

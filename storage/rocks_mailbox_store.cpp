@@ -107,7 +107,10 @@ RocksMailboxStore::RocksMailboxStore(rocksdb::DB* db, MailboxColumnFamilies cfs,
                  commit(requests, outcomes);
                }) {}
 
-RocksMailboxStore::~RocksMailboxStore() { batcher_.stop(); }
+RocksMailboxStore::~RocksMailboxStore() {
+  stop_sweeper();  // its last chunk goes through the batcher
+  batcher_.stop();
+}
 
 Status RocksMailboxStore::load() {
   rocksdb::ReadOptions ro;
@@ -151,9 +154,6 @@ void RocksMailboxStore::ack(std::string mailbox, std::vector<std::uint64_t> seqs
 }
 void RocksMailboxStore::purge(std::string mailbox, CountCallback done) {
   batcher_.enqueue(PurgeOp{std::move(mailbox), std::move(done)});
-}
-void RocksMailboxStore::sweep_expired(CountCallback done) {
-  batcher_.enqueue(SweepOp{std::move(done)});
 }
 
 // ---------------------------------------------------------------------------
@@ -493,99 +493,57 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, PurgeOp& op) {
   return {Status::ok(), {}, doomed.size()};
 }
 
-WriteOutcome RocksMailboxStore::apply(Batch& b, SweepOp&) {
-  // Messages of a mailbox are in seq order, which is arrival order, so the
-  // expired ones are its head: scan each mailbox until the first live
-  // message, then seek to the next mailbox. (Should the clock step back, a
-  // message stuck behind a younger one is removed by a later sweep; reads
-  // never return it meanwhile.)
+// A chunk of the expiry sweep (rocks_mailbox_sweep.cpp): keys its scan found
+// expired, off this thread. Each is checked again here (an ack, a purge or
+// a new dedup entry may have come since) and deleted only if it is still
+// there and still expired.
+WriteOutcome RocksMailboxStore::apply(Batch& b, SweepOp& op) {
   std::uint64_t removed = 0;
-  if (ttl_ms_ > 0) {
-    struct Doomed {
-      std::string mailbox;
-      std::vector<std::pair<std::string, std::uint64_t>> keys;  // key, seq
-      std::uint64_t bytes = 0;
-    };
-    std::vector<Doomed> doomed;
-    rocksdb::ReadOptions ro;
-    {
-      // Messages appended in this batch are new (never expired); those
-      // deleted in it are gone.
-      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_.messages));
-      it->SeekToFirst();
-      while (it->Valid()) {
-        auto key = keys::decode_message_key(it->key().ToStringView());
-        if (!key || b.messages.count(key->seq) != 0) {  // not ours, or deleted here
-          it->Next();
-          continue;
-        }
-        auto m = keys::decode_message_value(it->value().ToStringView());
-        if (m && !expired(m->sent_at_ms, b.now_ms)) {
-          const std::string next = keys::mailbox_range_end(key->mailbox);
-          it->Seek(next);
-          if (it->Valid() && it->key() == rocksdb::Slice(next)) it->Next();  // never loop
-          continue;
-        }
-        // Expired (or unreadable: nothing could ever deliver it).
-        if (doomed.empty() || doomed.back().mailbox != key->mailbox)
-          doomed.push_back({std::string(key->mailbox), {}, 0});
-        doomed.back().keys.emplace_back(it->key().ToString(), key->seq);
-        doomed.back().bytes += m ? m->body.size() : 0;
-        it->Next();
-      }
-      if (!it->status().ok()) {
-        b.failed = from_rocks(it->status(), "scanning for expired messages");
-        return {};
-      }
+  std::string value;
+  for (const auto& key_bytes : op.message_keys) {
+    auto key = keys::decode_message_key(key_bytes);
+    if (!key || b.messages.count(key->seq) != 0) continue;  // appended or deleted in this batch
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_.messages, key_bytes, &value);
+    if (s.IsNotFound()) continue;
+    if (!s.ok()) {
+      b.failed = from_rocks(s, "reading an expired message");
+      return {};
     }
-    for (auto& d : doomed) {
-      for (const auto& [key, seq] : d.keys) {
-        rocksdb::Status s = b.wb.Delete(cfs_.messages, key);
-        if (!s.ok()) {
-          b.failed = from_rocks(s, "building the batch");
-          return {};
-        }
-        b.messages.insert_or_assign(seq, InBatch{});
-      }
-      StagedMeta* staged = staged_meta(b, d.mailbox);
-      if (!staged) return {};
-      staged->meta.count -= std::min<std::uint64_t>(staged->meta.count, d.keys.size());
-      staged->meta.bytes -= std::min(staged->meta.bytes, d.bytes);
-      staged->dirty = true;
-      removed += d.keys.size();
-      b.delta_messages -= static_cast<std::int64_t>(d.keys.size());
-      b.delta_bytes -= static_cast<std::int64_t>(d.bytes);
+    auto m = keys::decode_message_value(value);
+    if (m && !expired(m->sent_at_ms, b.now_ms)) continue;
+    const std::uint64_t bytes = m ? m->body.size() : 0;
+    StagedMeta* staged = staged_meta(b, std::string(key->mailbox));
+    if (!staged) return {};
+    if (s = b.wb.Delete(cfs_.messages, key_bytes); !s.ok()) {
+      b.failed = from_rocks(s, "building the batch");
+      return {};
     }
+    b.messages.insert_or_assign(key->seq, InBatch{});
+    staged->meta.count -= std::min<std::uint64_t>(staged->meta.count, 1);
+    staged->meta.bytes -= std::min(staged->meta.bytes, bytes);
+    staged->dirty = true;
+    ++removed;
+    b.delta_messages -= 1;
+    b.delta_bytes -= static_cast<std::int64_t>(bytes);
   }
-  sweep_dedup(b);
+  for (const auto& key : op.dedup_keys) {
+    if (b.dedup.count(key) != 0) continue;  // written or deleted in this batch
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_.dedup, key, &value);
+    if (s.IsNotFound()) continue;
+    if (!s.ok()) {
+      b.failed = from_rocks(s, "reading a dedup entry");
+      return {};
+    }
+    auto d = keys::decode_dedup_value(value);
+    if (d && b.now_ms - d->created_ms < opts_.dedup_window_ms) continue;
+    if (s = b.wb.Delete(cfs_.dedup, key); !s.ok()) {
+      b.failed = from_rocks(s, "building the batch");
+      return {};
+    }
+    b.dedup.insert_or_assign(key, std::string());
+  }
   b.expired += removed;
   return {Status::ok(), {}, removed};
 }
 
-void RocksMailboxStore::sweep_dedup(Batch& b) {
-  std::vector<std::string> doomed;
-  rocksdb::ReadOptions ro;
-  {
-    // Entries written (or deleted) in this batch are not expired.
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_.dedup));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      if (b.dedup.count(it->key().ToString()) != 0) continue;
-      auto d = keys::decode_dedup_value(it->value().ToStringView());
-      if (!d || b.now_ms - d->created_ms >= opts_.dedup_window_ms)
-        doomed.push_back(it->key().ToString());
-    }
-    if (!it->status().ok()) {
-      b.failed = from_rocks(it->status(), "scanning dedup entries");
-      return;
-    }
-  }
-  for (const auto& key : doomed) {
-    rocksdb::Status s = b.wb.Delete(cfs_.dedup, key);
-    if (!s.ok()) {
-      b.failed = from_rocks(s, "building the batch");
-      return;
-    }
-    b.dedup.insert_or_assign(key, std::string());
-  }
-}
 }  // namespace oms::storage

@@ -6,15 +6,19 @@
 // thread calls commit(), which applies the batch's requests in order to one
 // rocksdb::WriteBatch, the mailbox rules (rocks_mailbox_store.cpp), and
 // writes it once. Reads (rocks_mailbox_reads.cpp) are plain RocksDB reads on
-// the caller's thread.
+// the caller's thread. The expiry sweep scans on a thread of its own and
+// deletes through the writer in small chunks (rocks_mailbox_sweep.cpp).
 //
 // Thread-safe, as MailboxStore says.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/clock.h"
@@ -86,7 +90,27 @@ class RocksMailboxStore final : public MailboxStore {
   // The mailbox's meta as staged in `b` (loaded on first touch); nullptr
   // when it could not be read (then b.failed is set).
   StagedMeta* staged_meta(Batch& b, const std::string& mailbox);
-  void sweep_dedup(Batch& b);
+
+  // The expiry sweep (rocks_mailbox_sweep.cpp): a thread of its own scans
+  // for expired messages and dedup entries, kSweepChunk keys at a time, and
+  // hands each chunk to the writer as one SweepOp, waiting for it before
+  // scanning on from where it stopped; appends and acks never wait behind
+  // more than one chunk.
+  struct Sweeper {
+    std::mutex mu;
+    std::condition_variable cv;  // stopping (ends the pause between chunks)
+    bool running = false;
+    bool stopping = false;
+    std::vector<CountCallback> waiters;  // answered when the running sweep ends
+    std::thread thread;
+  };
+  void run_sweep();
+  // The next chunk of expired keys from `resume` on (empty: from the start);
+  // sets `resume` to where the next chunk starts, `done` at the end.
+  Status scan_messages(std::string& resume, bool& done, std::vector<std::string>& out) const;
+  Status scan_dedup(std::string& resume, bool& done, std::vector<std::string>& out) const;
+  Result<std::uint64_t> submit_chunk(SweepOp op);
+  void stop_sweeper();
 
   rocksdb::DB* const db_;
   const MailboxColumnFamilies cfs_;
@@ -105,6 +129,7 @@ class RocksMailboxStore final : public MailboxStore {
   std::atomic<bool> writable_{true};
   std::atomic<BatchObserver*> observer_{nullptr};
   std::unique_ptr<Writer> writer_;
+  std::unique_ptr<Sweeper> sweeper_ = std::make_unique<Sweeper>();
   WriteBatcher batcher_;  // last: stopped (drained) before the rest goes
 };
 

@@ -32,6 +32,7 @@ class Store {
   virtual PolicyStore& policies() = 0;
   // A consistent copy of everything (mailboxes and policies) into `dir`,
   // which must not exist; open_store() opens it like the original.
+  // Appends and acks go on meanwhile (nothing waits for it).
   virtual Status checkpoint(const std::string& dir) const = 0;
 };
 

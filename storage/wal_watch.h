@@ -13,9 +13,9 @@
 // without them every write fails and the next memtable switch makes the
 // error fatal. (facebook/rocksdb#11643, #12998; fixed upstream in 9.x by
 // #12873.)
-// Hence every write to the database (the mailbox writer, policy writes,
-// checkpoints, whose flush switches memtables) goes under write_mu(), after
-// prepare_write():
+// Hence every write to the database (the mailbox writer, policy writes)
+// goes under write_mu(), after prepare_write() (checkpoints flush nothing,
+// switch no memtable and take no lock: rocks_database.cpp):
 //  - no write while wal_failed() (it would abort);
 //  - after each memtable switch (and once at first), an entry goes into an
 //    active memtable first (the keep-entry function), so that a recovery
@@ -62,7 +62,7 @@ class WalWatch final : public rocksdb::EventListener {
   bool wal_failed() const { return wal_failed_.load(); }
 
   // Writes `batch` under write_mu(), after prepare_write(): how every write
-  // to the database goes (checkpoints take write_mu() themselves).
+  // to the database goes.
   rocksdb::Status write(rocksdb::DB* db, const rocksdb::WriteOptions& wo, rocksdb::WriteBatch* batch) {
     std::lock_guard<std::mutex> lock(write_mu_);
     rocksdb::Status s = prepare_write();

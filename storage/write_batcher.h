@@ -45,7 +45,11 @@ struct PurgeOp {
   std::string mailbox;
   MailboxStore::CountCallback done;
 };
+// One chunk of an expiry sweep: keys a scan found expired (the back end
+// checks each again before deleting it).
 struct SweepOp {
+  std::vector<std::string> message_keys;
+  std::vector<std::string> dedup_keys;
   MailboxStore::CountCallback done;
 };
 using WriteRequest = std::variant<AppendOp, AckOp, PurgeOp, SweepOp>;

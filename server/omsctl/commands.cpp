@@ -2,7 +2,6 @@
 
 #include <charconv>
 #include <cstdint>
-#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -351,14 +350,10 @@ int cmd_metrics(const Context& ctx) {
 
 int cmd_backup(const Context& ctx) {
   auto ca = parse_command_args(ctx.args, 1, "backup", {});
-  expect_positionals(ca, "backup", 0, 1, "[PATH]");
+  expect_positionals(ca, "backup", 0, 1, "[NAME]");
+  // The server writes under its [backup] dir only: a NAME, not a path.
   json::object body;
-  if (!ca.positional.empty()) {
-    std::error_code ec;
-    auto path = std::filesystem::absolute(ca.positional[0], ec);
-    if (ec) value_error("backup: cannot make '" + ca.positional[0] + "' absolute: " + ec.message());
-    body["path"] = path.lexically_normal().string();
-  }
+  if (!ca.positional.empty()) body["name"] = ca.positional[0];
   json::value v = ctx.call(HttpMethod::kPost, "/v1/backup", json::value(body));
   if (!ctx.g.json) {
     std::cout << "backup " << text_of(field(v, "path")) << ": " << int_field(v, "bytes") << " bytes in "

@@ -37,10 +37,11 @@ Commands:
   health                                GET /readyz; exit 0 when ready
   metrics [--raw]                       counters and gauges of GET /metrics
                                         (--raw: the Prometheus text as is)
-  backup [PATH]                         a consistent copy of the store (RocksDB
-                                        checkpoint) into PATH, a directory on
-                                        the server's machine that must not
-                                        exist (default DATA_DIR/backups/<time>)
+  backup [NAME]                         a consistent copy of the store (RocksDB
+                                        checkpoint) into the server's [backup]
+                                        dir (default DATA_DIR/backups), as NAME
+                                        (A-Z a-z 0-9 . _ -, at most 64; must not
+                                        exist; default the UTC time), mode 0700
 )";
 
 constexpr std::string_view kOptions = R"(

@@ -11,6 +11,8 @@
 #include <set>
 #include <thread>
 
+#include <unistd.h>
+
 #include "tests/support/harness.h"
 
 using namespace oms::test;
@@ -80,8 +82,8 @@ TEST_CASE("backup: a checkpoint taken under load restores every message sent bef
   // Senders are busy; the backup is requested in the middle of their traffic.
   const bool warmed_up = counts_reach(30);
   const auto requested = SteadyClock::now();
-  const fs::path backup_dir = omsd.root_dir() / "backups" / "under-load";
-  const HttpResult res = omsd.admin().post("/v1/backup", boost::json::object{{"path", backup_dir.string()}});
+  const fs::path backup_dir = fs::absolute(omsd.data_dir() / "backups" / "under-load").lexically_normal();
+  const HttpResult res = omsd.admin().post("/v1/backup", boost::json::object{{"name", "under-load"}});
   std::vector<std::size_t> at_backup;
   for (auto& s : senders) at_backup.push_back(s->count.load());
   // ...and they keep sending after it.
@@ -148,35 +150,58 @@ TEST_CASE("backup: a checkpoint taken under load restores every message sent bef
   OMS_CHECK_SENT(alice->send(kBob, "after restore"), "stored");
 }
 
-TEST_CASE("backup: default path, refusals and the audit counter") {
+TEST_CASE("backup: default name, refusals and the audit counter") {
   OmsdProcess omsd;
   auto admin = omsd.admin();
+  const fs::path backups = fs::absolute(omsd.data_dir() / "backups").lexically_normal();
 
-  SUBCASE("no body: a timestamped directory under DATA_DIR/backups") {
+  SUBCASE("no body: a timestamped directory under DATA_DIR/backups, mode 0700") {
     const HttpResult r = admin.request(http::verb::post, "/v1/backup");
     OMS_CHECK_HTTP(r, 200);
     REQUIRE(r.json.is_object());
     const fs::path path = str_of(r.json.as_object(), "path");
-    CHECK(path.parent_path() == fs::absolute(omsd.data_dir() / "backups").lexically_normal());
+    CHECK(path.parent_path() == backups);
     CHECK(fs::exists(path / "CURRENT"));
+    CHECK((fs::status(backups).permissions() & fs::perms::all) == fs::perms::owner_all);
+    CHECK((fs::status(path).permissions() & fs::perms::all) == fs::perms::owner_all);
     const HttpResult m = admin.get("/metrics");
     CHECK(m.raw.find("\noms_backups_total 1\n") != std::string::npos);
   }
-  SUBCASE("an existing path: 409, nothing overwritten") {
-    const fs::path dir = omsd.root_dir() / "taken";
-    fs::create_directories(dir);
-    const HttpResult r = admin.post("/v1/backup", boost::json::object{{"path", dir.string()}});
+  SUBCASE("an existing name: 409, nothing overwritten") {
+    fs::create_directories(backups / "taken");
+    const HttpResult r = admin.post("/v1/backup", boost::json::object{{"name", "taken"}});
     OMS_CHECK_HTTP(r, 409);
     CHECK(r.error_code() == "already_exists");
+    CHECK(fs::is_empty(backups / "taken"));
   }
-  SUBCASE("a relative path or an unknown field: 400") {
-    OMS_CHECK_HTTP(admin.post("/v1/backup", boost::json::object{{"path", "relative/dir"}}), 400);
+  SUBCASE("a path, a bad name or an unknown field: 400") {
+    const HttpResult p = admin.post("/v1/backup", boost::json::object{{"path", "/tmp/x"}});
+    OMS_CHECK_HTTP(p, 400);
+    CHECK(p.error_code() == "path_not_allowed");
+    for (const char* bad : {"", ".", "..", "../x", "a/b", "/abs", "sp ace", "\xc3\xa9"}) {
+      INFO("name '" << bad << "'");
+      const HttpResult r = admin.post("/v1/backup", boost::json::object{{"name", bad}});
+      OMS_CHECK_HTTP(r, 400);
+      CHECK(r.error_code() == "bad_backup_name");
+    }
+    OMS_CHECK_HTTP(admin.post("/v1/backup", boost::json::object{{"name", std::string(65, 'a')}}), 400);
+    OMS_CHECK_HTTP(admin.post("/v1/backup", boost::json::object{{"name", 7}}), 400);
     OMS_CHECK_HTTP(admin.post("/v1/backup", boost::json::object{{"dir", "/tmp/x"}}), 400);
   }
   SUBCASE("no admin token: 401, no backup") {
-    const fs::path dir = omsd.root_dir() / "unauth";
-    OMS_CHECK_HTTP(admin.post("/v1/backup", boost::json::object{{"path", dir.string()}}, Auth::none()), 401);
-    CHECK(!fs::exists(dir));
+    OMS_CHECK_HTTP(admin.post("/v1/backup", boost::json::object{{"name", "unauth"}}, Auth::none()), 401);
+    CHECK(!fs::exists(backups / "unauth"));
   }
   SUBCASE("GET is not allowed") { OMS_CHECK_HTTP(admin.get("/v1/backup"), 405); }
+}
+
+TEST_CASE("backup: [backup] dir from the config") {
+  const fs::path where = fs::temp_directory_path() / ("oms-backup-dir-" + std::to_string(::getpid()));
+  fs::remove_all(where);
+  OmsdProcess omsd(with_config("[backup]\ndir = \"" + where.string() + "\"\n"));
+  const HttpResult r = omsd.admin().post("/v1/backup", boost::json::object{{"name", "configured"}});
+  OMS_CHECK_HTTP(r, 200);
+  CHECK(fs::exists(where / "configured" / "CURRENT"));
+  CHECK(!fs::exists(omsd.data_dir() / "backups"));
+  fs::remove_all(where);
 }

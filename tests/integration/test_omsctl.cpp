@@ -229,13 +229,15 @@ TEST_CASE("omsctl: backup writes a checkpoint and metrics lists the counters") {
     auto alice = sign_in(omsd, kAlice);
     OMS_CHECK_SENT(alice->send(kBob, "in the backup"), "stored");
   }
-  const auto dir = omsd.root_dir() / "omsctl-backup";
-  const CommandResult b = omsctl(omsd, {"backup", dir.string()});
+  const auto dir = std::filesystem::absolute(omsd.data_dir() / "backups" / "omsctl-backup").lexically_normal();
+  const CommandResult b = omsctl(omsd, {"backup", "omsctl-backup"});
   OMS_CHECK_EXIT_OK(b);
   CHECK(b.out.find(dir.string()) != std::string::npos);
   CHECK(std::filesystem::exists(dir / "CURRENT"));
-  // The same path again: the server refuses, omsctl fails.
-  OMS_CHECK_EXIT_FAILED(omsctl(omsd, {"backup", dir.string()}));
+  // The same name again: the server refuses, omsctl fails; so does a path.
+  OMS_CHECK_EXIT_FAILED(omsctl(omsd, {"backup", "omsctl-backup"}));
+  OMS_CHECK_EXIT_FAILED(omsctl(omsd, {"backup", (omsd.root_dir() / "elsewhere").string()}));
+  CHECK_FALSE(std::filesystem::exists(omsd.root_dir() / "elsewhere"));
   OMS_CHECK_EXIT_FAILED(omsctl(omsd, {"backup", "a", "b"}));
 
   const CommandResult m = omsctl(omsd, {"metrics"});
