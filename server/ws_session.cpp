@@ -28,7 +28,6 @@
 #include "common/ids.h"
 #include "common/json_decode.h"
 #include "common/json_encode.h"
-#include "common/jwt.h"
 #include "server/coalescing_stream.h"
 #include "server/context.h"
 #include "server/delivery_rules.h"
@@ -37,8 +36,8 @@
 #include "server/log.h"
 #include "server/router.h"
 #include "server/session_inbox.h"
+#include "server/session_token.h"
 #include "storage/mailbox_store.h"
-#include "storage/policy_store.h"
 
 namespace oms::server {
 
@@ -333,41 +332,20 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     std::visit([this](auto& f) { on_frame(f); }, decoded.frame());
   }
 
-  // The token's claims when it is valid now and not revoked (contract 4.3).
-  Result<JwtClaims> verify_token(std::string_view token) const {
-    JwtVerifyOptions opts;
-    opts.now_s = ctx_.clock->now_s();
-    opts.leeway_s = ctx_.config.leeway_seconds;
-    if (!ctx_.config.issuer.empty()) opts.issuer = ctx_.config.issuer;
-    if (!ctx_.config.audience.empty()) opts.audience = ctx_.config.audience;
-    auto claims = verify_jwt(token, ctx_.jwt_secret, opts);
-    if (claims && revoked(claims->sub, claims->iat)) return Status::unauthenticated("token revoked");
-    return claims;
-  }
-
-  // Issued before the user's revocation, or without `iat` for a revoked user.
-  bool revoked(const std::string& user, std::optional<std::int64_t> iat) const {
-    auto at = ctx_.database->policies().revoked_at(user);
-    return at && (!iat || *iat < *at);
-  }
-
-  // The session ends when its token does (exp + leeway), unless an
-  // auth.refresh moved token_exp_s_ on meanwhile: then the timer re-arms.
+  // Ends the session at exp + leeway; re-arms when auth.refresh moved exp on.
   void arm_expiry() {
     const std::int64_t left = token_exp_s_ + ctx_.config.leeway_seconds - ctx_.clock->now_s();
     expiry_timer_.expires_after(std::chrono::seconds(std::max<std::int64_t>(left, 0)));
     expiry_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
       if (ec || self->finished_ || self->closing()) return;
-      if (self->token_exp_s_ + self->ctx_.config.leeway_seconds > self->ctx_.clock->now_s())
-        return self->arm_expiry();
-      logger_for(LogComponent::kSession).info("session {} ({}): token expired", self->session_id_, self->user_);
+      if (self->token_exp_s_ + self->ctx_.config.leeway_seconds > self->ctx_.clock->now_s()) return self->arm_expiry();
       self->ctx_.metrics.token_expired_closes.fetch_add(1, std::memory_order_relaxed);
       self->close(kCloseUnauthenticated, "token expired");
     });
   }
 
   void on_hello(proto::Hello& hello) {
-    auto claims = verify_token(hello.token);
+    auto claims = verify_session_token(ctx_, hello.token);
     if (!claims) return refuse_signin(kCloseUnauthenticated, claims.status().message(), hello.rid);
     token_exp_s_ = claims->exp;
     user_ = std::move(claims->sub);
@@ -393,10 +371,8 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     ctx_.metrics.sessions_open.fetch_add(1, std::memory_order_relaxed);
     if (added->first)
       ctx_.router->presence_changed(user_, {PresenceState::kOffline, added->state, 0});
-    // A revocation between the check above and the registration closed
-    // every session it found, but not this one: look again now that a
-    // revocation would find it.
-    if (revoked(user_, claims->iat)) {
+    // A revocation racing this sign-in did not find the session: look again.
+    if (token_revoked(ctx_, user_, claims->iat)) {
       write_alone(share(proto::encode_error(hello.rid, "unauthenticated", "token revoked")));
       return close(kCloseUnauthenticated, "token revoked");
     }
@@ -445,13 +421,11 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   void on_frame(proto::Hello& f) { send_error(f.rid, "bad_request", "already signed in"); }
 
   // A fresh token for the same user keeps the session past the old one's
-  // expiry. Anything else leaves the session as it was (it still ends at
-  // the old token's expiry).
+  // expiry; anything else leaves it as it was (ending at the old expiry).
   void on_frame(proto::AuthRefresh& f) {
-    auto claims = verify_token(f.token);
-    if (!claims) return send_error(f.rid, "unauthenticated", claims.status().message());
-    if (claims->sub != user_)
-      return send_error(f.rid, "unauthenticated", "the token is for another user");
+    auto claims = verify_session_token(ctx_, f.token);
+    if (!claims || claims->sub != user_)
+      return send_error(f.rid, "unauthenticated", claims ? "the token is for another user" : claims.status().message());
     token_exp_s_ = std::max(token_exp_s_, claims->exp);
     enqueue(share(proto::encode(proto::ServerFrame{proto::Ok{f.rid}})));
   }
