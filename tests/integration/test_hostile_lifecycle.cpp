@@ -84,6 +84,7 @@ TEST_CASE("lifecycle: auth.refresh for the same user keeps the session; another 
   // Expires in 2 s unless refreshed.
   auto short_lived = connect_client(omsd);
   short_lived->hello(omsd.token(kAlice, std::chrono::seconds(2)));
+  short_lived->take("mailbox.drained");
 
   // Another user's token, a bad one: refused with rid, the session stays.
   Json r = short_lived->request({{"type", "auth.refresh"}, {"token", omsd.token(kBob)}});
