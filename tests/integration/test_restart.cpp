@@ -246,7 +246,8 @@ TEST_CASE("restart: a secret file shorter than 32 bytes is a clear start error")
   const auto secret_file = dir.path() / "secret";
   write_config_file(secret_file, "only-16-bytes-ok\n");
   const auto bin = omsd_binary_path();
-  const std::string cmd = bin + " --data-dir " + (dir.path() / "data").string() +
+  // (timeout: an omsd that wrongly starts is stopped after 10 s.)
+  const std::string cmd = "timeout 10 " + bin + " --data-dir " + (dir.path() / "data").string() +
                           " --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --jwt-secret-file " +
                           secret_file.string() + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
