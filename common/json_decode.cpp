@@ -291,6 +291,14 @@ Decoded<ClientFrame> decode_client_unchecked(std::string_view text, const Decode
     bool ok = read_hello(f, limits, h);
     return finish(ok, std::move(h));
   }
+  if (env.type == "auth.refresh") {
+    AuthRefresh a;
+    std::string_view token;
+    bool ok = f.required_string("token", token);
+    if (ok && token.size() > limits.max_token_bytes) ok = f.fail("token too long");
+    if (ok) a.token = std::string(token);
+    return finish(ok, std::move(a));
+  }
   if (env.type == "presence.set") {
     PresenceSet p;
     bool ok = read_presence_set(f, p);

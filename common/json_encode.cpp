@@ -215,6 +215,14 @@ void append_frame(std::string& out, const Ping& f) {
   out.push_back('}');
 }
 
+void append_frame(std::string& out, const AuthRefresh& f) {
+  out.append("{\"type\":\"auth.refresh\"");
+  append_rid(out, f.rid);
+  out.append(",\"token\":");
+  append_string(out, f.token);
+  out.push_back('}');
+}
+
 // ---- server frames ----------------------------------------------------------
 
 void append_frame(std::string& out, const Welcome& f) {

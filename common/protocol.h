@@ -76,8 +76,12 @@ struct Ack {
 struct Ping {
   Rid rid;
 };
+struct AuthRefresh {  // contract 4.3: a fresh token for the same user
+  Rid rid;
+  std::string token;
+};
 
-using ClientFrame = std::variant<Hello, PresenceSet, PresenceSubscribe, Send, Ack, Ping>;
+using ClientFrame = std::variant<Hello, PresenceSet, PresenceSubscribe, Send, Ack, Ping, AuthRefresh>;
 
 // ---- server → client ------------------------------------------------------
 

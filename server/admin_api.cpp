@@ -2,7 +2,9 @@
 // (admin_routes.h says how) and runs its handler (admin_routes.cpp).
 #include "server/admin_api.h"
 
+#include <atomic>
 #include <cassert>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -155,6 +157,30 @@ const std::string& AdminCall::param(std::string_view name) const {
   return kNone;
 }
 
+namespace {
+
+// A wrong or missing admin token is logged with the peer's address, at most
+// one line a second (a guessing client cannot flood the log); the lines
+// skipped meanwhile are counted in the next one. Every one is in
+// oms_admin_unauthorized_total.
+void log_unauthorized(const AdminRequest& req) {
+  static std::atomic<std::int64_t> last_ms{0};
+  static std::atomic<std::uint64_t> suppressed{0};
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+  std::int64_t last = last_ms.load();
+  if (now - last < 1000 || !last_ms.compare_exchange_strong(last, now)) {
+    suppressed.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  logger_for(LogComponent::kAdmin)
+      .warn("admin request refused (missing or wrong admin token) from {}: {} {} ({} more since the last line)",
+            log_safe(req.remote), log_safe(req.method, 16), log_safe(req.target, 128), suppressed.exchange(0));
+}
+
+}  // namespace
+
 AdminResponse AdminApi::handle(const AdminRequest& req) {
   ctx_.metrics.admin_requests_total.fetch_add(1, std::memory_order_relaxed);
   auto path = split_path(req.target, true);
@@ -171,6 +197,7 @@ AdminResponse AdminApi::handle(const AdminRequest& req) {
   if (!match || match->route->access != AdminAccess::kPublic) {
     if (!has_admin_token(req, ctx_)) {
       ctx_.metrics.admin_unauthorized_total.fetch_add(1, std::memory_order_relaxed);
+      log_unauthorized(req);
       return admin_error(401, "unauthenticated", "missing or wrong admin token (Authorization: Bearer <token>)");
     }
   }

@@ -16,6 +16,7 @@
 #include "server/admin_routes.h"
 #include "server/backup.h"
 #include "server/context.h"
+#include "server/session_inbox.h"
 #include "storage/mailbox_store.h"
 #include "storage/policy_store.h"
 
@@ -278,6 +279,37 @@ AdminResponse purge_mailbox(const AdminCall& call) {
   return json_response(200, json::object{{"user", user}, {"removed", *r}});
 }
 
+// Closes every session of `user` (4401, `reason`); how many there were.
+std::size_t close_sessions_of(ServerContext& ctx, const std::string& user, std::string_view reason) {
+  auto sessions = ctx.registry.sessions_of(user);
+  for (const auto& s : sessions) s->post_close(4401, std::string(reason));
+  ctx.metrics.operator_session_closes.fetch_add(sessions.size(), std::memory_order_relaxed);
+  return sessions.size();
+}
+
+// Contract 4.3: tokens issued before now are refused from now on (durably),
+// then every session of the user is closed. In that order: a sign-in racing
+// the revocation either is closed here or sees the revocation itself.
+AdminResponse revoke_user(const AdminCall& call) {
+  ServerContext& ctx = call.ctx;
+  const std::string& user = call.param("user");
+  // iat has second resolution: a token issued in this very second may have
+  // been issued before the revocation. Refuse it too (now + 1 s).
+  const std::int64_t at_s = ctx.clock->now_s() + 1;
+  if (Status s = ctx.database->policies().revoke_tokens(user, at_s); !s) return error_from(s);
+  const std::size_t closed = close_sessions_of(ctx, user, "token revoked");
+  return json_response(200, json::object{{"user", user},
+                                         {"revoked_at", format_iso8601_ms(at_s * 1000)},
+                                         {"sessions_closed", closed}});
+}
+
+// Closes the user's sessions without revoking anything: they may sign in again.
+AdminResponse kick_user(const AdminCall& call) {
+  const std::string& user = call.param("user");
+  const std::size_t closed = close_sessions_of(call.ctx, user, "session closed by an operator");
+  return json_response(200, json::object{{"user", user}, {"sessions_closed", closed}});
+}
+
 // Any other sub-resource of a user: 404, but only once the user id has been
 // checked (a bad one is a 400 here too).
 AdminResponse no_such_user_resource(const AdminCall& call) { return no_such_endpoint(call.req.target); }
@@ -377,6 +409,8 @@ constexpr AdminRoute kRoutes[] = {
     {"GET", "/v1/users/{user}", kToken, "", show_user},
     {"PUT", "/v1/users/{user}/policy", kToken, "policy.grant", grant_policy},
     {"DELETE", "/v1/users/{user}/mailbox", kToken, "mailbox.purge", purge_mailbox},
+    {"POST", "/v1/users/{user}/revoke", kToken, "user.revoke", revoke_user},
+    {"DELETE", "/v1/users/{user}/sessions", kToken, "user.kick", kick_user},
     {"*", "/v1/users/{user}/{resource}", kToken, "", no_such_user_resource},
     {"POST", "/v1/backup", kToken, "backup", take_backup},
     {"GET", "/v1/configuration/im", kToken, "", get_im_configuration},

@@ -175,13 +175,7 @@ void serve_client_connection(ServerContext& ctx, tcp::socket socket) {
   beast::error_code ec;
   const auto peer = socket.remote_endpoint(ec);
   std::string key;
-  if (!ec && peer.address().is_v4()) {
-    const auto b = peer.address().to_v4().to_bytes();
-    key.assign(b.begin(), b.end());
-  } else if (!ec) {
-    const auto b = peer.address().to_v6().to_bytes();
-    key.assign(b.begin(), b.end());
-  }
+  if (!ec) key = address_key(peer.address());
   Admission::Refusal why{};
   ConnectionSlot slot =
       ctx.admission.admit(std::move(key), {ctx.config.max_connections, ctx.config.max_connections_per_ip}, why);

@@ -25,7 +25,7 @@ const std::set<std::string, std::less<>> kKnownKeys = {
     "delivery.window", "delivery.max_send_queue",
     "limits.max_body_bytes", "limits.max_frame_bytes", "limits.send_rate_per_second",
     "limits.send_burst", "limits.max_sessions_per_user", "limits.max_subscriptions",
-    "limits.max_connections", "limits.max_connections_per_ip", "limits.idle_timeout_seconds",
+    "limits.max_connections", "limits.max_connections_per_ip", "limits.max_admin_connections", "limits.idle_timeout_seconds",
     "limits.handshake_timeout_seconds",
     "limits.max_admin_body_bytes", "limits.max_queued_scans_per_user",
     "store.sync", "store.max_batch", "store.max_queued_writes", "store.block_cache_mb",
@@ -169,6 +169,7 @@ Status apply_toml(const toml::table& t, Config& c) {
   OMS_TRY(read_int(t, "limits.max_subscriptions", c.max_subscriptions, 0, 100'000));
   OMS_TRY(read_int(t, "limits.max_connections", c.max_connections, 1, 10'000'000));
   OMS_TRY(read_int(t, "limits.max_connections_per_ip", c.max_connections_per_ip, 0, 10'000'000));
+  OMS_TRY(read_int(t, "limits.max_admin_connections", c.max_admin_connections, 1, 100'000));
   OMS_TRY(read_int(t, "limits.idle_timeout_seconds", c.idle_timeout_seconds, 1, 86400));
   OMS_TRY(read_int(t, "limits.handshake_timeout_seconds", c.handshake_timeout_seconds, 1, 3600));
   OMS_TRY(read_int(t, "limits.max_admin_body_bytes", c.max_admin_body_bytes, 1024, 1 << 24));

@@ -61,7 +61,8 @@ struct Config {
   std::size_t max_sessions_per_user = 16;
   std::size_t max_subscriptions = 1000;
   std::size_t max_connections = 100'000;
-  std::size_t max_connections_per_ip = 1000;  // open client connections per source address; 0 = no limit
+  std::size_t max_connections_per_ip = 1000;  // open client connections per source address (IPv6: per /64); 0 = no limit
+  std::size_t max_admin_connections = 64;      // open admin connections (the admin listener)
   std::int64_t idle_timeout_seconds = 120;
   std::int64_t handshake_timeout_seconds = 10;
   std::size_t max_admin_body_bytes = 65'536;

@@ -6,6 +6,17 @@
 
 namespace oms::server {
 
+std::string address_key(const boost::asio::ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped())
+    return address_key(boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, a.to_v6()));
+  if (a.is_v4()) {
+    const auto b = a.to_v4().to_bytes();
+    return std::string(b.begin(), b.end());
+  }
+  const auto b = a.to_v6().to_bytes();
+  return std::string(b.begin(), b.begin() + 8) + "/64";
+}
+
 bool PerAddressCounter::try_acquire(const std::string& key, std::size_t limit) {
   std::lock_guard lock(mu_);
   std::size_t& n = counts_[key];

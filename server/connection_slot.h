@@ -9,7 +9,15 @@
 #include <string>
 #include <unordered_map>
 
+#include <boost/asio/ip/address.hpp>
+
 namespace oms::server {
+
+// The key limits.max_connections_per_ip counts under: an IPv4 address as
+// is (also when it arrives IPv4-mapped on a dual-stack socket), an IPv6
+// address by its /64 prefix (one host usually holds a whole /64: keying on
+// the full address would let it open the cap 2^64 times).
+std::string address_key(const boost::asio::ip::address& a);
 
 class Metrics;
 class ConnectionSlot;

@@ -1,5 +1,6 @@
 #include "server/log.h"
 
+#include <algorithm>
 #include <memory>
 
 #include <boost/json/serialize.hpp>
@@ -63,6 +64,25 @@ void setup_logging(std::string_view level_name, std::string_view format,
   } else {
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
   }
+}
+
+std::string log_safe(std::string_view s, std::size_t max_bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  const std::size_t n = std::min(s.size(), max_bytes);
+  out.reserve(n + 8);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c >= 0x7f || c == '\\') {
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  if (s.size() > n) out += "...";
+  return out;
 }
 
 }  // namespace oms::server

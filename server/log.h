@@ -33,6 +33,11 @@ inline constexpr std::array<std::string_view, 5> kLogComponents = {"omsd", "sess
 
 spdlog::logger& logger_for(LogComponent c);
 
+// Text a client chose (client name, version), fit for a log line: control
+// characters (newlines included), backslashes and bytes >= 0x7f escaped as
+// \xNN, at most `max_bytes` of input kept (then "..."). No forged lines.
+std::string log_safe(std::string_view s, std::size_t max_bytes = 64);
+
 // Creates the loggers: `level` is log.level (the default), `format` log.format
 // ("text" | "json"), `component_levels` log.levels (component name -> level).
 // The values were validated by load_config.

@@ -107,6 +107,14 @@ std::string Metrics::render(const storage::StoreCounters& s, bool store_writable
   metric(out, "oms_admin_unauthorized_total", "counter", "Admin requests refused with 401.",
          ld(admin_unauthorized_total));
   metric(out, "oms_backups_total", "counter", "Store checkpoints taken (POST /v1/backup).", ld(backups_total));
+  metric(out, "oms_token_expired_closes_total", "counter", "Sessions closed when their token expired.",
+         ld(token_expired_closes));
+  metric(out, "oms_operator_session_closes_total", "counter", "Sessions closed by user revoke or kick.",
+         ld(operator_session_closes));
+  metric(out, "oms_accept_backoffs_total", "counter", "Accept pauses for lack of file descriptors.",
+         ld(accept_backoffs));
+  metric(out, "oms_admin_connections_refused_total", "counter",
+         "Admin connections refused or closed idle at limits.max_admin_connections.", ld(admin_connections_refused));
   metric(out, "oms_mailbox_messages", "gauge", "Messages waiting in all mailboxes.", ld(s.total_messages));
   metric(out, "oms_mailbox_bytes", "gauge", "Body bytes waiting in all mailboxes.", ld(s.total_bytes));
   metric(out, "oms_store_appended_total", "counter", "Messages durably appended.", ld(s.appended));

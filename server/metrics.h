@@ -56,6 +56,11 @@ class Metrics final : public storage::BatchObserver {
   std::atomic<std::uint64_t> admin_requests_total{0};
   std::atomic<std::uint64_t> admin_unauthorized_total{0};
   std::atomic<std::uint64_t> backups_total{0};  // checkpoints taken by POST /v1/backup
+  std::atomic<std::uint64_t> token_expired_closes{0};     // sessions closed at their token's exp
+  std::atomic<std::uint64_t> operator_session_closes{0};  // sessions closed by revoke / kick
+  std::atomic<std::uint64_t> accept_backoffs{0};          // accept() out of descriptors: paused
+  std::atomic<std::uint64_t> admin_connections_refused{0};  // [limits] max_admin_connections
+  std::atomic<std::int64_t> admin_connections_open{0};
   std::array<std::atomic<std::uint64_t>, kSendErrorCodes.size()> send_errors{};
 
   Histogram store_append_seconds;  // append → durable callback

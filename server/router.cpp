@@ -194,7 +194,16 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
         sent.status = sent_status(verdict);
         // appear-offline is reported as offline: the sender must not learn it.
         sent.recipient = PresenceRegistry::visible(state);
-        switch (verdict) {
+        // The recipient was online when the send was decided but left before
+        // the message became durable: no session took it, it waits in the
+        // mailbox. Say so (issue 15 item 9) instead of `delivered`.
+        Verdict reported = verdict;
+        if (verdict == Verdict::kDelivered && sessions.empty()) {
+          reported = Verdict::kStored;
+          sent.status = sent_status(Verdict::kStored);
+          sent.recipient = PresenceState::kOffline;
+        }
+        switch (reported) {
           case Verdict::kDelivered: ctx_.metrics.sent_delivered.fetch_add(1, std::memory_order_relaxed); break;
           case Verdict::kStored: ctx_.metrics.sent_stored.fetch_add(1, std::memory_order_relaxed); break;
           default: ctx_.metrics.sent_missed.fetch_add(1, std::memory_order_relaxed); break;

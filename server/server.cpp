@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,6 +43,7 @@ namespace {
 // How long the shutdown waits for sessions to finish their close handshake.
 constexpr auto kShutdownGrace = std::chrono::seconds(5);
 constexpr std::size_t kSecretBytes = 32;
+constexpr std::size_t kMinSecretBytes = 32;  // operator-supplied secret files
 // Connections taken from the backlog per accept completion.
 constexpr int kAcceptsPerWakeup = 64;
 
@@ -56,8 +58,35 @@ Result<std::string> read_secret(const std::string& path, const char* what) {
   if (!in) return Status::invalid_argument(fmt::format("{}: cannot read {}", what, path));
   std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   s = trim(std::move(s));
-  if (s.size() < 16) return Status::invalid_argument(fmt::format("{}: {} holds fewer than 16 bytes", what, path));
+  // 32 bytes: an HS256 key shorter than its hash is weaker than HS256 (RFC 7518 3.2).
+  if (s.size() < kMinSecretBytes)
+    return Status::invalid_argument(fmt::format(
+        "{}: {} holds {} bytes; at least {} are required (e.g. `openssl rand -hex 32`)", what, path, s.size(),
+        kMinSecretBytes));
   return s;
+}
+
+// Every connection is a file descriptor: raises RLIMIT_NOFILE's soft limit
+// to the hard one, and warns when the connection caps (client and admin,
+// plus a reserve for the store's files and the listeners) exceed it: then
+// accept() fails with EMFILE before limits.max_connections is reached (the
+// accept loop backs off; deploy/OPERATIONS.md, "File descriptors").
+void raise_descriptor_limit(const Config& cfg) {
+  constexpr rlim_t kReserve = 256;  // RocksDB files, listeners, logs, the blocking pool
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  const rlim_t wanted = static_cast<rlim_t>(cfg.max_connections) + cfg.max_admin_connections + kReserve;
+  if (lim.rlim_cur != RLIM_INFINITY && wanted > lim.rlim_cur)
+    spdlog::warn("limits.max_connections ({}) + limits.max_admin_connections ({}) + {} reserved exceed the "
+                 "open-file limit ({}, ulimit -n): connections beyond about {} fail at accept; raise the limit "
+                 "(LimitNOFILE= in the systemd unit) or lower limits.max_connections",
+                 cfg.max_connections, cfg.max_admin_connections, kReserve, lim.rlim_cur,
+                 lim.rlim_cur > kReserve ? lim.rlim_cur - kReserve : 0);
 }
 
 // fsync of a directory, so that a file created or renamed in it survives a
@@ -145,8 +174,10 @@ class Listener {
     acceptor_.async_accept(net::make_strand(ioc_), [this](boost::system::error_code ec, tcp::socket socket) {
       if (ec) {
         if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
-        spdlog::warn("accept: {}", ec.message());  // e.g. EMFILE: keep serving
+        if (out_of_descriptors(ec)) return back_off(ec);
+        spdlog::warn("accept: {}", ec.message());
       } else {
+        backoff_ = std::chrono::milliseconds(0);  // the burst is over
         serve(std::move(socket));
         // A sign-in storm queues many connections at once: take what is
         // already waiting now, instead of one per trip through a busy
@@ -162,6 +193,29 @@ class Listener {
     });
   }
 
+  static bool out_of_descriptors(const boost::system::error_code& ec) {
+    return ec == net::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system ||
+           ec == net::error::no_buffer_space || ec == net::error::no_memory;
+  }
+
+  // Out of file descriptors the pending connection stays in the backlog and
+  // accept fails again at once: without a pause the loop spins a core.
+  // Waits 50 ms, doubling to 500 ms while it lasts; one log line per burst.
+  void back_off(const boost::system::error_code& ec) {
+    ctx_.metrics.accept_backoffs.fetch_add(1, std::memory_order_relaxed);
+    if (backoff_.count() == 0) {
+      spdlog::warn("accept: {}; pausing accepts (limits.max_connections, ulimit -n)", ec.message());
+      backoff_ = std::chrono::milliseconds(50);
+    } else {
+      backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(500));
+    }
+    backoff_timer_.expires_after(backoff_);
+    backoff_timer_.async_wait([this](boost::system::error_code tec) {
+      if (tec || !acceptor_.is_open()) return;
+      accept();
+    });
+  }
+
   void serve(tcp::socket socket) {
     boost::system::error_code ec;
     socket.set_option(tcp::no_delay(true), ec);
@@ -172,6 +226,7 @@ class Listener {
   void close() {
     net::post(acceptor_.get_executor(), [this] {
       boost::system::error_code ignored;
+      backoff_timer_.cancel();
       acceptor_.close(ignored);
     });
   }
@@ -182,6 +237,8 @@ class Listener {
   AdminApi& api_;
   Kind kind_;
   tcp::acceptor acceptor_;
+  net::steady_timer backoff_timer_{acceptor_.get_executor()};
+  std::chrono::milliseconds backoff_{0};  // 0: not backing off
   unsigned short port_ = 0;
 };
 
@@ -217,6 +274,7 @@ class Server::Impl {
       if (!cfg.client_tls() && !cfg.admin_tls())
         spdlog::warn("[tls] is configured but tls.client and tls.admin are both false: no listener uses TLS");
     }
+    raise_descriptor_limit(cfg);
     std::error_code ec;
     fs::create_directories(cfg.data_dir, ec);
     if (ec) return Status::io_error(fmt::format("server.data_dir: cannot create {}: {}", cfg.data_dir, ec.message()));

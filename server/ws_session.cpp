@@ -29,7 +29,6 @@
 #include "common/ids.h"
 #include "common/json_decode.h"
 #include "common/json_encode.h"
-#include "common/jwt.h"
 #include "server/coalescing_stream.h"
 #include "server/context.h"
 #include "server/delivery_rules.h"
@@ -38,6 +37,7 @@
 #include "server/log.h"
 #include "server/router.h"
 #include "server/session_inbox.h"
+#include "server/session_token.h"
 #include "storage/mailbox_store.h"
 
 namespace oms::server {
@@ -77,6 +77,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
         slot_(std::move(slot)),
         ws_(std::move(stream)),
         hello_timer_(ws_.get_executor()),
+        expiry_timer_(ws_.get_executor()),
         window_(ctx.config.window) {
     session_id_ = random_hex(8);
   }
@@ -213,6 +214,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     gone_.store(true, std::memory_order_relaxed);
     logger_for(LogComponent::kSession).debug("session {} ({}): closed", session_id_, user_);
     hello_timer_.cancel();
+    expiry_timer_.cancel();
     ctx_.open_sessions.remove(this);
     for (const auto& u : subscriptions_) ctx_.registry.unsubscribe(u, this);
     subscriptions_.clear();
@@ -333,14 +335,22 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     std::visit([this](auto& f) { on_frame(f); }, decoded.frame());
   }
 
+  // Ends the session at exp + leeway; re-arms when auth.refresh moved exp on.
+  void arm_expiry() {
+    const std::int64_t left = token_exp_s_ + ctx_.config.leeway_seconds - ctx_.clock->now_s();
+    expiry_timer_.expires_after(std::chrono::seconds(std::max<std::int64_t>(left, 0)));
+    expiry_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (ec || self->finished_ || self->closing()) return;
+      if (self->token_exp_s_ + self->ctx_.config.leeway_seconds > self->ctx_.clock->now_s()) return self->arm_expiry();
+      self->ctx_.metrics.token_expired_closes.fetch_add(1, std::memory_order_relaxed);
+      self->close(kCloseUnauthenticated, "token expired");
+    });
+  }
+
   void on_hello(proto::Hello& hello) {
-    JwtVerifyOptions opts;
-    opts.now_s = ctx_.clock->now_s();
-    opts.leeway_s = ctx_.config.leeway_seconds;
-    if (!ctx_.config.issuer.empty()) opts.issuer = ctx_.config.issuer;
-    if (!ctx_.config.audience.empty()) opts.audience = ctx_.config.audience;
-    auto claims = verify_jwt(hello.token, ctx_.jwt_secret, opts);
+    auto claims = verify_session_token(ctx_, hello.token);
     if (!claims) return refuse_signin(kCloseUnauthenticated, claims.status().message(), hello.rid);
+    token_exp_s_ = claims->exp;
     user_ = std::move(claims->sub);
     client_ = std::move(hello.client);
     capable_ = offline_capable(client_);
@@ -357,11 +367,18 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     }
     sign_in_ = SignIn::kSigningIn;
     logger_for(LogComponent::kSession).debug("session {} ({}): signed in (client {} {}, {})", session_id_, user_,
-                                             client_.name, client_.version, capable_ ? "capable" : "older");
+                                             log_safe(client_.name), log_safe(client_.version),
+                                             capable_ ? "capable" : "older");
     hello_timer_.cancel();
+    arm_expiry();
     ctx_.metrics.sessions_open.fetch_add(1, std::memory_order_relaxed);
     if (added->first)
       ctx_.router->presence_changed(user_, {PresenceState::kOffline, added->state, 0});
+    // A revocation racing this sign-in did not find the session: look again.
+    if (token_revoked(ctx_, user_, claims->iat)) {
+      write_alone(share(proto::encode_error(hello.rid, "unauthenticated", "token revoked")));
+      return close(kCloseUnauthenticated, "token revoked");
+    }
     // The sign-in notification needs a mailbox scan: off the I/O thread. A
     // capable client's first page of delivery comes from the same scan.
     // The scan pool is fair between users (fair_pool.h); a scan whose session
@@ -415,6 +432,16 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   }
 
   void on_frame(proto::Hello& f) { send_error(f.rid, "bad_request", "already signed in"); }
+
+  // A fresh token for the same user keeps the session past the old one's
+  // expiry; anything else leaves it as it was (ending at the old expiry).
+  void on_frame(proto::AuthRefresh& f) {
+    auto claims = verify_session_token(ctx_, f.token);
+    if (!claims || claims->sub != user_)
+      return send_error(f.rid, "unauthenticated", claims ? "the token is for another user" : claims.status().message());
+    token_exp_s_ = std::max(token_exp_s_, claims->exp);
+    enqueue(share(proto::encode(proto::ServerFrame{proto::Ok{f.rid}})));
+  }
 
   void on_frame(proto::Ping& f) {
     enqueue(share(proto::encode(proto::ServerFrame{proto::Pong{f.rid}})));
@@ -547,6 +574,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   websocket::stream<CoalescingStream<Stream>> ws_;
   beast::flat_buffer buffer_;
   net::steady_timer hello_timer_;
+  net::steady_timer expiry_timer_;  // the token's exp (+ leeway): arm_expiry()
   std::string session_id_;
 
   // from other threads (to_inbox), taken on the strand (drain_inbox)
@@ -560,6 +588,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   std::atomic<bool> gone_{false};  // finished_, readable by scans on the scan pool
   bool capable_ = false;  // offline_capable(client_)
   std::string user_;
+  std::int64_t token_exp_s_ = 0;  // the latest token's exp (hello or auth.refresh)
   proto::ClientInfo client_;
   std::vector<std::string> subscriptions_;
 

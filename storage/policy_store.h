@@ -12,6 +12,7 @@
 // Reads are served from memory and are cheap.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -60,6 +61,13 @@ class PolicyStore {
 
   virtual ImConfiguration im_configuration() const = 0;
   virtual Status set_im_configuration(const ImConfiguration& config) = 0;
+
+  // Token revocation (contract 4.3): tokens of `user` issued (`iat`) before
+  // `at_s` (seconds since the epoch), and tokens without `iat`, are refused.
+  // A later revocation replaces an earlier one (the time only moves forward).
+  virtual Status revoke_tokens(std::string_view user, std::int64_t at_s) = 0;
+  // The user's revocation time, nullopt when never revoked.
+  virtual std::optional<std::int64_t> revoked_at(std::string_view user) const = 0;
 };
 
 }  // namespace oms::storage

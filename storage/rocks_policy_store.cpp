@@ -7,6 +7,7 @@
 #include "storage/rocks_policy_store.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
@@ -41,6 +42,8 @@ class RocksPolicyStore final : public PolicyStore {
   std::vector<std::string> users_granted(std::string_view identity) const override;
   ImConfiguration im_configuration() const override;
   Status set_im_configuration(const ImConfiguration& config) override;
+  Status revoke_tokens(std::string_view user, std::int64_t at_s) override;
+  std::optional<std::int64_t> revoked_at(std::string_view user) const override;
 
  private:
   Status write(rocksdb::WriteBatch& batch, std::string_view what);
@@ -56,7 +59,13 @@ class RocksPolicyStore final : public PolicyStore {
   std::map<std::string, ClientPolicy> policies_;  // by policy_key (lower-case)
   std::map<std::string, std::string> grants_;     // user -> policy_key
   ImConfiguration im_;
+  std::map<std::string, std::int64_t> revoked_;  // user -> revocation time (s)
 };
+
+// Revocations live in the "im_config" column family beside the IM
+// configuration record, under their own prefix: "revoked/<user>" -> decimal
+// seconds since the epoch.
+constexpr std::string_view kRevokedPrefix = "revoked/";
 
 Status RocksPolicyStore::write(rocksdb::WriteBatch& batch, std::string_view what) {
   rocksdb::WriteOptions wo;
@@ -99,6 +108,21 @@ Status RocksPolicyStore::load() {
     } else if (!s.IsNotFound()) {
       return from_rocks(s, "reading IM configuration");
     }
+  }
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_.im_config));
+    for (it->Seek(rocksdb::Slice(kRevokedPrefix.data(), kRevokedPrefix.size()));
+         it->Valid() && it->key().starts_with(rocksdb::Slice(kRevokedPrefix.data(), kRevokedPrefix.size()));
+         it->Next()) {
+      std::string_view key = it->key().ToStringView();
+      std::string value = it->value().ToString();
+      char* end = nullptr;
+      const long long at = std::strtoll(value.c_str(), &end, 10);
+      if (value.empty() || end != value.c_str() + value.size())
+        return Status::io_error(fmt::format("corrupt revocation record '{}'", key));
+      revoked_[std::string(key.substr(kRevokedPrefix.size()))] = at;
+    }
+    if (!it->status().ok()) return from_rocks(it->status(), "reading revocations");
   }
   if (!policies_.count(keys::policy_key(kGlobalPolicy))) {
     ClientPolicy global{std::string(kGlobalPolicy), true};
@@ -274,6 +298,34 @@ Status RocksPolicyStore::set_im_configuration(const ImConfiguration& config) {
   std::unique_lock lock(mu_);
   im_ = config;
   return Status::ok();
+}
+
+Status RocksPolicyStore::revoke_tokens(std::string_view raw_user, std::int64_t at_s) {
+  auto user = normalize_user_id(raw_user);
+  if (!user) return Status::invalid_argument(fmt::format("invalid user id '{}'", raw_user));
+  std::lock_guard<std::mutex> wl(write_mu_);
+  {
+    std::shared_lock lock(mu_);
+    auto it = revoked_.find(*user);
+    if (it != revoked_.end() && it->second >= at_s) return Status::ok();
+  }
+  rocksdb::WriteBatch batch;
+  rocksdb::Status s = batch.Put(cfs_.im_config, std::string(kRevokedPrefix) + *user, std::to_string(at_s));
+  if (!s.ok()) return from_rocks(s, "writing revocation");
+  Status st = write(batch, "writing revocation");
+  if (!st) return st;
+  std::unique_lock lock(mu_);
+  revoked_[*user] = at_s;
+  return Status::ok();
+}
+
+std::optional<std::int64_t> RocksPolicyStore::revoked_at(std::string_view raw_user) const {
+  auto user = normalize_user_id(raw_user);
+  if (!user) return std::nullopt;
+  std::shared_lock lock(mu_);
+  auto it = revoked_.find(*user);
+  if (it == revoked_.end()) return std::nullopt;
+  return it->second;
 }
 
 }  // namespace

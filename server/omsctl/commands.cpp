@@ -232,8 +232,26 @@ int cmd_im_config(const Context& ctx) {
   return kExitOk;
 }
 
+// user revoke USER / user kick USER: close the user's sessions (revoke
+// also refuses every token issued until now).
+int cmd_user_close(const Context& ctx, const std::string& sub) {
+  auto ca = parse_command_args(ctx.args, 2, "user " + sub, {});
+  expect_positionals(ca, "user " + sub, 1, 1, "USER");
+  json::value v = sub == "revoke" ? ctx.call(HttpMethod::kPost, user_path(ca.positional[0]) + "/revoke")
+                                  : ctx.call(HttpMethod::kDelete, user_path(ca.positional[0]) + "/sessions");
+  if (!ctx.g.json) {
+    const json::value* user = field(v, "user");
+    std::cout << (sub == "revoke" ? "revoked the tokens of " : "kicked ")
+              << (user ? text_of(user) : ca.positional[0]) << ": closed " << int_field(v, "sessions_closed")
+              << " session(s)\n";
+  }
+  return kExitOk;
+}
+
 int cmd_user(const Context& ctx) {
-  if (ctx.args.size() < 2 || ctx.args[1] != "show") usage_error("usage: omsctl user show USER");
+  if (ctx.args.size() >= 2 && (ctx.args[1] == "revoke" || ctx.args[1] == "kick"))
+    return cmd_user_close(ctx, ctx.args[1]);
+  if (ctx.args.size() < 2 || ctx.args[1] != "show") usage_error("usage: omsctl user show|revoke|kick USER");
   auto ca = parse_command_args(ctx.args, 2, "user show", {});
   expect_positionals(ca, "user show", 1, 1, "USER");
   json::value v = ctx.call(HttpMethod::kGet, user_path(ca.positional[0]));

@@ -33,6 +33,9 @@ Commands:
   im-config get
   im-config set --enable-offline-im true|false
   user show USER                        presence, sessions, policy, mailbox
+  user revoke USER                      close USER's sessions and refuse every
+                                        token issued until now (durable)
+  user kick USER                        close USER's sessions (tokens stay valid)
   mailbox purge USER                    delete every stored message of USER
   health                                GET /readyz; exit 0 when ready
   metrics [--raw]                       counters and gauges of GET /metrics

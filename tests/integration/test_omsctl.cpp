@@ -253,3 +253,32 @@ TEST_CASE("omsctl: backup writes a checkpoint and metrics lists the counters") {
   OMS_CHECK_EXIT_OK(raw);
   CHECK(raw.out.find("# TYPE oms_store_append_seconds histogram") != std::string::npos);
 }
+
+TEST_CASE("omsctl: user kick and user revoke") {
+  OMS_SKIP_WITHOUT_OMSCTL();
+  OmsdProcess omsd;
+  const std::string token = omsd.token(kAlice);
+  auto a = connect_client(omsd);
+  a->hello(token);
+  {
+    const CommandResult r = omsctl(omsd, {"user", "kick", kAlice});
+    OMS_CHECK_EXIT_OK(r);
+    CHECK(r.out.find("closed 1 session(s)") != std::string::npos);
+  }
+  a->expect_closed(4401);
+  a = connect_client(omsd);
+  a->hello(token);  // a kick revokes nothing
+  {
+    const CommandResult r = omsctl(omsd, {"user", "revoke", kAlice}, /*json=*/true);
+    OMS_CHECK_EXIT_OK(r);
+    const value v = json_out(r);
+    INFO("json: " << to_text(v));
+    const value* closed = find_key(v, "sessions_closed");
+    REQUIRE(closed != nullptr);
+    CHECK(closed->to_number<std::int64_t>() == 1);
+  }
+  a->expect_closed(4401);
+  a = connect_client(omsd);
+  OMS_CHECK_ERROR(a->hello_raw(token), "unauthenticated");
+  OMS_CHECK_EXIT_FAILED(omsctl(omsd, {"user", "revoke", "not a user"}));
+}

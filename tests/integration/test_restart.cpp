@@ -5,6 +5,7 @@
 
 #include <signal.h>
 
+#include <cstdio>
 #include <set>
 
 #include "tests/support/harness.h"
@@ -184,10 +185,10 @@ TEST_CASE("restart: secret files given by flag are used instead of generated one
   const auto secret_file = dir.path() / "secret";
   const auto token_file = dir.path() / "token";
   write_config_file(secret_file, "my-test-jwt-secret-0123456789abcdef\n");
-  write_config_file(token_file, "my-admin-token-0123456789\n");
+  write_config_file(token_file, "my-admin-token-0123456789abcdef0123456789\n");
   OmsdProcess omsd(with_args({"--jwt-secret-file", secret_file.string(), "--admin-token-file",
                                    token_file.string()}));
-  AdminClient admin(omsd.admin_port(), "my-admin-token-0123456789");
+  AdminClient admin(omsd.admin_port(), "my-admin-token-0123456789abcdef0123456789");
   OMS_CHECK_HTTP(admin.get("/v1/policies"), 200);
   auto bob = connect_client(omsd);
   CHECK(str_of(bob->hello(mint_token("my-test-jwt-secret-0123456789abcdef", kBob)), "user") == kBob);
@@ -238,4 +239,24 @@ TEST_CASE("restart: a resend with the same client_msg_id after a crash stores no
   OMS_CHECK_SENT(again, "stored");
   CHECK(str_of(again, "id") == id);
   CHECK(mailbox_count(omsd, kBob) == 1);
+}
+
+TEST_CASE("restart: a secret file shorter than 32 bytes is a clear start error") {
+  TempDir dir;
+  const auto secret_file = dir.path() / "secret";
+  write_config_file(secret_file, "only-16-bytes-ok\n");
+  const auto bin = omsd_binary_path();
+  // (timeout: an omsd that wrongly starts is stopped after 10 s.)
+  const std::string cmd = "timeout 10 " + bin + " --data-dir " + (dir.path() / "data").string() +
+                          " --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --jwt-secret-file " +
+                          secret_file.string() + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  const int rc = ::pclose(p);
+  CHECK(rc != 0);
+  INFO(out);
+  CHECK(out.find("at least 32") != std::string::npos);
 }

@@ -203,3 +203,18 @@ TEST_CASE("codec: DecodeError messages survive encode_error as valid JSON") {
 }
 
 }  // namespace oms::proto
+
+TEST_CASE("decode: auth.refresh carries a token") {
+  auto d = oms::proto::decode_client_frame(R"({"type":"auth.refresh","rid":7,"token":"a.b.c"})");
+  REQUIRE(d.ok());
+  auto* r = std::get_if<oms::proto::AuthRefresh>(&d.frame());
+  REQUIRE(r != nullptr);
+  CHECK(r->token == "a.b.c");
+  CHECK(std::get<std::int64_t>(r->rid) == 7);
+  auto missing = oms::proto::decode_client_frame(R"({"type":"auth.refresh","rid":8})");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(std::get<std::int64_t>(missing.error().rid) == 8);
+  oms::proto::DecodeLimits small;
+  small.max_token_bytes = 4;
+  CHECK_FALSE(oms::proto::decode_client_frame(R"({"type":"auth.refresh","token":"a.b.c"})", small).ok());
+}

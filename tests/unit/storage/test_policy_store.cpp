@@ -165,4 +165,26 @@ TEST_CASE("policies: everything persists across reopen") {
   });
 }
 
+TEST_CASE("policies: token revocations move forward only and persist across reopen") {
+  for_each_backend([](const Backend& backend) {
+    TempDir dir("oms-storage-revocation");
+    {
+      auto store = open_ok(backend.options_in(dir));
+      PolicyStore& p = store->policies();
+      CHECK_FALSE(p.revoked_at("alice@contoso.com").has_value());
+      REQUIRE(p.revoke_tokens("Alice@Contoso.com", 1000).is_ok());
+      CHECK(p.revoked_at("alice@contoso.com") == 1000);
+      REQUIRE(p.revoke_tokens("alice@contoso.com", 500).is_ok());  // earlier: no change
+      CHECK(p.revoked_at("alice@contoso.com") == 1000);
+      REQUIRE(p.revoke_tokens("alice@contoso.com", 2000).is_ok());
+      CHECK_FALSE(p.revoked_at("bob@contoso.com").has_value());
+      CHECK_FALSE(p.revoke_tokens("not a user id", 1).is_ok());
+      REQUIRE(p.set_im_configuration({false}).is_ok());  // shares the column family
+    }
+    auto store = open_ok(backend.options_in(dir));
+    CHECK(store->policies().revoked_at("alice@contoso.com") == 2000);
+    CHECK_FALSE(store->policies().im_configuration().enable_offline_im);
+  });
+}
+
 }  // TEST_SUITE
