@@ -67,12 +67,13 @@ Result<std::string> read_secret(const std::string& path, const char* what) {
 }
 
 // Every connection is a file descriptor: raises RLIMIT_NOFILE's soft limit
-// to the hard one, and warns when the connection caps (client and admin,
-// plus a reserve for the store's files and the listeners) exceed it: then
-// accept() fails with EMFILE before limits.max_connections is reached (the
-// accept loop backs off; deploy/OPERATIONS.md, "File descriptors").
-void raise_descriptor_limit(const Config& cfg) {
-  constexpr rlim_t kReserve = 256;  // RocksDB files, listeners, logs, the blocking pool
+// to the hard one, and when the connection caps (client and admin, plus a
+// reserve for the store's files and the listeners) still exceed it, lowers
+// limits.max_connections to fit, so that connections beyond it are refused
+// cleanly at the cap instead of failing at accept() with EMFILE (the accept
+// loop backs off then; deploy/OPERATIONS.md, "File descriptors").
+void fit_descriptor_limit(Config& cfg) {
+  constexpr rlim_t kReserve = 256;  // RocksDB files, listeners, logs, the pools
   rlimit lim{};
   if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
   if (lim.rlim_cur < lim.rlim_max) {
@@ -81,12 +82,14 @@ void raise_descriptor_limit(const Config& cfg) {
     if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
   }
   const rlim_t wanted = static_cast<rlim_t>(cfg.max_connections) + cfg.max_admin_connections + kReserve;
-  if (lim.rlim_cur != RLIM_INFINITY && wanted > lim.rlim_cur)
-    spdlog::warn("limits.max_connections ({}) + limits.max_admin_connections ({}) + {} reserved exceed the "
-                 "open-file limit ({}, ulimit -n): connections beyond about {} fail at accept; raise the limit "
-                 "(LimitNOFILE= in the systemd unit) or lower limits.max_connections",
-                 cfg.max_connections, cfg.max_admin_connections, kReserve, lim.rlim_cur,
-                 lim.rlim_cur > kReserve ? lim.rlim_cur - kReserve : 0);
+  if (lim.rlim_cur == RLIM_INFINITY || wanted <= lim.rlim_cur) return;
+  const rlim_t room = lim.rlim_cur > cfg.max_admin_connections + kReserve + 16
+                          ? lim.rlim_cur - cfg.max_admin_connections - kReserve
+                          : 16;
+  spdlog::info("limits.max_connections lowered from {} to {}: the open-file limit is {} (ulimit -n), with {} for "
+               "admin connections and {} reserved; raise LimitNOFILE= in the systemd unit for more",
+               cfg.max_connections, room, lim.rlim_cur, cfg.max_admin_connections, kReserve);
+  cfg.max_connections = static_cast<std::size_t>(room);
 }
 
 // fsync of a directory, so that a file created or renamed in it survives a
@@ -274,7 +277,7 @@ class Server::Impl {
       if (!cfg.client_tls() && !cfg.admin_tls())
         spdlog::warn("[tls] is configured but tls.client and tls.admin are both false: no listener uses TLS");
     }
-    raise_descriptor_limit(cfg);
+    fit_descriptor_limit(ctx_.config);
     std::error_code ec;
     fs::create_directories(cfg.data_dir, ec);
     if (ec) return Status::io_error(fmt::format("server.data_dir: cannot create {}: {}", cfg.data_dir, ec.message()));
