@@ -64,6 +64,12 @@ struct Config {
   std::int64_t idle_timeout_seconds = 120;
   std::int64_t handshake_timeout_seconds = 10;
   std::size_t max_admin_body_bytes = 65'536;
+  // Protocol 4.4: what one session may make the server hold.
+  std::size_t max_send_queue_bytes = 8u << 20;  // queued outgoing bytes per session; beyond: close 4008
+  std::int64_t write_stall_seconds = 30;        // frames waiting, nothing read by the peer: close 4008
+  double request_rate_per_second = 500;         // non-send requests per user (an ack: 1 + ids/64)
+  double request_burst = 2000;
+  std::size_t max_ack_writes_in_flight = 8;     // per session; beyond it the session stops reading
 
   // [store]
   bool sync = true;
