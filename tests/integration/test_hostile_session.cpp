@@ -52,8 +52,14 @@ void check_bystander(Bystander& by) {
   CHECK(by.sends().p99() < kP99BoundMs);
 }
 
-std::string metric_line(const OmsdProcess& omsd, std::string_view name) {
-  const std::string raw = omsd.admin().get("/metrics").raw;
+std::string metric_line(OmsdProcess& omsd, std::string_view name) {
+  std::string raw;
+  try {
+    raw = omsd.admin().get("/metrics").raw;
+  } catch (const std::exception& e) {
+    MESSAGE("metrics: " << e.what() << " (omsd running: " << omsd.running() << ")");
+    return {};
+  }
   const auto at = raw.find(std::string(name) + " ");
   if (at == std::string::npos) return {};
   return raw.substr(at, raw.find('\n', at) - at);
@@ -76,10 +82,10 @@ TEST_CASE("hostile: a long rid is bad_request and is not echoed") {
   OmsdProcess omsd;
   auto alice = sign_in(omsd, kAlice);
   alice->send_text(R"({"type":"ping","rid":")" + std::string(128, 'r') + "\"}");
-  Json ok = alice->recv();
-  CHECK(type_of(ok) == "pong");
+  Json ok = alice->take("pong");
+  CHECK(str_of(ok, "rid") == std::string(128, 'r'));
   alice->send_text(R"({"type":"ping","rid":")" + std::string(129, 'r') + "\"}");
-  Json r = alice->recv();
+  Json r = alice->recv_until("error").frame;
   INFO("reply: " << to_text(r));
   CHECK(type_of(r) == "error");
   CHECK(str_of(r, "code") == "bad_request");
@@ -98,6 +104,8 @@ TEST_CASE("hostile: a client that never reads and sends 600 pings with 60 KB rid
   RawWs raw(omsd.client_port(), "/v1/ws", seconds(30));
   raw.set_receive_buffer(4096);
   raw.send_frame(ws_op::kText, RawWs::hello_text(omsd.token(kMallory)));
+  CHECK(type_of(raw.read_json()) == "welcome");
+  CHECK(type_of(raw.read_json()) == "mailbox.drained");
   const std::string rid(60'000, 'r');
   int sent = 0;
   try {
@@ -105,9 +113,8 @@ TEST_CASE("hostile: a client that never reads and sends 600 pings with 60 KB rid
   } catch (const TestError&) {
     // The server closed the connection (4008): contained.
   }
+  MESSAGE("sent " << sent);
   const std::int64_t grown = rss_kib(omsd.pid()) - rss0;
-  Json welcome = raw.read_json();
-  CHECK(type_of(welcome) == "welcome");
   bool echoed = false;
   if (auto f = raw.read_frame(); f && f->opcode == ws_op::kText) {
     Json first = boost::json::parse(f->payload).as_object();
