@@ -60,9 +60,9 @@ std::string metric_line(OmsdProcess& omsd, std::string_view name) {
     MESSAGE("metrics: " << e.what() << " (omsd running: " << omsd.running() << ")");
     return {};
   }
-  const auto at = raw.find(std::string(name) + " ");
+  const auto at = raw.find("\n" + std::string(name) + " ");  // not the # HELP line
   if (at == std::string::npos) return {};
-  return raw.substr(at, raw.find('\n', at) - at);
+  return raw.substr(at + 1, raw.find('\n', at + 1) - at - 1);
 }
 
 std::string ack_frame(std::uint64_t first, int n) {
@@ -130,7 +130,8 @@ TEST_CASE("hostile: a client that never reads and sends 600 pings with 60 KB rid
 }
 
 TEST_CASE("hostile: a client that reads nothing is closed 4008 at the write stall, its messages stay stored") {
-  OmsdProcess omsd(with_config("[limits]\nwrite_stall_seconds = 2\n[delivery]\nwindow = 4096\n"
+  OmsdProcess omsd(with_config("[limits]\nwrite_stall_seconds = 2\nsend_rate_per_second = 1000000\n"
+                               "send_burst = 1000000\n[delivery]\nwindow = 4096\n"
                                "max_send_queue = 8192\n[store]\nsync = false\n"));
   Bystander by(omsd, {});
   auto alice = sign_in(omsd, kAlice);
