@@ -7,7 +7,7 @@
 // within the DeliveryWindow; RocksDB reads run on the blocking pool and post
 // back here.
 //
-// Over 600 lines: one class template whose handlers share the session's
+// This file is over 600 lines: one class template whose handlers share the session's
 // state on its strand; the 4.4 limits (queue bytes, write stall, read
 // backpressure) were added in place while others edit the sign-in path, so
 // that merges stay easy. Splitting them out (e.g. a SessionLimits helper) is
