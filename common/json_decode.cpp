@@ -136,6 +136,9 @@ std::optional<DecodeError> open_envelope(std::string_view text, json::value& sto
     if (rid->is_int64()) {
       env.rid = rid->get_int64();
     } else if (rid->is_string()) {
+      // Protocol 4.4: at most kMaxRidBytes; a longer one is not echoed.
+      if (rid->get_string().size() > kMaxRidBytes)
+        return DecodeError{{}, "field \"rid\" is longer than " + std::to_string(kMaxRidBytes) + " bytes"};
       env.rid = std::string(sv(rid->get_string()));
     } else {
       return DecodeError{{}, "field \"rid\" must be a string or an integer"};

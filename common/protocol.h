@@ -2,6 +2,7 @@
 // structs. Encoding lives in json_encode.h, decoding in json_decode.h.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -14,6 +15,8 @@ namespace oms::proto {
 
 // A request id: absent, an integer or a string; replies echo it verbatim.
 using Rid = std::variant<std::monostate, std::int64_t, std::string>;
+// A string rid longer than this is refused (bad_request, not echoed: 4.4).
+inline constexpr std::size_t kMaxRidBytes = 128;
 
 enum class PresenceState : std::uint8_t {
   kOffline = 0,  // reported by the server only: no session, or appear-offline

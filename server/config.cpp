@@ -27,7 +27,9 @@ const std::set<std::string, std::less<>> kKnownKeys = {
     "limits.send_burst", "limits.max_sessions_per_user", "limits.max_subscriptions",
     "limits.max_connections", "limits.max_connections_per_ip", "limits.max_admin_connections", "limits.idle_timeout_seconds",
     "limits.handshake_timeout_seconds",
-    "limits.max_admin_body_bytes", "limits.max_queued_scans_per_user",
+    "limits.max_admin_body_bytes", "limits.max_queued_scans_per_user", "limits.max_send_queue_bytes",
+    "limits.write_stall_seconds", "limits.request_rate_per_second", "limits.request_burst",
+    "limits.max_ack_writes_in_flight",
     "store.sync", "store.max_batch", "store.max_queued_writes", "store.block_cache_mb",
     "store.min_free_bytes", "store.min_free_percent", "store.resume_free_bytes",
     "store.critical_free_bytes", "store.ballast_bytes", "store.disk_check_ms",
@@ -174,6 +176,11 @@ Status apply_toml(const toml::table& t, Config& c) {
   OMS_TRY(read_int(t, "limits.handshake_timeout_seconds", c.handshake_timeout_seconds, 1, 3600));
   OMS_TRY(read_int(t, "limits.max_admin_body_bytes", c.max_admin_body_bytes, 1024, 1 << 24));
   OMS_TRY(read_int(t, "limits.max_queued_scans_per_user", c.max_queued_scans_per_user, 1, 100000));
+  OMS_TRY(read_int(t, "limits.max_send_queue_bytes", c.max_send_queue_bytes, 1 << 20, std::int64_t{1} << 32));
+  OMS_TRY(read_int(t, "limits.write_stall_seconds", c.write_stall_seconds, 1, 86400));
+  OMS_TRY(read_double(t, "limits.request_rate_per_second", c.request_rate_per_second, 0.001, 1e9));
+  OMS_TRY(read_double(t, "limits.request_burst", c.request_burst, 1, 1e9));
+  OMS_TRY(read_int(t, "limits.max_ack_writes_in_flight", c.max_ack_writes_in_flight, 1, 4096));
   OMS_TRY(read_bool(t, "store.sync", c.sync));
   OMS_TRY(read_int(t, "store.max_batch", c.max_batch, 1, 1 << 20));
   OMS_TRY(read_int(t, "store.max_queued_writes", c.max_queued_writes, 16, 1 << 24));

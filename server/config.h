@@ -69,6 +69,12 @@ struct Config {
   // Mailbox scans (sign-in summaries, delivery pages) waiting or running per
   // user; beyond it a sign-in is refused with `unavailable` (close 1013).
   std::size_t max_queued_scans_per_user = 32;
+  // Protocol 4.4: what one session may make the server hold.
+  std::size_t max_send_queue_bytes = 8u << 20;  // queued outgoing bytes per session; beyond: close 4008
+  std::int64_t write_stall_seconds = 30;        // frames waiting, nothing read by the peer: close 4008
+  double request_rate_per_second = 500;         // non-send requests per user (an ack: 1 + ids/64)
+  double request_burst = 2000;
+  std::size_t max_ack_writes_in_flight = 8;     // per session; beyond it the session stops reading
 
   // [store]
   bool sync = true;

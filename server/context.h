@@ -32,7 +32,8 @@ struct ServerContext {
   std::unique_ptr<storage::Store> database;  // the store back end: owns `store` and the policies
   storage::MailboxStore* store = nullptr;    // database->mailboxes()
   PresenceRegistry registry;
-  SendRateLimiter send_rate;  // limits.send_rate_per_second, per user, across sign-ins
+  SendRateLimiter send_rate;     // limits.send_rate_per_second, per user, across sign-ins
+  SendRateLimiter request_rate;  // limits.request_rate_per_second: every other request (4.4)
   Metrics metrics;
   std::unique_ptr<Router> router;
   std::string jwt_secret;

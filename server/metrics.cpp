@@ -103,6 +103,9 @@ std::string Metrics::render(const storage::StoreCounters& s, bool store_writable
   metric(out, "oms_acks_total", "counter", "Message ids acknowledged by clients.", ld(acked_total));
   metric(out, "oms_slow_consumer_closes_total", "counter", "Sessions closed for a full send queue.",
          ld(slow_consumer_closes));
+  metric(out, "oms_write_stall_closes_total", "counter",
+         "Sessions closed for reading nothing while frames waited (limits.write_stall_seconds).",
+         ld(write_stall_closes));
   metric(out, "oms_admin_requests_total", "counter", "Admin HTTP requests.", ld(admin_requests_total));
   metric(out, "oms_admin_unauthorized_total", "counter", "Admin requests refused with 401.",
          ld(admin_unauthorized_total));

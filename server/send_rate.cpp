@@ -1,6 +1,7 @@
 #include "server/send_rate.h"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 
 namespace oms::server {
@@ -18,9 +19,8 @@ SendRateLimiter::Shard& SendRateLimiter::shard(std::string_view user) {
   return shards_[std::hash<std::string_view>{}(user) % kShards];
 }
 
-bool SendRateLimiter::take(const std::string& user, std::int64_t now_ms, double rate, double burst) {
-  Shard& sh = shard(user);
-  std::lock_guard lock(sh.mu);
+SendRateLimiter::Bucket& SendRateLimiter::bucket(Shard& sh, const std::string& user, std::int64_t now_ms,
+                                                  double rate, double burst) {
   if (sh.users.size() >= 2 * sh.swept_at_size) {
     std::erase_if(sh.users, [&](const auto& kv) {
       return refilled(kv.second.tokens, kv.second.at_ms, now_ms, rate, burst) >= burst;
@@ -31,9 +31,26 @@ bool SendRateLimiter::take(const std::string& user, std::int64_t now_ms, double 
   Bucket& b = it->second;
   b.tokens = fresh ? burst : refilled(b.tokens, b.at_ms, now_ms, rate, burst);
   b.at_ms = now_ms;
-  if (b.tokens < 1.0) return false;
-  b.tokens -= 1.0;
+  return b;
+}
+
+bool SendRateLimiter::take(const std::string& user, std::int64_t now_ms, double rate, double burst, double cost) {
+  Shard& sh = shard(user);
+  std::lock_guard lock(sh.mu);
+  Bucket& b = bucket(sh, user, now_ms, rate, burst);
+  if (b.tokens < cost) return false;
+  b.tokens -= cost;
   return true;
+}
+
+std::int64_t SendRateLimiter::charge(const std::string& user, std::int64_t now_ms, double rate, double burst,
+                                     double cost) {
+  Shard& sh = shard(user);
+  std::lock_guard lock(sh.mu);
+  Bucket& b = bucket(sh, user, now_ms, rate, burst);
+  b.tokens = std::max(-burst, b.tokens - cost);
+  if (b.tokens >= 0) return 0;
+  return static_cast<std::int64_t>(std::ceil(-b.tokens / rate * 1000.0));
 }
 
 void SendRateLimiter::refund(const std::string& user, double burst) {

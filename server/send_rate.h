@@ -1,6 +1,7 @@
-// The per-user send rate limit (limits.send_rate_per_second, send_burst): a
-// token bucket per user that lives apart from the user's sessions, so that
-// signing out and in again does not buy a fresh burst.
+// The per-user rate limits: a token bucket per user that lives apart from
+// the user's sessions, so that signing out and in again does not buy a fresh
+// burst. Two instances: sends (limits.send_rate_per_second, send_burst) and
+// every other request (limits.request_rate_per_second, request_burst).
 //
 // Memory is bounded by the users who sent recently: a bucket that has
 // refilled to `burst` is the same as no bucket, so it is dropped (lazily,
@@ -24,7 +25,12 @@ class SendRateLimiter {
   // One token for `user` at `now_ms`; false when the bucket is empty (the
   // send is refused and costs nothing). `rate` tokens per second, at most
   // `burst` saved.
-  bool take(const std::string& user, std::int64_t now_ms, double rate, double burst);
+  bool take(const std::string& user, std::int64_t now_ms, double rate, double burst, double cost = 1.0);
+
+  // Takes `cost` tokens even when that leaves the bucket in debt (at most
+  // `burst` deep) and returns how many milliseconds until it is out of debt
+  // (0: none). For requests that must be applied but may be throttled (acks).
+  std::int64_t charge(const std::string& user, std::int64_t now_ms, double rate, double burst, double cost);
 
   // Gives back the token of a send that turned out to be a resend (a
   // duplicate costs nothing: protocol 4.4). Never above `burst`.
@@ -45,6 +51,7 @@ class SendRateLimiter {
   };
   static constexpr std::size_t kShards = 32;
   Shard& shard(std::string_view user);
+  Bucket& bucket(Shard& sh, const std::string& user, std::int64_t now_ms, double rate, double burst);
   std::array<Shard, kShards> shards_;
 };
 

@@ -6,13 +6,21 @@
 // wait in a bounded queue. Stored messages are pushed in sequence order,
 // within the DeliveryWindow; RocksDB reads run on the blocking pool and post
 // back here.
+//
+// This file is over 600 lines: one class template whose handlers share the session's
+// state on its strand; the 4.4 limits (queue bytes, write stall, read
+// backpressure) were added in place while others edit the sign-in path, so
+// that merges stay easy. Splitting them out (e.g. a SessionLimits helper) is
+// a follow-up.
 #include "server/ws_session.h"
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_set>
 #include <variant>
 #include <vector>
 
@@ -57,6 +65,8 @@ constexpr std::uint16_t kCloseSigninTimeout = 4408;
 constexpr std::uint16_t kCloseTooManySessions = 4429;
 constexpr std::uint16_t kCloseSlowConsumer = 4008;
 constexpr std::uint16_t kCloseTryAgainLater = 1013;
+// Acks and presence.subscribe lists cost one request token per this many ids.
+constexpr double kIdsPerToken = 64;
 
 std::shared_ptr<const std::string> share(std::string s) {
   return std::make_shared<const std::string>(std::move(s));
@@ -78,6 +88,8 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
         ws_(std::move(stream)),
         hello_timer_(ws_.get_executor()),
         expiry_timer_(ws_.get_executor()),
+        stall_timer_(ws_.get_executor()),
+        throttle_timer_(ws_.get_executor()),
         window_(ctx.config.window) {
     session_id_ = random_hex(8);
   }
@@ -130,10 +142,30 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     kSent,       // async_close started
   };
 
+  static std::size_t inbound_bytes(const Inbound& in) {
+    if (const auto* f = std::get_if<std::shared_ptr<const std::string>>(&in)) return (*f)->size();
+    if (const auto* d = std::get_if<std::shared_ptr<const Delivery>>(&in)) {
+      return ((*d)->message_frame ? (*d)->message_frame->size() : 0) +
+             ((*d)->missed_notice ? (*d)->missed_notice->size() : 0);
+    }
+    return 0;
+  }
+
+  // The inbox is bounded like the send queue (frames and bytes, protocol
+  // 4.4): beyond it, what waits is dropped (stored messages stay stored) and
+  // the session closes as a slow consumer; later items are dropped.
   void to_inbox(Inbound in) {
     {
       std::lock_guard lock(inbox_mu_);
+      if (inbox_overflow_) return;
+      inbox_bytes_ += inbound_bytes(in);
       inbox_.push_back(std::move(in));
+      if (inbox_.size() > ctx_.config.max_send_queue || inbox_bytes_ > ctx_.config.max_send_queue_bytes) {
+        inbox_overflow_ = true;
+        inbox_.clear();
+        inbox_bytes_ = 0;
+        inbox_.push_back(CloseRequest{kCloseSlowConsumer, "slow consumer"});
+      }
       if (inbox_posted_) return;  // the post already made takes this one too
       inbox_posted_ = true;
     }
@@ -151,6 +183,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     {
       std::lock_guard lock(inbox_mu_);
       batch.swap(inbox_);
+      inbox_bytes_ = 0;
       inbox_posted_ = false;
     }
     for (auto& in : batch) {
@@ -160,7 +193,8 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
         on_stored(**d);
       } else {
         auto& c = std::get<CloseRequest>(in);
-        close(c.code, c.reason);
+        if (c.code == kCloseSlowConsumer) slow_consumer("inbox full");
+        else close(c.code, c.reason);
       }
     }
   }
@@ -198,7 +232,24 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
       // reads: give its room back. Busy sessions keep theirs.
       if (!was_signed_in) buffer_.shrink_to_fit();
     }
-    do_read();  // keep reading until the close handshake completes
+    continue_reading();  // keep reading until the close handshake completes
+  }
+
+  // Reads the next frame, unless the session must wait first (protocol 4.4,
+  // backpressure): more than limits.max_ack_writes_in_flight ack writes are
+  // in the store's queue, or its acks are over the request rate. The pause
+  // ends in resume_reading() (an ack write done, the throttle timer).
+  void continue_reading() {
+    if (!closing() && (ack_writes_ >= ctx_.config.max_ack_writes_in_flight || throttled_)) {
+      read_paused_ = true;
+      return;
+    }
+    do_read();
+  }
+  void resume_reading() {
+    if (!read_paused_ || finished_) return;
+    read_paused_ = false;
+    continue_reading();
   }
 
   void fail(beast::error_code ec, const char* what) {
@@ -215,6 +266,8 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     logger_for(LogComponent::kSession).debug("session {} ({}): closed", session_id_, user_);
     hello_timer_.cancel();
     expiry_timer_.cancel();
+    stall_timer_.cancel();
+    throttle_timer_.cancel();
     ctx_.open_sessions.remove(this);
     for (const auto& u : subscriptions_) ctx_.registry.unsubscribe(u, this);
     subscriptions_.clear();
@@ -230,18 +283,57 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   // ---- sending ----
   void enqueue(std::shared_ptr<const std::string> frame) {
     if (closing() || finished_) return;
-    if (queue_.size() >= ctx_.config.max_send_queue) {
-      ctx_.metrics.slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
-      logger_for(LogComponent::kSession)
-          .info("session {} ({}): send queue full, closing slow consumer", session_id_, user_);
-      // Keep only the frame being written; the messages stay in the mailbox.
-      if (writer_ == Writer::kWriting) queue_.keep_front_only();
-      else queue_.clear();
-      close(kCloseSlowConsumer, "slow consumer");
-      return;
+    if (queue_.size() >= ctx_.config.max_send_queue ||
+        queue_.bytes() + frame->size() > ctx_.config.max_send_queue_bytes) {
+      return slow_consumer("send queue full");
     }
     queue_.push_back(std::move(frame));
     schedule_write();
+  }
+
+  void slow_consumer(std::string_view why) {
+    if (closing() || finished_) return;
+    ctx_.metrics.slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
+    logger_for(LogComponent::kSession)
+        .info("session {} ({}): {}, closing slow consumer", session_id_, user_, why);
+    // Keep only the frame being written; the messages stay in the mailbox.
+    if (writer_ == Writer::kWriting) queue_.keep_front_only();
+    else queue_.clear();
+    close(kCloseSlowConsumer, "slow consumer");
+  }
+
+  // Write stall (protocol 4.4): a write outstanding for limits.
+  // write_stall_seconds (the peer reads nothing; Beast's idle timeout does
+  // not see it while the peer keeps sending) closes the session with 4008.
+  // If even that close cannot go out within the handshake timeout, the
+  // socket is closed. One timer, armed while a write is out.
+  void arm_stall_timer(std::chrono::steady_clock::time_point at) {
+    stall_armed_ = true;
+    stall_timer_.expires_at(at);
+    stall_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      self->stall_armed_ = false;
+      if (!ec) self->on_stall_timer();
+    });
+  }
+  void on_stall_timer() {
+    if (finished_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (stalled_) {  // the close frame did not go out either
+      logger_for(LogComponent::kSession).info("session {} ({}): write stalled, dropping", session_id_, user_);
+      beast::get_lowest_layer(ws_).close();  // the pending operations fail: finish()
+      return;
+    }
+    if (writer_ != Writer::kWriting) return;  // the next write arms again
+    const auto deadline = write_started_ + std::chrono::seconds(ctx_.config.write_stall_seconds);
+    if (now < deadline) return arm_stall_timer(deadline);
+    stalled_ = true;
+    ctx_.metrics.write_stall_closes.fetch_add(1, std::memory_order_relaxed);
+    logger_for(LogComponent::kSession)
+        .info("session {} ({}): peer read nothing for {} s, closing", session_id_, user_,
+              ctx_.config.write_stall_seconds);
+    queue_.keep_front_only();
+    close(kCloseSlowConsumer, "write stalled");
+    arm_stall_timer(now + std::chrono::seconds(ctx_.config.handshake_timeout_seconds));
   }
 
   // Frames that handlers already waiting on this strand will queue (the
@@ -263,6 +355,8 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   // frame that goes out alone before a close.
   void do_write() {
     writer_ = Writer::kWriting;
+    write_started_ = std::chrono::steady_clock::now();
+    if (!stall_armed_) arm_stall_timer(write_started_ + std::chrono::seconds(ctx_.config.write_stall_seconds));
     ws_.next_layer().set_corked(queue_.size() > 1);
     ws_.text(true);
     ws_.async_write(net::buffer(*queue_.front()),
@@ -332,6 +426,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
       return on_hello(std::get<proto::Hello>(decoded.frame()));
     }
     if (!decoded.ok()) return send_error(decoded.error().rid, "bad_request", decoded.error().message);
+    if (!admit(decoded.frame())) return;
     std::visit([this](auto& f) { on_frame(f); }, decoded.frame());
   }
 
@@ -345,6 +440,25 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
       self->ctx_.metrics.token_expired_closes.fetch_add(1, std::memory_order_relaxed);
       self->close(kCloseUnauthenticated, "token expired");
     });
+  }
+
+  // The request rate limit (protocol 4.4): every request but send (its own
+  // bucket, in the router) and ack (charged when applied: on_frame(Ack))
+  // takes from the user's request bucket, shared by all of the user's
+  // sessions and kept across sign-ins. A presence.subscribe costs by its
+  // list's length. Over the rate: rate_limited, nothing done.
+  bool admit(const proto::ClientFrame& frame) {
+    if (std::holds_alternative<proto::Send>(frame) || std::holds_alternative<proto::Ack>(frame)) return true;
+    double cost = 1;
+    if (const auto* sub = std::get_if<proto::PresenceSubscribe>(&frame))
+      cost += static_cast<double>(sub->users.size()) / kIdsPerToken;
+    const Config& cfg = ctx_.config;
+    if (ctx_.request_rate.take(user_, ctx_.clock->now_ms(), cfg.request_rate_per_second, cfg.request_burst,
+                               cost))
+      return true;
+    send_error(std::visit([](const auto& f) { return f.rid; }, frame), "rate_limited",
+               fmt::format("request rate above {}/s; slow down and retry", cfg.request_rate_per_second));
+    return false;
   }
 
   void on_hello(proto::Hello& hello) {
@@ -456,18 +570,24 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   void on_frame(proto::PresenceSubscribe& f) {
     std::size_t fresh = 0;
     for (const auto& u : f.users)
-      if (std::find(subscriptions_.begin(), subscriptions_.end(), u) == subscriptions_.end()) ++fresh;
+      if (!subscriptions_.contains(u)) ++fresh;
     if (subscriptions_.size() + fresh > ctx_.config.max_subscriptions) {
       return send_error(f.rid, "limit_exceeded",
                         fmt::format("at most {} presence subscriptions per session",
                                     ctx_.config.max_subscriptions));
     }
+    // Only users not watched yet get their current state (a repeated
+    // subscribe costs no frames; later changes come as events anyway).
+    std::vector<const std::string*> added;
     for (const auto& u : f.users)
-      if (ctx_.registry.subscribe(u, this->shared_from_this())) subscriptions_.push_back(u);
+      if (!subscriptions_.contains(u) && ctx_.registry.subscribe(u, this->shared_from_this())) {
+        subscriptions_.insert(u);
+        added.push_back(&u);
+      }
     enqueue(share(proto::encode(proto::ServerFrame{proto::Ok{f.rid}})));
-    for (const auto& u : f.users) {
-      auto state = PresenceRegistry::visible(ctx_.registry.state_of(u));
-      enqueue(share(proto::encode(proto::ServerFrame{proto::PresenceEvent{u, state}})));
+    for (const std::string* u : added) {
+      auto state = PresenceRegistry::visible(ctx_.registry.state_of(*u));
+      enqueue(share(proto::encode(proto::ServerFrame{proto::PresenceEvent{*u, state}})));
     }
   }
 
@@ -475,26 +595,43 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     ctx_.router->send(this->shared_from_this(), user_, capable_, std::move(f));
   }
 
+  // An ack is always applied (never refused: it must not be lost), but it
+  // is charged to the request bucket by its ids (1 + ids/64 tokens) and a
+  // user over the rate has this session's reading paused until the bucket
+  // is out of debt. Its write counts against max_ack_writes_in_flight.
   void on_frame(proto::Ack& f) {
     for (auto seq : f.ids) window_.acked(seq);
     ctx_.metrics.acked_total.fetch_add(f.ids.size(), std::memory_order_relaxed);
-    if (window_.drained_sent() && std::holds_alternative<std::monostate>(f.rid)) {
-      // Nobody waits for this write's outcome: no reply is due and
-      // mailbox.drained went out already. No callback, no post back here.
-      ctx_.store->ack(user_, std::move(f.ids), nullptr);
-    } else {
-      window_.ack_write_started();
-      ctx_.store->ack(user_, std::move(f.ids),
-                      [self = this->shared_from_this(), rid = std::move(f.rid)](Result<std::uint64_t> r) mutable {
-                        net::post(self->ws_.get_executor(), [self, rid = std::move(rid), r = std::move(r)] {
-                          self->on_ack_written(rid, r);
-                        });
-                      });
+    const Config& cfg = ctx_.config;
+    const auto wait_ms = ctx_.request_rate.charge(user_, ctx_.clock->now_ms(), cfg.request_rate_per_second,
+                                                  cfg.request_burst, 1.0 + static_cast<double>(f.ids.size()) / kIdsPerToken);
+    if (wait_ms > 0 && !throttled_) {
+      throttled_ = true;
+      throttle_timer_.expires_after(std::chrono::milliseconds(wait_ms));
+      throttle_timer_.async_wait([self = this->shared_from_this()](beast::error_code) {
+        self->throttled_ = false;
+        self->resume_reading();
+      });
     }
+    // A reply is due unless nobody waits for this write's outcome (no rid,
+    // mailbox.drained went out already); the completion comes back either
+    // way, to count the write as done.
+    const bool reply_due = !window_.drained_sent() || !std::holds_alternative<std::monostate>(f.rid);
+    if (reply_due) window_.ack_write_started();
+    ++ack_writes_;
+    ctx_.store->ack(user_, std::move(f.ids),
+                    [self = this->shared_from_this(), rid = std::move(f.rid), reply_due](Result<std::uint64_t> r) mutable {
+                      net::post(self->ws_.get_executor(), [self, rid = std::move(rid), r = std::move(r), reply_due] {
+                        self->on_ack_written(rid, r, reply_due);
+                      });
+                    });
     if (capable_) maybe_read();
   }
 
-  void on_ack_written(const proto::Rid& rid, const Result<std::uint64_t>& r) {
+  void on_ack_written(const proto::Rid& rid, const Result<std::uint64_t>& r, bool reply_due) {
+    --ack_writes_;
+    resume_reading();
+    if (!reply_due) return;
     window_.ack_write_done();
     if (!r) {
       if (!std::holds_alternative<std::monostate>(rid))
@@ -580,6 +717,8 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   // from other threads (to_inbox), taken on the strand (drain_inbox)
   std::mutex inbox_mu_;
   std::vector<Inbound> inbox_;
+  std::size_t inbox_bytes_ = 0;
+  bool inbox_overflow_ = false;  // closing as a slow consumer: later items are dropped
   bool inbox_posted_ = false;  // a drain_inbox is posted and has not taken the inbox yet
 
   // sign-in
@@ -590,13 +729,23 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   std::string user_;
   std::int64_t token_exp_s_ = 0;  // the latest token's exp (hello or auth.refresh)
   proto::ClientInfo client_;
-  std::vector<std::string> subscriptions_;
+  std::unordered_set<std::string> subscriptions_;
 
   // send queue
   FrameQueue queue_;
   Writer writer_ = Writer::kIdle;
   Closing closing_ = Closing::kOpen;
   websocket::close_reason close_reason_;
+  net::steady_timer stall_timer_;  // write stall (limits.write_stall_seconds)
+  bool stall_armed_ = false;
+  bool stalled_ = false;  // closing for a write stall
+  std::chrono::steady_clock::time_point write_started_;
+
+  // read backpressure (continue_reading)
+  bool read_paused_ = false;  // no read outstanding; resume_reading() starts one
+  std::size_t ack_writes_ = 0;  // ack writes in the store's queue
+  bool throttled_ = false;      // acks over the request rate: throttle_timer_ ends it
+  net::steady_timer throttle_timer_;
 
   DeliveryWindow window_;
 };

@@ -31,6 +31,10 @@ int RawFrame::close_code() const {
   return (static_cast<unsigned char>(payload[0]) << 8) | static_cast<unsigned char>(payload[1]);
 }
 
+void RawWs::set_receive_buffer(int bytes) {
+  ::setsockopt(sock_.native_handle(), SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+}
+
 RawWs::RawWs(std::uint16_t port, std::string_view target, ms timeout)
     : sock_(ioc_), rng_(std::random_device{}()), timeout_(timeout) {
   sock_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));

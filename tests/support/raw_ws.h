@@ -60,6 +60,12 @@ class RawWs {
   RawWs(const RawWs&) = delete;
   RawWs& operator=(const RawWs&) = delete;
 
+  // SO_RCVBUF on the connected socket (a client that reads slowly or not
+  // at all keeps the server's writes waiting sooner).
+  void set_receive_buffer(int bytes);
+  // The socket's descriptor (for SO_* options in tests).
+  int native_handle() { return sock_.native_handle(); }
+
   void send_frame(std::uint8_t opcode, std::string_view payload, FrameOptions opts = {});
   // Writes bytes as they are (for splitting one frame across TCP writes).
   void send_bytes(std::string_view bytes);

@@ -48,6 +48,15 @@ TEST_CASE("codec: type and rid") {
   check_bad(R"({"type":"ping","rid":[1]})", "field \"rid\" must be a string or an integer");
   check_bad(R"({"type":"ping","rid":true})", "field \"rid\" must be a string or an integer");
   check_bad(R"({"type":"ping","rid":18446744073709551615})", "field \"rid\" must be a string or an integer");
+  // A string rid: at most 128 bytes; a longer one is refused and not echoed.
+  CHECK(std::get<std::string>(decode_client_as<Ping>(
+                                  R"({"type":"ping","rid":")" + std::string(kMaxRidBytes, 'r') + "\"}")
+                                  .rid)
+            .size() == kMaxRidBytes);
+  check_bad(R"({"type":"ping","rid":")" + std::string(kMaxRidBytes + 1, 'r') + "\"}",
+            "field \"rid\" is longer than 128 bytes");
+  check_bad(R"({"type":"ping","rid":")" + std::string(100000, 'r') + "\"}",
+            "field \"rid\" is longer than 128 bytes");
   // A long unknown type is quoted, cut short.
   auto d = decode_client_frame(R"({"type":")" + std::string(1000, 'z') + "\"}");
   REQUIRE_FALSE(d.ok());

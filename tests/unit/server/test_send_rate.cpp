@@ -53,3 +53,14 @@ TEST_CASE("send rate: a refunded token can be taken again, never beyond the burs
   r.refund("nobody", 1.0);  // no bucket: nothing to give back
   CHECK(r.size() == 1);
 }
+
+TEST_CASE("send rate: cost and charge (the request bucket: acks cost by ids, never refused)") {
+  SendRateLimiter r;
+  CHECK(r.take("u", 0, 10, 20, 15));
+  CHECK_FALSE(r.take("u", 0, 10, 20, 15));  // 5 left
+  CHECK(r.charge("u", 0, 10, 20, 5) == 0);  // exactly empty: no wait
+  CHECK(r.charge("u", 0, 10, 20, 10) == 1000);  // 10 in debt at 10/s
+  CHECK(r.charge("u", 0, 10, 20, 1000) == 2000);  // the debt is at most `burst` deep
+  CHECK_FALSE(r.take("u", 1000, 10, 20));
+  CHECK(r.take("u", 2100, 10, 20));
+}
