@@ -32,7 +32,7 @@ const std::set<std::string, std::less<>> kKnownKeys = {
     "limits.max_ack_writes_in_flight",
     "store.sync", "store.max_batch", "store.max_queued_writes", "store.block_cache_mb",
     "store.min_free_bytes", "store.min_free_percent", "store.resume_free_bytes",
-    "store.critical_free_bytes", "store.ballast_bytes", "store.disk_check_ms",
+    "store.critical_free_bytes", "store.write_floor_bytes", "store.ballast_bytes", "store.disk_check_ms",
     "log.level", "log.format",
     "log.levels",
     "tls.cert_file", "tls.key_file", "tls.client", "tls.admin", "tls.min_version",
@@ -190,6 +190,7 @@ Status apply_toml(const toml::table& t, Config& c) {
   OMS_TRY(read_int(t, "store.min_free_percent", c.min_free_percent, 0, 50));
   OMS_TRY(read_int(t, "store.resume_free_bytes", c.resume_free_bytes, 0, kMaxDiskBytes));
   OMS_TRY(read_int(t, "store.critical_free_bytes", c.critical_free_bytes, 0, kMaxDiskBytes));
+  OMS_TRY(read_int(t, "store.write_floor_bytes", c.write_floor_bytes, 0, kMaxDiskBytes));
   OMS_TRY(read_int(t, "store.ballast_bytes", c.ballast_bytes, 0, kMaxDiskBytes));
   OMS_TRY(read_int(t, "store.disk_check_ms", c.disk_check_ms, 10, 60'000));
   OMS_TRY(read_string(t, "log.level", c.log_level));

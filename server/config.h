@@ -90,6 +90,7 @@ struct Config {
   unsigned min_free_percent = 0;
   std::uint64_t resume_free_bytes = 0;
   std::uint64_t critical_free_bytes = 0;
+  std::uint64_t write_floor_bytes = 4u << 20;  // below: no write at all (acks too): store_full
   std::uint64_t ballast_bytes = 64ull << 20;
   std::int64_t disk_check_ms = 250;
 

@@ -635,7 +635,8 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     window_.ack_write_done();
     if (!r) {
       if (!std::holds_alternative<std::monostate>(rid))
-        send_error(rid, "store_error", r.status().message());
+        send_error(rid, r.status().code() == Code::kStoreFull ? "store_full" : "store_error",
+                   r.status().message());
       return;
     }
     if (!std::holds_alternative<std::monostate>(rid))

@@ -78,11 +78,14 @@ DiskState DiskGuard::state() const {
 
 bool DiskGuard::refresh_if_older(std::chrono::milliseconds max_age) {
   const auto age = std::chrono::nanoseconds(now_ns() - last_check_ns_.load(std::memory_order_relaxed));
-  if (age >= max_age) read(/*may_wait=*/false);
+  // The writer waits for a reading under way rather than act on a stale
+  // verdict (a disk filled by someone else between two readings would meet
+  // RocksDB as ENOSPC); it never creates the ballast itself.
+  if (age >= max_age) read(/*may_wait=*/true, /*may_create_ballast=*/false);
   return full();
 }
 
-void DiskGuard::check() { read(/*may_wait=*/true); }
+void DiskGuard::check() { read(/*may_wait=*/true, /*may_create_ballast=*/true); }
 
 // (mu_ held) Whether a ballast of the configured size went onto the disk.
 bool DiskGuard::create_ballast() {
@@ -102,7 +105,7 @@ bool DiskGuard::create_ballast() {
   return true;
 }
 
-void DiskGuard::read(bool may_wait) {
+void DiskGuard::read(bool may_wait, bool may_create_ballast) {
   std::vector<const char*> events;
   DiskState after;
   {
@@ -150,7 +153,7 @@ void DiskGuard::read(bool may_wait) {
       s.full = false;
       events.push_back("resumed");
     }
-    if (may_wait && !s.full && !s.ballast_present && s.ballast_bytes > 0 && s.usable >= s.high_mark &&
+    if (may_create_ballast && !s.full && !s.ballast_present && s.ballast_bytes > 0 && s.usable >= s.high_mark &&
         now_ns() >= next_ballast_try_ns_) {
       if (create_ballast()) {
         s.ballast_present = true;
@@ -166,6 +169,10 @@ void DiskGuard::read(bool may_wait) {
       s.usable = usable_now();
     }
     full_.store(s.full, std::memory_order_relaxed);
+    const bool exhausted = s.available < opts_.write_floor_bytes;
+    if (exhausted != exhausted_.load(std::memory_order_relaxed))
+      events.push_back(exhausted ? "exhausted" : "writable");
+    exhausted_.store(exhausted, std::memory_order_relaxed);
     after = s;
   }
   if (on_transition_)

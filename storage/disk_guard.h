@@ -41,6 +41,12 @@ struct DiskGuardOptions {
   std::uint64_t resume_free_bytes = 0;     // high mark; 0 = low + low/4; never below low
   std::uint64_t critical_free_bytes = 0;   // ballast released below; 0 = low/2
   std::uint64_t ballast_bytes = 64u << 20; // 0 = no ballast; capped at 5 % of the filesystem
+  // Below this many bytes really free (the ballast already released and
+  // eaten by something else), nothing is written at all, acks and purges
+  // included: they are answered store_full and change nothing, rather than
+  // meeting ENOSPC inside RocksDB (which Debian's asserting build turns into
+  // an abort). 0 = no floor.
+  std::uint64_t write_floor_bytes = 4u << 20;
   std::chrono::milliseconds interval{250};
 };
 
@@ -75,6 +81,8 @@ class DiskGuard {
   void stop();  // idempotent
 
   bool full() const { return full_.load(std::memory_order_relaxed); }
+  // Fewer than write_floor_bytes really free: no write at all (see the option).
+  bool exhausted() const { return exhausted_.load(std::memory_order_relaxed); }
   DiskState state() const;
   // Reads again when the last reading is older than `max_age` (the writer
   // thread, once per batch: a statvfs at most that often); returns full().
@@ -92,7 +100,7 @@ class DiskGuard {
   void run();
   // One reading; may_wait = false (the writer): skipped when one is under
   // way, and the ballast is not created.
-  void read(bool may_wait);
+  void read(bool may_wait, bool may_create_ballast);
   bool create_ballast();  // REQUIRES mu_
   bool ballast_on_disk() const;
 
@@ -102,6 +110,7 @@ class DiskGuard {
   DiskState state_;
   std::int64_t next_ballast_try_ns_ = 0;  // after a failed creation
   std::atomic<bool> full_{false};
+  std::atomic<bool> exhausted_{false};
   std::atomic<std::int64_t> last_check_ns_{0};
   std::atomic<std::uint64_t> refused_{0};
 

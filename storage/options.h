@@ -36,6 +36,9 @@ struct StoreOptions {
   // batch's new messages with store_full (resends still get their first
   // result; acks, purges and sweeps go on). omsd passes its DiskGuard.
   std::function<bool()> refuse_new_messages;
+  // Called once per batch after refuse_new_messages: true refuses every
+  // request of the batch (acks, purges too) with store_full, nothing written.
+  std::function<bool()> refuse_all_writes;
   // Tests only: when set, called on the writer thread before each batch
   // write; a non-OK Status fails that write exactly as if the back end's
   // write had failed (nothing of the batch is written).

@@ -187,6 +187,16 @@ void RocksMailboxStore::commit(std::vector<WriteRequest>& requests,
   Batch& b = writer_->batch;
   b.reset(clock_->now_ms());
   b.refuse_new = opts_.refuse_new_messages && opts_.refuse_new_messages();
+  if (b.refuse_new && opts_.refuse_all_writes && opts_.refuse_all_writes()) {
+    // The disk has no room left even for acks (storage/disk_guard.h,
+    // write_floor_bytes): nothing is written, every request is answered.
+    for (std::size_t i = 0; i < requests.size(); ++i)
+      outcomes.push_back({Status::store_full("the server's disk has no room left: nothing can be written "
+                                             "until space is freed (retry)"),
+                          {},
+                          0});
+    return;
+  }
   for (auto& r : requests) {
     if (!b.failed.is_ok()) {
       outcomes.push_back({});

@@ -91,6 +91,7 @@ constexpr const char* kConfig =
     "resume_free_bytes = 25165824\n"    // accept again from 24 MiB
     "critical_free_bytes = 8388608\n"   // release the ballast below 8 MiB free
     "ballast_bytes = 3145728\n"         // a 3 MiB reserve
+    "write_floor_bytes = 1048576\n"     // below 1 MiB really free nothing is written, acks too
     "disk_check_ms = 50\n"
     "[mailbox]\nmax_messages = 100000\n"
     "[limits]\nsend_rate_per_second = 100000\nsend_burst = 100000\n";
@@ -207,7 +208,6 @@ TEST_CASE("hostile: a full disk refuses new messages with store_full, keeps acks
   fill(filler, 256 * 1024, two_sends);
   const bool ballast_released =
       wait_until([&] { return !std::filesystem::exists(tmpfs.path() / "data" / "ballast"); }, 5s);
-  fill(filler, 256 * 1024, two_sends);  // and the filler takes that too
   const std::size_t sent_before_full = tally.sent.size();
   // More than the 256 KiB left, were they stored.
   for (int i = 0; i < 400; ++i) tally.send(*alice, kBob);
@@ -233,8 +233,14 @@ TEST_CASE("hostile: a full disk refuses new messages with store_full, keeps acks
   CHECK(mailbox_count(omsd, kDave) == 0);
   REQUIRE(omsd.running());
 
-  // Worse: the filler takes the last bytes. An ack may now fail in RocksDB
-  // (ENOSPC): it is answered, with ok or an error, and omsd stays up.
+  // The filler takes the released reserve too, down to 256 KiB free: below
+  // store.write_floor_bytes nothing is written, acks included (store_full),
+  // and nothing is lost.
+  fill(filler, 256 * 1024, two_sends);
+  const std::uint64_t free_when_exhausted = free_bytes(tmpfs.path());
+
+  // Worse: the filler takes the last bytes. An ack is answered, with ok or
+  // store_full (then it changed nothing), and omsd stays up.
   fill(filler, 0, [] {});
   int acks_ok_at_zero = 0, acks_failed_at_zero = 0;
   {
@@ -248,6 +254,7 @@ TEST_CASE("hostile: a full disk refuses new messages with store_full, keeps acks
       } else {
         INFO("ack at 0 bytes free: " << to_text(r));
         CHECK(type_of(r) == "error");
+        CHECK(str_of(r, "code") == "store_full");
         ++acks_failed_at_zero;
         break;  // (the unacked ones come again to the next session)
       }
@@ -289,11 +296,12 @@ TEST_CASE("hostile: a full disk refuses new messages with store_full, keeps acks
       std::chrono::duration<double>(freed - fill_start).count();
   hostile_report("full disk (64 MiB tmpfs filled to 256 KiB free, 1000-byte sends)",
                  "store_full below 16 MiB usable, resume at 24 MiB; 3 MiB ballast released below 8 MiB",
-                 fmt::format("{} sent, {} store_full, 0 other, {} KiB free when full, acks+purge ok, "
-                             "at 0 bytes free {} acks ok / {} failed (no crash), "
+                 fmt::format("{} sent, {} store_full, 0 other, {} KiB free when full, acks+purge ok; "
+                             "reserve eaten ({} KiB free), then 0 bytes free: {} acks ok / {} store_full (no crash), "
                              "sends back {:.0f} ms after the filler went ({} refused meanwhile), "
                              "fill phase {:.1f} s",
-                             tally.sent.size(), tally.store_full, free_when_full / 1024, acks_ok_at_zero,
+                             tally.sent.size(), tally.store_full, free_when_full / 1024,
+                             free_when_exhausted / 1024, acks_ok_at_zero,
                              acks_failed_at_zero, recover_ms, refused_after_free, fill_s),
                  fmt::format("bob on the full disk: sign-in {:.1f} ms, slowest of {} acks {:.1f} ms; purge ok",
                              bob_full.signin_ms, acked.size() / 10, bob_full.ack_ms));
