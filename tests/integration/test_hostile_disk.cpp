@@ -198,14 +198,17 @@ TEST_CASE("hostile: a full disk refuses new messages with store_full, keeps acks
   for (int i = 0; i < 20; ++i) tally.send(*alice, kBob);
   REQUIRE(tally.sent.size() == 20);
 
-  // The filler takes the disk down to 256 KiB free, two sends after every
-  // 256 KiB; omsd hands over its ballast on the way and the filler eats it.
+  // The filler takes the disk down, two sends after every 256 KiB; omsd
+  // releases its ballast on the way.
   const auto fill_start = std::chrono::steady_clock::now();
   auto two_sends = [&] {
     tally.send(*alice, kBob);
     tally.send(*alice, kBob);
   };
-  fill(filler, 256 * 1024, two_sends);
+  // First down to the size of the reserve + 256 KiB: whether the ballast
+  // goes during the fill (then the filler eats it) or after, at least
+  // 3.25 MiB stay free, above the 1 MiB write floor.
+  fill(filler, 256 * 1024 + 3 * kMiB, two_sends);
   const bool ballast_released =
       wait_until([&] { return !std::filesystem::exists(tmpfs.path() / "data" / "ballast"); }, 5s);
   const std::size_t sent_before_full = tally.sent.size();
