@@ -350,6 +350,11 @@ AdminResponse take_backup(const AdminCall& call) {
   const std::filesystem::path dir = root / name;
   if (std::filesystem::exists(std::filesystem::symlink_status(dir, ec)))
     return admin_error(409, "already_exists", fmt::format("backup '{}' already exists", name));
+  // A checkpoint copies the live WAL: on a disk already below its watermark
+  // it would eat the reserve that acks and RocksDB's flushes need.
+  if (ctx.disk_guard && ctx.disk_guard->full())
+    return admin_error(507, "store_full",
+                       "the data dir's disk is below its free-space watermark: no backup until space is freed");
   if (Status s = make_private_dir(root); !s) return admin_error(500, "backup_failed", s.message());
   const std::int64_t started = ctx.clock->now_ms();
   if (Status s = ctx.database->checkpoint(dir.string()); !s) {

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -90,7 +91,14 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
         expiry_timer_(ws_.get_executor()),
         stall_timer_(ws_.get_executor()),
         throttle_timer_(ws_.get_executor()),
-        window_(ctx.config.window) {
+        window_(ctx.config.window),
+        // A full delivery window must always fit: up to `window` stored
+        // messages, each up to max_body_bytes escaped (\u00XX: 6 bytes per
+        // byte at worst) plus its envelope, on top of the configured bound
+        // for everything else. Otherwise 256 large messages from one sender
+        // would close every session of the recipient as a slow consumer.
+        queue_byte_limit_(ctx.config.max_send_queue_bytes +
+                          ctx.config.window * (6 * ctx.config.max_body_bytes + 512)) {
     session_id_ = random_hex(8);
   }
 
@@ -160,7 +168,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
       if (inbox_overflow_) return;
       inbox_bytes_ += inbound_bytes(in);
       inbox_.push_back(std::move(in));
-      if (inbox_.size() > ctx_.config.max_send_queue || inbox_bytes_ > ctx_.config.max_send_queue_bytes) {
+      if (inbox_.size() > ctx_.config.max_send_queue || inbox_bytes_ > queue_byte_limit_) {
         inbox_overflow_ = true;
         inbox_.clear();
         inbox_bytes_ = 0;
@@ -284,7 +292,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   void enqueue(std::shared_ptr<const std::string> frame) {
     if (closing() || finished_) return;
     if (queue_.size() >= ctx_.config.max_send_queue ||
-        queue_.bytes() + frame->size() > ctx_.config.max_send_queue_bytes) {
+        queue_.bytes() + frame->size() > queue_byte_limit_) {
       return slow_consumer("send queue full");
     }
     queue_.push_back(std::move(frame));
@@ -431,12 +439,19 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   }
 
   // Ends the session at exp + leeway; re-arms when auth.refresh moved exp on.
+  // exp + leeway, saturating (a signed token may carry any exp).
+  std::int64_t session_end_s() const {
+    constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+    return token_exp_s_ > kMax - ctx_.config.leeway_seconds ? kMax : token_exp_s_ + ctx_.config.leeway_seconds;
+  }
+
   void arm_expiry() {
-    const std::int64_t left = token_exp_s_ + ctx_.config.leeway_seconds - ctx_.clock->now_s();
-    expiry_timer_.expires_after(std::chrono::seconds(std::max<std::int64_t>(left, 0)));
+    // At most a day at a time (re-armed): no overflow for a far-off exp.
+    const std::int64_t left = std::clamp<std::int64_t>(session_end_s() - ctx_.clock->now_s(), 0, 86'400);
+    expiry_timer_.expires_after(std::chrono::seconds(left));
     expiry_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
       if (ec || self->finished_ || self->closing()) return;
-      if (self->token_exp_s_ + self->ctx_.config.leeway_seconds > self->ctx_.clock->now_s()) return self->arm_expiry();
+      if (self->session_end_s() > self->ctx_.clock->now_s()) return self->arm_expiry();
       self->ctx_.metrics.token_expired_closes.fetch_add(1, std::memory_order_relaxed);
       self->close(kCloseUnauthenticated, "token expired");
     });
@@ -749,6 +764,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   net::steady_timer throttle_timer_;
 
   DeliveryWindow window_;
+  std::size_t queue_byte_limit_;  // see the constructor
 };
 
 template <class Stream>

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <boost/json.hpp>
+#include <fmt/format.h>
 
 #include "tests/support/harness.h"
 #include "tests/support/hostile.h"
@@ -222,4 +223,27 @@ TEST_CASE("hostile: presence.subscribe repeated with the same 1000 users is cont
                  std::to_string(events) + " events, " + std::to_string(oks) + " ok, " + std::to_string(limited) +
                      " rate_limited",
                  by.summary());
+}
+
+TEST_CASE("hostile: a full window of large escaped messages still reaches the recipient") {
+  // 256 bodies of 16 KiB of '"': each message frame is about 33 KB once
+  // escaped, a window of them about 8.4 MB, over limits.max_send_queue_bytes
+  // alone. The recipient must still get them all, not a 4008 close at every
+  // sign-in (the byte bound leaves room for a full delivery window).
+  constexpr int kCount = 256;
+  OmsdProcess omsd;
+  {
+    auto alice = sign_in(omsd, kAlice);
+    for (int i = 0; i < kCount; ++i) OMS_CHECK_SENT(alice->send(kBob, std::string(16384, '"')), "stored");
+  }
+  WsClient bob(std::chrono::seconds(30));
+  bob.connect(omsd.client_port());
+  bob.hello(omsd.token(kBob));
+  const auto msgs = bob.receive_messages(kCount);
+  CHECK(msgs.size() == kCount);
+  bob.take("mailbox.drained", std::chrono::seconds(30));
+  CHECK(bob.is_open());
+  hostile_report("a full window (256) of 16 KiB bodies of '\"' (8.4 MB escaped) to one recipient",
+                 "send queue bound = max_send_queue_bytes + window x (6 x max_body_bytes + 512)",
+                 fmt::format("{} of {} delivered in one session, not closed", msgs.size(), kCount), "n/a");
 }
