@@ -201,13 +201,17 @@ TEST_CASE("hostile: eight hostile accounts running every attack at once leave a 
   CHECK(bystander.signins().failures == 0);
   CHECK(bystander.sends().failures == 0);
   CHECK(bystander.signins().count() >= 10);
-  // The acceptance figure is 50 ms; a sanitizer build runs 3–5x slower.
-  const double bound = kSanitized ? 250 : 50;
+  // The acceptance figure is 50 ms, for the release build. A sanitizer
+  // build runs 3–5x slower and CTest runs another test beside it: there the
+  // test checks that the bystander never fails, with a loose latency bound.
+  const double bound = kSanitized ? 1500 : 50;
   CHECK(bystander.signins().p99() < bound);
   CHECK(bystander.sends().p99() < bound);
   // README "Limits": the memory an attack can pin is bounded by the byte
   // limits of the session queues; 512 MiB with the defaults.
-  CHECK(rss_peak_mib < 512);
+  // (ASan keeps freed memory in quarantine, 256 MiB by default, and adds its
+  // shadow: RSS says little there.)
+  CHECK(rss_peak_mib < (kSanitized ? 2048 : 512));
   // Everyone else's service went on: the store still answers the admin.
   CHECK(mailbox_count(omsd, "hostile-0@contoso.com") == filled);
   hostile_report("8 accounts at once, never reading: 60 kB-rid pings, acks of 1024 ids, subscribe 1000, sends, "
