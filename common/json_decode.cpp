@@ -76,6 +76,13 @@ class Fields {
     return to_uint(*v, name, out);
   }
 
+  // Absent or null leaves `out` unchanged.
+  bool optional_uint(std::string_view name, std::uint64_t& out) {
+    const json::value* v = find(name);
+    if (v == nullptr || v->is_null()) return true;
+    return to_uint(*v, name, out);
+  }
+
   bool to_uint(const json::value& v, std::string_view name, std::uint64_t& out) {
     if (v.is_uint64()) {
       out = v.get_uint64();
@@ -180,6 +187,13 @@ bool read_hello(Fields& f, const DecodeLimits& limits, Hello& out) {
   if (!c.optional_string("version", version)) return f.wrong_type("client.version", "a string");
   out.client.name = std::string(name);
   out.client.version = std::string(version);
+  // (Checked by the server, which answers an invalid name with close 4400.)
+  const json::value* device = c.find("device");
+  if (device != nullptr && !device->is_null()) {
+    if (!device->is_string()) return f.wrong_type("client.device", "a string");
+    const std::string_view d = sv(device->get_string());
+    out.client.device = std::string(d.substr(0, kMaxDeviceBytes + 1));
+  }
 
   const json::value* features = c.find("features");
   if (features == nullptr || features->is_null()) return true;
@@ -367,6 +381,24 @@ bool read_welcome(Fields& f, Welcome& out) {
     if (!m.required_time("oldest", ms)) return f.fail(m.error() + " in \"mailbox\"");
     n.oldest_ms = ms;
   }
+  if (!m.optional_uint("receipts", n.receipts)) return f.fail(m.error() + " in \"mailbox\"");
+  return true;
+}
+
+bool read_receipt(Fields& f, Receipt& out) {
+  std::string_view id, msg, cmid, to, state;
+  if (!f.required_string("id", id) || !f.required_string("msg", msg) ||
+      !f.optional_string("client_msg_id", cmid) || !f.required_string("to", to) ||
+      !f.required_string("state", state) || !f.required_time("at", out.at_ms)) {
+    return false;
+  }
+  auto st = parse_receipt_state(state);
+  if (!st) return f.fail("invalid receipt state " + quoted(state));
+  out.id = std::string(id);
+  out.msg = std::string(msg);
+  out.client_msg_id = std::string(cmid);
+  out.to = std::string(to);
+  out.state = *st;
   return true;
 }
 
@@ -482,6 +514,11 @@ Decoded<ServerFrame> decode_server_unchecked(std::string_view text) {
     return finish(ok, std::move(s));
   }
   if (t == "mailbox.drained") return finish(true, MailboxDrained{});
+  if (t == "receipt") {
+    Receipt r;
+    bool ok = read_receipt(f, r);
+    return finish(ok, std::move(r));
+  }
   return failed<ServerFrame>(std::move(env.rid), "unknown type " + quoted(t));
 }
 

@@ -156,13 +156,17 @@ void append_frame(std::string& out, const Hello& f) {
   append_string(out, f.token);
   // An all-empty ClientInfo is an older client that sends no "client" at all.
   const ClientInfo& c = f.client;
-  if (!c.name.empty() || !c.version.empty() || !c.features.empty()) {
+  if (!c.name.empty() || !c.version.empty() || !c.features.empty() || c.device) {
     out.append(",\"client\":{\"name\":");
     append_string(out, c.name);
     out.append(",\"version\":");
     append_string(out, c.version);
     out.append(",\"features\":");
     append_string_array(out, c.features);
+    if (c.device) {
+      out.append(",\"device\":");
+      append_string(out, *c.device);
+    }
     out.push_back('}');
   }
   out.push_back('}');
@@ -246,6 +250,8 @@ void append_frame(std::string& out, const Welcome& f) {
   out.append(",\"oldest\":");
   if (m.oldest_ms) append_time(out, *m.oldest_ms);
   else out.append("null");
+  out.append(",\"receipts\":");
+  append_int(out, m.receipts);
   out.append("}}");
 }
 
@@ -326,6 +332,24 @@ void append_frame(std::string& out, const PresenceEvent& f) {
   out.push_back('}');
 }
 
+void append_frame(std::string& out, const Receipt& f) {
+  out.append("{\"type\":\"receipt\",\"id\":");
+  append_string(out, f.id);
+  out.append(",\"msg\":");
+  append_string(out, f.msg);
+  if (!f.client_msg_id.empty()) {
+    out.append(",\"client_msg_id\":");
+    append_string(out, f.client_msg_id);
+  }
+  out.append(",\"to\":");
+  append_string(out, f.to);
+  out.append(",\"state\":");
+  append_string(out, receipt_state_name(f.state));
+  out.append(",\"at\":");
+  append_time(out, f.at_ms);
+  out.push_back('}');
+}
+
 void append_frame(std::string& out, const Pong& f) {
   out.append("{\"type\":\"pong\"");
   append_rid(out, f.rid);
@@ -350,6 +374,13 @@ std::string encode_message(const Message& m) {
   std::string out;
   out.reserve(m.body.size() + m.from.size() + 128);
   append_frame(out, m);
+  return out;
+}
+
+std::string encode_receipt(const Receipt& r) {
+  std::string out;
+  out.reserve(r.to.size() + r.client_msg_id.size() + 160);
+  append_frame(out, r);
   return out;
 }
 

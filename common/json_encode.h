@@ -20,6 +20,7 @@ std::string encode(const ServerFrame& f);
 // Hot-path shortcuts that skip building a variant.
 std::string encode_message(const Message& m);
 std::string encode_sent(const Sent& s);
+std::string encode_receipt(const Receipt& r);
 std::string encode_error(const Rid& rid, std::string_view code, std::string_view message);
 
 }  // namespace oms::proto

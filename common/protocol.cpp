@@ -59,6 +59,32 @@ std::optional<MessageKind> parse_message_kind(std::string_view s) {
   return std::nullopt;
 }
 
+std::string_view receipt_state_name(ReceiptState s) {
+  switch (s) {
+    case ReceiptState::kDelivered: return "delivered";
+    case ReceiptState::kExpired: return "expired";
+    case ReceiptState::kPurged: return "purged";
+  }
+  return "delivered";
+}
+
+std::optional<ReceiptState> parse_receipt_state(std::string_view s) {
+  if (s == "delivered") return ReceiptState::kDelivered;
+  if (s == "expired") return ReceiptState::kExpired;
+  if (s == "purged") return ReceiptState::kPurged;
+  return std::nullopt;
+}
+
+bool valid_device_name(std::string_view name) {
+  if (name.empty() || name.size() > kMaxDeviceBytes || name == kLegacyDevice) return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 bool ClientInfo::supports_offline_messages() const {
   return std::find(features.begin(), features.end(), kFeatureOfflineMessages) != features.end();
 }

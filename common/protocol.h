@@ -50,8 +50,17 @@ struct ClientInfo {
   std::string name;
   std::string version;
   std::vector<std::string> features;
+  // hello.client.device (contract 4.1), as sent (validated by the server:
+  // valid_device_name()); nullopt when absent: the shared `legacy` device.
+  std::optional<std::string> device;
   bool supports_offline_messages() const;
 };
+
+// Sessions without a device name share this device (contract 4.1).
+inline constexpr std::string_view kLegacyDevice = "legacy";
+inline constexpr std::size_t kMaxDeviceBytes = 64;
+// 1-64 bytes of [A-Za-z0-9._-], and not "legacy".
+bool valid_device_name(std::string_view name);
 
 struct Hello {
   Rid rid;
@@ -99,6 +108,7 @@ struct MailboxNotice {  // the sign-in notification inside welcome
   std::uint64_t bytes = 0;
   std::vector<SenderCount> from;
   std::optional<std::int64_t> oldest_ms;
+  std::uint64_t receipts = 0;  // receipts waiting for this device (4.1)
 };
 
 struct Welcome {
@@ -142,6 +152,18 @@ struct MissedSummary {
   std::vector<SenderCount> from;
 };
 struct MailboxDrained {};
+// What became of a stored message (contract 4.2).
+enum class ReceiptState : std::uint8_t { kDelivered = 1, kExpired = 2, kPurged = 3 };
+std::string_view receipt_state_name(ReceiptState s);  // "delivered" | "expired" | "purged"
+std::optional<ReceiptState> parse_receipt_state(std::string_view s);
+struct Receipt {
+  std::string id;   // the receipt's own id (acked like a message id)
+  std::string msg;  // the message's id
+  std::string client_msg_id;  // the send's, empty when it had none (then omitted)
+  std::string to;
+  ReceiptState state = ReceiptState::kDelivered;
+  std::int64_t at_ms = 0;
+};
 struct PresenceEvent {
   std::string user;
   PresenceState state = PresenceState::kOffline;
@@ -151,6 +173,6 @@ struct Pong {
 };
 
 using ServerFrame = std::variant<Welcome, Ok, Error, Sent, Message, Missed, MissedSummary,
-                                 MailboxDrained, PresenceEvent, Pong>;
+                                 MailboxDrained, PresenceEvent, Pong, Receipt>;
 
 }  // namespace oms::proto

@@ -17,6 +17,7 @@ std::string_view code_name(Code c) {
     case Code::kIoError: return "store_error";
     case Code::kUnavailable: return "unavailable";
     case Code::kStoreFull: return "store_full";
+    case Code::kTooManyDevices: return "too_many_devices";
   }
   return "internal";
 }

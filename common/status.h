@@ -25,6 +25,7 @@ enum class Code {
   kIoError,            // the store could not read or write
   kUnavailable,        // shutting down, store closed
   kStoreFull,          // store_full: the disk is below its free-space watermark
+  kTooManyDevices,     // too_many_devices: [devices] max_per_user active named devices
 };
 
 // The wire name of a code ("bad_request", "mailbox_full", ...).
@@ -45,6 +46,7 @@ class [[nodiscard]] Status {
   static Status io_error(std::string msg) { return {Code::kIoError, std::move(msg)}; }
   static Status unavailable(std::string msg) { return {Code::kUnavailable, std::move(msg)}; }
   static Status store_full(std::string msg) { return {Code::kStoreFull, std::move(msg)}; }
+  static Status too_many_devices(std::string msg) { return {Code::kTooManyDevices, std::move(msg)}; }
 
   bool is_ok() const { return code_ == Code::kOk; }
   explicit operator bool() const { return is_ok(); }

@@ -27,6 +27,9 @@ inline constexpr std::string_view kGlobalPolicy = "Global";
 struct ClientPolicy {
   std::string identity;
   bool enable_im_auto_archiving = true;
+  // contract 4.2: the recipient's setting, read when a message is stored,
+  // decides whether it makes a receipt.
+  bool enable_delivery_receipts = true;
 };
 
 struct ImConfiguration {
