@@ -279,6 +279,24 @@ WsClient::Until WsClient::recv_until(std::string_view type, std::optional<ms> ti
   }
 }
 
+Json WsClient::take_any(const std::vector<std::string>& types, std::optional<ms> timeout) {
+  auto find = [&] {
+    for (auto it = queue_.begin(); it != queue_.end(); ++it)
+      for (const auto& t : types)
+        if (type_of(*it) == t) return it;
+    return queue_.end();
+  };
+  if (!pump_until([&] { return find() != queue_.end(); }, deadline_for(timeout))) {
+    std::string names;
+    for (const auto& t : types) names += (names.empty() ? "\"" : " or \"") + t + "\"";
+    fail_wait("a " + names + " frame");
+  }
+  auto it = find();
+  Json f = std::move(*it);
+  queue_.erase(it);
+  return f;
+}
+
 Json WsClient::take(std::string_view type, std::optional<ms> timeout) {
   return std::move(take_n(type, 1, timeout).front());
 }
@@ -362,26 +380,43 @@ void WsClient::expect_no(std::string_view type, ms quiet) {
 
 boost::json::value WsClient::next_rid() { return boost::json::value(++rid_counter_); }
 
+Json WsClient::hello_frame(std::string_view token, const std::vector<std::string>& features,
+                           std::string_view name, std::string_view version,
+                           const boost::json::value* device) {
+  Json client{{"name", name}, {"version", version}, {"features", str_array(features)}};
+  if (device != nullptr) client["device"] = *device;
+  return Json{{"type", "hello"}, {"rid", next_rid()}, {"token", token}, {"client", std::move(client)}};
+}
+
 Json WsClient::hello_raw(std::string_view token, const std::vector<std::string>& features) {
-  Json frame{{"type", "hello"},
-             {"rid", next_rid()},
-             {"token", token},
-             {"client", Json{{"name", "oms-tests"}, {"version", "2.1.0"},
-                             {"features", str_array(features)}}}};
-  send_json(frame);
+  send_json(hello_frame(token, features, "oms-tests", "2.1.0", nullptr));
+  return recv();
+}
+
+Json WsClient::hello_raw_device(std::string_view token, const boost::json::value& device,
+                                const std::vector<std::string>& features) {
+  send_json(hello_frame(token, features, "oms-tests", "2.1.0", &device));
   return recv();
 }
 
 Json WsClient::hello(std::string_view token, const std::vector<std::string>& features,
                      std::string_view name, std::string_view version) {
-  const auto rid = next_rid();
-  Json frame{{"type", "hello"},
-             {"rid", rid},
-             {"token", token},
-             {"client", Json{{"name", name}, {"version", version}, {"features", str_array(features)}}}};
+  const Json frame = hello_frame(token, features, name, version, nullptr);
   send_json(frame);
-  Json r = reply(rid);
+  Json r = reply(frame.at("rid"));
   if (type_of(r) != "welcome") throw TestError("hello was not welcomed: " + to_text(r));
+  welcome_ = r;
+  return r;
+}
+
+Json WsClient::hello_device(std::string_view token, std::string_view device,
+                            const std::vector<std::string>& features) {
+  const boost::json::value d(device);
+  const Json frame = hello_frame(token, features, "oms-tests", "2.1.0", &d);
+  send_json(frame);
+  Json r = reply(frame.at("rid"));
+  if (type_of(r) != "welcome")
+    throw TestError("hello as device " + std::string(device) + " was not welcomed: " + to_text(r));
   welcome_ = r;
   return r;
 }

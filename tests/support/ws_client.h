@@ -72,6 +72,8 @@ class WsClient {
   // the connection ended without a close frame. When `expected` is set, the
   // code is CHECKed against it.
   int expect_closed(std::optional<int> expected = std::nullopt, std::optional<ms> timeout = {});
+  // The reason text of the server's close frame ("" before a close or without one).
+  const std::string& close_reason() const { return close_text_; }
 
   // ---- sending -----------------------------------------------------------
 
@@ -101,6 +103,9 @@ class WsClient {
   // Takes the first frame of `type` out of the queue (waiting for it), leaving
   // frames of other types queued.
   Json take(std::string_view type, std::optional<ms> timeout = {});
+  // Takes the first frame whose type is one of `types` (waiting for it),
+  // leaving frames of other types queued (messages and receipts in stream order).
+  Json take_any(const std::vector<std::string>& types, std::optional<ms> timeout = {});
   // Takes `n` frames of `type` (in arrival order), leaving others queued.
   std::vector<Json> take_n(std::string_view type, std::size_t n, std::optional<ms> timeout = {});
   // The reply whose rid equals `rid`, leaving other frames queued.
@@ -130,6 +135,14 @@ class WsClient {
   Json hello_older(std::string_view token) { return hello(token, {}, "legacy", "1.0.0"); }
   // Sends hello and returns whatever the server answered first.
   Json hello_raw(std::string_view token, const std::vector<std::string>& features = kCapableFeatures);
+  // hello with client.device = `device` (protocol.md 4.1) → the welcome frame
+  // (throws, showing the frame, on anything else).
+  Json hello_device(std::string_view token, std::string_view device,
+                    const std::vector<std::string>& features = kCapableFeatures);
+  // hello with client.device = `device` (any JSON value, valid or not);
+  // returns whatever the server answered first.
+  Json hello_raw_device(std::string_view token, const boost::json::value& device,
+                        const std::vector<std::string>& features = kCapableFeatures);
   const Json& welcome() const { return welcome_; }
   std::string user() const;
   std::string session() const;
@@ -166,6 +179,10 @@ class WsClient {
   bool pump_until(Pred pred, SteadyClockTimePoint deadline);
   boost::system::error_code write(std::string_view data, bool binary);
   [[noreturn]] void fail_wait(const std::string& what) const;
+  // A hello frame with a fresh rid; `device` is added as client.device when set.
+  Json hello_frame(std::string_view token, const std::vector<std::string>& features,
+                   std::string_view name, std::string_view version,
+                   const boost::json::value* device);
   std::string describe_queue() const;
   SteadyClockTimePoint deadline_for(std::optional<ms> timeout) const;
 
