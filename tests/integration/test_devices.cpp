@@ -45,7 +45,6 @@ TEST_CASE("devices: an invalid device name gets bad_request and close 4400") {
   check_refused_name(omsd, value(""));                      // empty
   check_refused_name(omsd, value(std::string(65, 'a')));    // 65 bytes
   check_refused_name(omsd, value("legacy"));                // reserved
-  check_refused_name(omsd, value(42));                      // not a string
   // 64 bytes of every allowed character class is a name.
   const std::string longest = "Az09._-" + std::string(57, 'x');
   REQUIRE(longest.size() == 64);
@@ -57,6 +56,14 @@ TEST_CASE("devices: an invalid device name gets bad_request and close 4400") {
     CHECK(str_of(d.get_object(), "device") != "legacy");
     CHECK(str_of(d.get_object(), "device") == longest);
   }
+}
+
+TEST_CASE("devices: a device name that is not a string is an invalid name (bad_request, 4400)") {
+  // The contract's "invalid name" reading: client.device is present but not
+  // a 1-64 byte string; the hello itself (token, type) is fine.
+  OmsdProcess omsd;
+  check_refused_name(omsd, value(42));
+  check_refused_name(omsd, value(array{"desk"}));
 }
 
 TEST_CASE("devices: two offline devices, five messages, each device gets the same five ids") {
@@ -250,7 +257,7 @@ TEST_CASE("devices: a second session with the same device name replaces the firs
 
   // Names are compared exactly: "Desk" is another device, nothing replaced.
   auto other = sign_in_device(omsd, kBob, "Desk");
-  CHECK(int_of(welcome_mailbox(*other), "count") == 1);
+  CHECK(int_of(welcome_mailbox(*other), "count") == 0);  // "desk" was the only device: acked = gone
   CHECK(type_of(second->ping()) == "pong");
   CHECK(second->is_open());
 }
@@ -418,4 +425,38 @@ TEST_CASE("devices: mailbox.drained is per device and waits for receipts too") {
     c->close();
   }
   wait_for_mailbox_count(omsd, kBob, 0);
+}
+
+TEST_CASE("devices: receipts and messages share one window per device") {
+  OmsdProcess omsd(with_config("[delivery]\nwindow = 2\n"));
+  // Two receipts for bob (his stored messages to dave, acked), then two
+  // stored messages from alice: four frames, at most two unacked at a time.
+  register_device(omsd, kBob, "desk");
+  {
+    auto desk = sign_in_device(omsd, kBob, "desk");
+    desk->take("mailbox.drained");
+    send_stored(*desk, kDave, 2, "for-dave-");
+    desk->close();
+    auto dave = sign_in(omsd, kDave);
+    const auto got = dave->receive_messages(2, false);
+    OMS_CHECK_TYPE(dave->ack_with_rid(ids_of(got)), "ok");
+  }
+  auto alice = sign_in(omsd, kAlice);
+  send_stored(*alice, kBob, 2);
+
+  auto desk = sign_in_device(omsd, kBob, "desk");
+  CHECK(int_of(welcome_mailbox(*desk), "count") == 2);
+  CHECK(int_of(welcome_mailbox(*desk), "receipts") == 2);
+  auto first = take_stream(*desk, 2);
+  desk->expect_no("", std::chrono::milliseconds(300));  // the window is full
+  OMS_CHECK_TYPE(desk->ack_with_rid({str_of(first[0], "id")}), "ok");
+  auto third = take_stream(*desk, 1);
+  desk->expect_no("", std::chrono::milliseconds(200));
+  OMS_CHECK_TYPE(desk->ack_with_rid({str_of(first[1], "id"), str_of(third[0], "id")}), "ok");
+  auto fourth = take_stream(*desk, 1);
+  OMS_CHECK_TYPE(desk->ack_with_rid({str_of(fourth[0], "id")}), "ok");
+  desk->take("mailbox.drained");
+  std::size_t receipts = 0;
+  for (const auto* f : {&first[0], &first[1], &third[0], &fourth[0]}) receipts += type_of(*f) == "receipt";
+  CHECK(receipts == 2);
 }

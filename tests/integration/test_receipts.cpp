@@ -334,3 +334,30 @@ TEST_CASE("receipts: not counted in the sender's GET /v1/users mailbox.count") {
   std::sort(want.begin(), want.end());
   CHECK(msgs == want);
 }
+
+TEST_CASE("receipts: at most [receipts] max_per_mailbox are kept, the oldest dropped first") {
+  OmsdProcess omsd(with_config("[receipts]\nmax_per_mailbox = 2\n"));
+  std::vector<std::string> ids;
+  {
+    auto alice = sign_in(omsd, kAlice);
+    for (int i = 0; i < 3; ++i) {
+      const Json s = alice->send(kBob, "capped " + std::to_string(i));
+      OMS_CHECK_SENT(s, "stored");
+      ids.push_back(str_of(s, "id"));
+    }
+    alice->close();
+  }
+  auto bob = sign_in(omsd, kBob);
+  bob->receive_messages(3, false);
+  for (const auto& id : ids) OMS_CHECK_TYPE(bob->ack_with_rid({id}), "ok");  // one receipt each, in order
+  auto alice = sign_in(omsd, kAlice);
+  CHECK(int_of(welcome_mailbox(*alice), "receipts") == 2);
+  const auto receipts = alice->take_n("receipt", 2);
+  std::vector<std::string> msgs;
+  for (const auto& r : receipts) msgs.push_back(str_of(r, "msg"));
+  std::sort(msgs.begin(), msgs.end());
+  CHECK(msgs == std::vector<std::string>{ids[1], ids[2]});
+  for (const auto& r : receipts) OMS_CHECK_TYPE(alice->ack_with_rid({str_of(r, "id")}), "ok");
+  alice->take("mailbox.drained");
+  alice->expect_no("receipt", std::chrono::milliseconds(100));
+}
