@@ -141,7 +141,7 @@ TEST_CASE("devices: welcome.mailbox counts what this device has not acked") {
   CHECK(str_of(phone_msgs.front(), "body") == "m1-missed");
   CHECK(str_of(phone_msgs.front(), "kind") == "missed");
   CHECK(str_of(pm, "oldest") == str_of(phone_msgs.front(), "sent_at"));
-  CHECK(str_of(pm, "oldest") < str_of(dm, "oldest"));
+  CHECK(str_of(pm, "oldest") <= str_of(dm, "oldest"));
 }
 
 TEST_CASE("devices: acks are per device, and an acked id never comes back to that device") {
