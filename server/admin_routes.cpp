@@ -55,7 +55,9 @@ AdminResponse no_such_policy(std::string_view identity) {
 }
 
 json::object policy_json(const storage::ClientPolicy& p) {
-  return {{"identity", p.identity}, {"enable_im_auto_archiving", p.enable_im_auto_archiving}};
+  return {{"identity", p.identity},
+          {"enable_im_auto_archiving", p.enable_im_auto_archiving},
+          {"enable_delivery_receipts", p.enable_delivery_receipts}};
 }
 
 // A JSON object body with only the allowed fields, or an error response.
@@ -164,16 +166,18 @@ AdminResponse list_policies(const AdminCall& call) {
 
 AdminResponse create_policy(const AdminCall& call) {
   auto& policies = call.ctx.database->policies();
-  auto parsed = parse_object(call.req.body, {"identity", "enable_im_auto_archiving"});
+  auto parsed = parse_object(call.req.body, {"identity", "enable_im_auto_archiving", "enable_delivery_receipts"});
   if (auto* e = std::get_if<AdminResponse>(&parsed)) return *e;
   auto& o = std::get<json::object>(parsed);
   auto id = o.find("identity");
   if (id == o.end() || !id->value().is_string()) return bad_request("'identity' (a string) is required");
   storage::ClientPolicy pol;
   pol.identity = std::string(id->value().as_string());
-  std::optional<bool> archiving;
+  std::optional<bool> archiving, receipts;
   if (auto e = read_bool(o, "enable_im_auto_archiving", archiving)) return *e;
+  if (auto e = read_bool(o, "enable_delivery_receipts", receipts)) return *e;
   pol.enable_im_auto_archiving = archiving.value_or(true);
+  pol.enable_delivery_receipts = receipts.value_or(true);
   if (!is_valid_policy_identity(pol.identity))
     return bad_request("'identity' must be 1–64 characters of [A-Za-z0-9._-]");
   if (Status s = policies.create(pol); !s) return error_from(s);
@@ -193,13 +197,16 @@ AdminResponse get_policy(const AdminCall& call) {
 AdminResponse change_policy(const AdminCall& call) {
   auto& policies = call.ctx.database->policies();
   const std::string& identity = call.param("identity");
-  auto parsed = parse_object(call.req.body, {"enable_im_auto_archiving"});
+  auto parsed = parse_object(call.req.body, {"enable_im_auto_archiving", "enable_delivery_receipts"});
   if (auto* e = std::get_if<AdminResponse>(&parsed)) return *e;
   auto pol = policies.get(identity);
   if (!pol) return no_such_policy(identity);
-  std::optional<bool> archiving;
-  if (auto e = read_bool(std::get<json::object>(parsed), "enable_im_auto_archiving", archiving)) return *e;
+  const auto& o = std::get<json::object>(parsed);
+  std::optional<bool> archiving, receipts;
+  if (auto e = read_bool(o, "enable_im_auto_archiving", archiving)) return *e;
+  if (auto e = read_bool(o, "enable_delivery_receipts", receipts)) return *e;
   if (archiving) pol->enable_im_auto_archiving = *archiving;
+  if (receipts) pol->enable_delivery_receipts = *receipts;
   if (Status s = policies.update(*pol); !s) return error_from(s);
   return json_response(200, policy_json(*policies.get(identity)));
 }
@@ -241,7 +248,8 @@ AdminResponse show_user(const AdminCall& call) {
                {"sessions", std::move(sessions)},
                {"policy", json::object{{"identity", eff.policy.identity},
                                        {"source", eff.granted ? "granted" : "global"},
-                                       {"enable_im_auto_archiving", eff.policy.enable_im_auto_archiving}}},
+                                       {"enable_im_auto_archiving", eff.policy.enable_im_auto_archiving},
+                                       {"enable_delivery_receipts", eff.policy.enable_delivery_receipts}}},
                {"mailbox", json::object{{"count", summary->count},
                                         {"missed", summary->missed},
                                         {"bytes", summary->bytes},

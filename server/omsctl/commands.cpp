@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string_view>
 #include <system_error>
@@ -75,13 +76,25 @@ void print_policies(const std::vector<const json::value*>& policies) {
   bool with_users = false;
   for (const auto* p : policies) with_users = with_users || field(*p, "users") != nullptr;
   std::vector<std::vector<std::string>> rows;
-  rows.push_back({"IDENTITY", "EnableIMAutoArchiving"});
+  rows.push_back({"IDENTITY", "EnableIMAutoArchiving", "EnableDeliveryReceipts"});
   if (with_users) rows.back().push_back("USERS");
   for (const auto* p : policies) {
-    rows.push_back({text_of(field(*p, "identity")), text_of(field(*p, "enable_im_auto_archiving"))});
+    rows.push_back({text_of(field(*p, "identity")), text_of(field(*p, "enable_im_auto_archiving")),
+                    text_of(field(*p, "enable_delivery_receipts"))});
     if (with_users) rows.back().push_back(text_of(field(*p, "users")));
   }
   print_table(rows);
+}
+
+// The policy settings given on a `policy new|set` line, as the admin API's
+// JSON fields.
+json::object policy_settings(const CommandArgs& ca) {
+  json::object body;
+  if (ca.has("--enable-im-auto-archiving"))
+    body["enable_im_auto_archiving"] = bool_option(ca, "--enable-im-auto-archiving");
+  if (ca.has("--enable-delivery-receipts"))
+    body["enable_delivery_receipts"] = bool_option(ca, "--enable-delivery-receipts");
+  return body;
 }
 
 int cmd_token(const Context& ctx) {
@@ -128,12 +141,14 @@ int cmd_token(const Context& ctx) {
 
 int cmd_policy(const Context& ctx) {
   static constexpr std::string_view kShape =
-      "policy get [IDENTITY] | new IDENTITY [--enable-im-auto-archiving true|false] | "
-      "set IDENTITY --enable-im-auto-archiving true|false | remove IDENTITY | "
-      "grant USER (IDENTITY | --global)";
+      "policy get [IDENTITY] | new IDENTITY [SETTINGS] | set IDENTITY SETTINGS | "
+      "remove IDENTITY | grant USER (IDENTITY | --global); SETTINGS: "
+      "[--enable-im-auto-archiving true|false] [--enable-delivery-receipts true|false]";
+  static constexpr std::string_view kSettings =
+      "[--enable-im-auto-archiving true|false] [--enable-delivery-receipts true|false]";
   if (ctx.args.size() < 2) usage_error("usage: omsctl " + std::string(kShape));
   const std::string& sub = ctx.args[1];
-  const std::string archiving = "--enable-im-auto-archiving";
+  const std::set<std::string> settings = {"--enable-im-auto-archiving", "--enable-delivery-receipts"};
 
   if (sub == "get") {
     auto ca = parse_command_args(ctx.args, 2, "policy get", {});
@@ -152,21 +167,19 @@ int cmd_policy(const Context& ctx) {
     return kExitOk;
   }
   if (sub == "new") {
-    auto ca = parse_command_args(ctx.args, 2, "policy new", {archiving});
-    expect_positionals(ca, "policy new", 1, 1, "IDENTITY [--enable-im-auto-archiving true|false]");
-    json::object body;
+    auto ca = parse_command_args(ctx.args, 2, "policy new", settings);
+    expect_positionals(ca, "policy new", 1, 1, "IDENTITY " + std::string(kSettings));
+    json::object body = policy_settings(ca);
     body["identity"] = ca.positional[0];
-    if (ca.has(archiving)) body["enable_im_auto_archiving"] = bool_option(ca, archiving);
     json::value v = ctx.call(HttpMethod::kPost, "/v1/policies", json::value(std::move(body)));
     if (!ctx.g.json) print_policies({&v});
     return kExitOk;
   }
   if (sub == "set") {
-    auto ca = parse_command_args(ctx.args, 2, "policy set", {archiving});
-    expect_positionals(ca, "policy set", 1, 1, "IDENTITY --enable-im-auto-archiving true|false");
-    if (!ca.has(archiving)) usage_error("policy set: nothing to change (--enable-im-auto-archiving true|false)");
-    json::object body;
-    body["enable_im_auto_archiving"] = bool_option(ca, archiving);
+    auto ca = parse_command_args(ctx.args, 2, "policy set", settings);
+    expect_positionals(ca, "policy set", 1, 1, "IDENTITY " + std::string(kSettings));
+    json::object body = policy_settings(ca);
+    if (body.empty()) usage_error("policy set: nothing to change " + std::string(kSettings));
     json::value v = ctx.call(HttpMethod::kPatch, policy_path(ca.positional[0]), json::value(std::move(body)));
     if (!ctx.g.json) print_policies({&v});
     return kExitOk;
@@ -264,6 +277,7 @@ int cmd_user(const Context& ctx) {
     std::string source = text_of(field(*p, "source"));
     out.emplace_back("Policy", text_of(field(*p, "identity")) + (source == "-" ? "" : " (" + source + ")"));
     out.emplace_back("EnableIMAutoArchiving", text_of(field(*p, "enable_im_auto_archiving")));
+    out.emplace_back("EnableDeliveryReceipts", text_of(field(*p, "enable_delivery_receipts")));
   } else {
     out.emplace_back("Policy", text_of(p));
   }

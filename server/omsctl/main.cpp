@@ -26,8 +26,11 @@ Commands:
                                         DURATION like 30s, 15m, 12h, 7d
                                         (default 24h); needs the JWT secret
   policy get [IDENTITY]                 list client policies, or show one
-  policy new IDENTITY [--enable-im-auto-archiving true|false]
-  policy set IDENTITY --enable-im-auto-archiving true|false
+  policy new IDENTITY [SETTINGS]        create a policy; SETTINGS (each true
+                                        or false, new: default true):
+                                        --enable-im-auto-archiving BOOL
+                                        --enable-delivery-receipts BOOL
+  policy set IDENTITY SETTINGS          change a policy (at least one setting)
   policy remove IDENTITY                users granted it revert to Global
   policy grant USER (IDENTITY | --global)
   im-config get
