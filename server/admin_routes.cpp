@@ -13,6 +13,8 @@
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/iso8601.h"
+#include "common/protocol.h"
+#include "server/admin_devices.h"
 #include "server/admin_routes.h"
 #include "server/backup.h"
 #include "server/context.h"
@@ -151,6 +153,8 @@ AdminResponse get_metrics(const AdminCall& call) {
         "# HELP oms_scans_refused_total Scans refused: the user had limits.max_queued_scans_per_user queued.\n"
         "# TYPE oms_scans_refused_total counter\noms_scans_refused_total {}\n",
         ctx.scans_queued(), ctx.scans_refused());
+  const auto by_device = ctx.registry.sessions_by_device();
+  Metrics::render_sessions_by_device(text, by_device.named, by_device.legacy);
   if (ctx.disk_guard) Metrics::render_disk(text, ctx.disk_guard->state(), ctx.disk_guard->refused());
   return {200, "text/plain; version=0.0.4; charset=utf-8", std::move(text)};
 }
@@ -221,7 +225,7 @@ AdminResponse remove_policy(const AdminCall& call) {
   return json_response(200, json::object{{"removed", pol->identity}, {"users_reverted", users}});
 }
 
-// ---- /v1/users/{user}[/policy|/mailbox] ----
+// ---- /v1/users/{user}[/policy|/mailbox] (devices: admin_devices.cpp) ----
 
 AdminResponse show_user(const AdminCall& call) {
   ServerContext& ctx = call.ctx;
@@ -236,11 +240,15 @@ AdminResponse show_user(const AdminCall& call) {
         {"session", s.session_id},
         {"client", json::object{{"name", s.client.name}, {"version", s.client.version},
                                 {"features", std::move(features)}}},
+        {"device", s.device.empty() ? std::string(proto::kLegacyDevice) : s.device},
         {"connected_at", format_iso8601_ms(s.connected_at_ms)}});
   }
   auto eff = policies.effective_policy_for(user);
+  // The mailbox as stored (no device's acks left out); receipts apart.
   auto summary = ctx.store->summary(user, "");
   if (!summary) return error_from(summary.status());
+  auto devices = devices_json(ctx, user);
+  if (!devices) return error_from(devices.status());
   return json_response(
       200, json::object{
                {"user", user},
@@ -253,7 +261,9 @@ AdminResponse show_user(const AdminCall& call) {
                {"mailbox", json::object{{"count", summary->count},
                                         {"missed", summary->missed},
                                         {"bytes", summary->bytes},
-                                        {"oldest", iso_or_null(summary->oldest_ms)}}}});
+                                        {"oldest", iso_or_null(summary->oldest_ms)},
+                                        {"receipts", summary->receipts}}},
+               {"devices", std::move(*devices)}});
 }
 
 AdminResponse grant_policy(const AdminCall& call) {
@@ -424,6 +434,8 @@ constexpr AdminRoute kRoutes[] = {
     {"DELETE", "/v1/users/{user}/mailbox", kToken, "mailbox.purge", purge_mailbox},
     {"POST", "/v1/users/{user}/revoke", kToken, "user.revoke", revoke_user},
     {"DELETE", "/v1/users/{user}/sessions", kToken, "user.kick", kick_user},
+    {"GET", "/v1/users/{user}/devices", kToken, "", list_devices},
+    {"DELETE", "/v1/users/{user}/devices/{device}", kToken, "device.remove", remove_device},
     {"*", "/v1/users/{user}/{resource}", kToken, "", no_such_user_resource},
     {"POST", "/v1/backup", kToken, "backup", take_backup},
     {"GET", "/v1/configuration/im", kToken, "", get_im_configuration},
