@@ -328,6 +328,33 @@ AdminResponse kick_user(const AdminCall& call) {
   return json_response(200, json::object{{"user", user}, {"sessions_closed", closed}});
 }
 
+// ---- /v1/users/{user}/devices[/{device}] (contract 4.5; admin_devices.h) ----
+
+AdminResponse list_devices(const AdminCall& call) {
+  const std::string& user = call.param("user");
+  auto devices = devices_json(call.ctx, user);
+  if (!devices) return error_from(devices.status());
+  return json_response(200, json::object{{"user", user}, {"devices", std::move(*devices)}});
+}
+
+AdminResponse forget_device(const AdminCall& call) {
+  const std::string& user = call.param("user");
+  const std::string& device = call.param("device");
+  if (!valid_device_param(device))
+    return bad_request(fmt::format("'{}' is not a device name (1-64 bytes of [A-Za-z0-9._-], or legacy)", device));
+  auto removed = remove_device(call.ctx, user, device);
+  if (!removed) {
+    if (removed.status().code() == Code::kNotFound)
+      return admin_error(404, "not_found", fmt::format("{} has no device '{}'", user, device));
+    return error_from(removed.status());
+  }
+  return json_response(200, json::object{{"user", user},
+                                         {"device", device},
+                                         {"removed", true},
+                                         {"released", removed->released},
+                                         {"sessions_closed", removed->sessions_closed}});
+}
+
 // Any other sub-resource of a user: 404, but only once the user id has been
 // checked (a bad one is a 400 here too).
 AdminResponse no_such_user_resource(const AdminCall& call) { return no_such_endpoint(call.req.target); }
@@ -435,7 +462,7 @@ constexpr AdminRoute kRoutes[] = {
     {"POST", "/v1/users/{user}/revoke", kToken, "user.revoke", revoke_user},
     {"DELETE", "/v1/users/{user}/sessions", kToken, "user.kick", kick_user},
     {"GET", "/v1/users/{user}/devices", kToken, "", list_devices},
-    {"DELETE", "/v1/users/{user}/devices/{device}", kToken, "device.remove", remove_device},
+    {"DELETE", "/v1/users/{user}/devices/{device}", kToken, "device.remove", forget_device},
     {"*", "/v1/users/{user}/{resource}", kToken, "", no_such_user_resource},
     {"POST", "/v1/backup", kToken, "backup", take_backup},
     {"GET", "/v1/configuration/im", kToken, "", get_im_configuration},
