@@ -271,3 +271,31 @@ TEST_CASE("policy: enable_delivery_receipts is set, validated, shown and kept") 
   CHECK(bool_of(obj_of(user_info(omsd, kAlice), "policy"), "enable_delivery_receipts") == false);
   CHECK(bool_of(obj_of(user_info(omsd, kBob), "policy"), "enable_delivery_receipts") == true);
 }
+
+// The recipient's setting, read when the message is stored, decides whether
+// its sender gets a receipt (contract 4.2).
+TEST_CASE("policy: enable_delivery_receipts false on the recipient's policy makes no receipt") {
+  OmsdProcess omsd;
+  AdminClient a = omsd.admin();
+  OMS_CHECK_HTTP(a.post("/v1/policies", Json{{"identity", "Quiet"}, {"enable_delivery_receipts", false}}), 201);
+  grant(omsd, kBob, "Quiet");
+  auto alice = sign_in(omsd, kAlice);
+  const Json to_bob = alice->send(kBob, "no receipt for this");
+  OMS_CHECK_SENT(to_bob, "stored");
+  const Json to_carol = alice->send(kCarol, "a receipt for this");
+  OMS_CHECK_SENT(to_carol, "stored");
+  // Turning it back on afterwards does not change the stored message.
+  grant(omsd, kBob, nullptr);
+
+  for (const char* user : {kBob, kCarol}) {
+    auto c = sign_in(omsd, user);
+    const auto got = c->receive_messages(1, /*auto_ack=*/false);
+    CHECK(str_of(c->ack_with_rid(ids_of(got)), "type") == "ok");
+  }
+  // Receipts are durable before the ack's ok: one, for the message to Carol.
+  const Json receipt = alice->take("receipt");
+  CHECK(str_of(receipt, "msg") == str_of(to_carol, "id"));
+  CHECK(str_of(receipt, "state") == "delivered");
+  alice->expect_no("receipt");
+  CHECK(int_of(obj_of(user_info(omsd, kAlice), "mailbox"), "receipts") == 1);
+}
