@@ -72,6 +72,8 @@ TEST_CASE("admin devices: GET /v1/users/{user}/devices lists every device with i
     CHECK(*last <= now + 5);
     CHECK(bool_of(d, "active"));
   }
+  REQUIRE(find_device(devices, "desk").has_value());
+  REQUIRE(find_device(devices, "phone").has_value());
   const Json dd = *find_device(devices, "desk");
   const Json pd = *find_device(devices, "phone");
   CHECK(int_of(dd, "sessions") == 1);
@@ -80,8 +82,8 @@ TEST_CASE("admin devices: GET /v1/users/{user}/devices lists every device with i
   CHECK(int_of(pd, "unacked") == 2);
 
   // GET /v1/users/{user} lists the devices too.
-  const Json user = user_info(omsd, kBob);
-  const value* listed = find_key(value(user), "devices");
+  const value user(user_info(omsd, kBob));
+  const value* listed = find_key(user, "devices");
   REQUIRE_MESSAGE(listed != nullptr, "GET /v1/users/bob lists no devices: " << to_text(user));
   REQUIRE(listed->is_array());
   CHECK(names_of(listed->get_array()) == std::vector<std::string>{"desk", "phone"});
