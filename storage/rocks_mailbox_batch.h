@@ -43,6 +43,7 @@ struct InBatch {
 struct DeviceState {
   std::string name;
   keys::DeviceValue value;
+  std::int64_t written_last_seen_ms = 0;  // value.last_seen_ms as last written to disk
 };
 struct UserDevices {
   std::vector<DeviceState> devices;  // sorted by name

@@ -32,6 +32,12 @@ namespace {
 
 using rocks_detail::DeviceState;
 
+// A sign-in or sign-out writes the device's last_seen only when the one on
+// disk is older than this (or something else changed): a client that
+// reconnects in a loop costs no synced writes. After a restart last_seen
+// may be this much older than it was (against devices.idle_seconds).
+constexpr std::int64_t kLastSeenWriteMs = 60'000;
+
 // Device tables kept in the writer's cache; beyond it, the tables of users
 // without open sessions are dropped (and read again when needed).
 constexpr std::size_t kMaxCachedDeviceTables = 65536;
@@ -87,7 +93,7 @@ const RocksMailboxStore::UserDevices* RocksMailboxStore::devices_of(Batch& b, co
     auto key = keys::decode_device_key(it->key().ToStringView());
     auto value = keys::decode_device_value(it->value().ToStringView());
     if (!key || !value || key->user != user) continue;  // not ours (a longer user id's range)
-    loaded.devices.push_back({std::string(key->device), *value});
+    loaded.devices.push_back({std::string(key->device), *value, value->last_seen_ms});
   }
   if (!it->status().ok()) {
     b.failed = from_rocks(it->status(), "reading a user's devices");
@@ -425,14 +431,19 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, DeviceOp& op) {
       }
       const bool first = dev == nullptr;
       if (first) {
-        DeviceState fresh{op.device, {b.now_ms, b.now_ms, op.capable}};
+        DeviceState fresh{op.device, {b.now_ms, b.now_ms, op.capable}, 0};
         auto at = std::lower_bound(devs->devices.begin(), devs->devices.end(), op.device,
                                    [](const DeviceState& d, const std::string& n) { return d.name < n; });
         dev = &*devs->devices.insert(at, std::move(fresh));
       }
+      const bool changed = first || dev->value.capable != op.capable ||
+                           b.now_ms - dev->written_last_seen_ms >= kLastSeenWriteMs;
       dev->value.last_seen_ms = b.now_ms;
       dev->value.capable = op.capable;
-      s = b.wb.Put(cfs_.devices, key, keys::encode_device_value(dev->value));
+      if (changed) {
+        s = b.wb.Put(cfs_.devices, key, keys::encode_device_value(dev->value));
+        dev->written_last_seen_ms = b.now_ms;
+      }
       if (s.ok()) {
         std::lock_guard<std::mutex> lock(online_mu_);
         ++online_[op.user][op.device];
@@ -456,7 +467,10 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, DeviceOp& op) {
       }
       if (!dev) return {Status::ok(), {}, 0};  // forgotten meanwhile
       dev->value.last_seen_ms = b.now_ms;
-      s = b.wb.Put(cfs_.devices, key, keys::encode_device_value(dev->value));
+      if (b.now_ms - dev->written_last_seen_ms >= kLastSeenWriteMs) {
+        s = b.wb.Put(cfs_.devices, key, keys::encode_device_value(dev->value));
+        dev->written_last_seen_ms = b.now_ms;
+      }
       if (!s.ok()) break;
       return {Status::ok(), {}, 0};
     }
