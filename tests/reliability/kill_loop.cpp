@@ -131,9 +131,8 @@ void run_sender(std::size_t i, std::size_t recipients, const std::string& token,
     try {
       if (!client) {
         auto c = std::make_unique<test::WsClient>(kRequestTimeout);
-        c->set_device(kSenderDevice);
         c->connect(port);
-        c->hello(token);
+        hello_as(*c, token, kSenderDevice);
         client = std::move(c);
         ++log.reconnects;
       }
@@ -227,10 +226,9 @@ int main(int argc, char** argv) {
     std::vector<std::vector<Clock::time_point>> closes(recipients);  // client-side session ends
     auto open_device = [&](std::size_t j, std::size_t d) {
       auto c = std::make_unique<WsClient>(std::chrono::seconds(10));
-      c->set_device(kRecipientDevices[d]);
       c->connect(omsd.client_port());
-      c->hello(rtokens[j]);
-      return c;
+      oms::test::Json welcome = hello_as(*c, rtokens[j], kRecipientDevices[d]);
+      return std::make_pair(std::move(c), std::move(welcome));
     };
     auto close_device = [&](WsClient& c, std::size_t j) {
       closes[j].push_back(Clock::now());
@@ -240,7 +238,7 @@ int main(int argc, char** argv) {
     // active and holds every message back until it acked it.
     for (std::size_t j = 0; j < recipients; ++j)
       for (std::size_t d = 0; d < kRecipientDevices.size(); ++d) {
-        auto c = open_device(j, d);
+        auto c = open_device(j, d).first;
         drain(*c, &dev(j, d), nullptr, UINT64_MAX, std::chrono::seconds(20));
         close_device(*c, j);
       }
@@ -307,7 +305,7 @@ int main(int argc, char** argv) {
       } else if (kind == KillKind::kMidDrain) {
         wait_gap(gap(rng) / 2);
         const std::size_t j = pick_recipient(), d = rng() % kRecipientDevices.size();
-        auto c = open_device(j, d);
+        auto c = open_device(j, d).first;
         const auto r = drain(*c, &dev(j, d), nullptr, rng() % 40, std::chrono::seconds(20));
         ++mid_drain_kills;
         mid_drain_oks += r.oks;
@@ -318,7 +316,7 @@ int main(int argc, char** argv) {
         const std::size_t j = pick_recipient(), a = rng() % 2, b = 1 - a;
         const std::set<std::string> b_acked_before = dev(j, b).ack_sent;
         const std::set<std::string> a_ok_before = dev(j, a).ok;
-        auto ca = open_device(j, a);
+        auto ca = open_device(j, a).first;
         if (!drain(*ca, &dev(j, a), nullptr, UINT64_MAX, std::chrono::seconds(60)).drained)
           ++between_incomplete;
         std::vector<std::string> a_acked;  // acked with ok in this drain
@@ -330,7 +328,7 @@ int main(int argc, char** argv) {
         ca.reset();
         const std::uint64_t b_first = dev(j, b).first.size();
         const std::set<std::string> b_seen_before = dev(j, b).seen;
-        auto cb = open_device(j, b);
+        auto cb = open_device(j, b).first;
         if (!drain(*cb, &dev(j, b), nullptr, UINT64_MAX, std::chrono::seconds(60)).drained)
           ++between_incomplete;
         close_device(*cb, j);
@@ -343,7 +341,7 @@ int main(int argc, char** argv) {
                                kills, id, recipient_user(j), kRecipientDevices[a], kRecipientDevices[b]));
           }
         const std::uint64_t dup_before = dev(j, a).dup_after_ok;
-        auto ca2 = open_device(j, a);
+        auto ca2 = open_device(j, a).first;
         if (!drain(*ca2, &dev(j, a), nullptr, UINT64_MAX, std::chrono::seconds(60)).drained)
           ++between_incomplete;
         close_device(*ca2, j);
@@ -380,7 +378,7 @@ int main(int argc, char** argv) {
       for (std::size_t j = 0; j < recipients; ++j) {
         const std::size_t first = rng() % 2;
         for (std::size_t d : {first, 1 - first}) {
-          auto c = open_device(j, d);
+          auto c = open_device(j, d).first;
           if (!drain(*c, &dev(j, d), nullptr, UINT64_MAX, kDrainTimeout).drained) ++drain_failures;
           close_device(*c, j);
         }
@@ -388,9 +386,8 @@ int main(int argc, char** argv) {
       left = mailbox_counts();
       for (std::size_t i = 0; i < senders; ++i) {
         WsClient c(std::chrono::seconds(10));
-        c.set_device(kSenderDevice);
         c.connect(omsd.client_port());
-        c.hello(tokens[i]);
+        hello_as(c, tokens[i], kSenderDevice);
         if (!drain(c, nullptr, &logs[i].receipts, UINT64_MAX, kDrainTimeout).drained) ++drain_failures;
         c.close();
       }
@@ -418,15 +415,15 @@ int main(int argc, char** argv) {
       resurrected = mailbox_counts();
       for (std::size_t j = 0; j < recipients; ++j)
         for (std::size_t dd = 0; dd < kRecipientDevices.size(); ++dd) {
-          auto c = open_device(j, dd);
-          resurrected += oms::test::int_of(oms::test::obj_of(c->welcome(), "mailbox"), "count");
+          auto [c, welcome] = open_device(j, dd);
+          resurrected += oms::test::int_of(oms::test::obj_of(welcome, "mailbox"), "count");
           c->close();
         }
       for (std::size_t i = 0; i < senders; ++i) {
         WsClient c(std::chrono::seconds(10));
-        c.set_device(kSenderDevice);
         c.connect(omsd.client_port());
-        resurrected += oms::test::int_of(oms::test::obj_of(c.hello(tokens[i]), "mailbox"), "receipts");
+        resurrected += oms::test::int_of(oms::test::obj_of(hello_as(c, tokens[i], kSenderDevice), "mailbox"),
+                                         "receipts");
         c.close();
       }
     }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <stdexcept>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -11,6 +12,20 @@ namespace oms::reliability {
 
 using test::Json;
 using namespace std::chrono_literals;
+
+Json hello_as(test::WsClient& c, std::string_view token, std::string_view device) {
+  const auto rid = c.next_rid();
+  c.send_json(Json{{"type", "hello"},
+                   {"rid", rid},
+                   {"token", token},
+                   {"client", Json{{"name", "oms-kill-loop"},
+                                   {"version", "2.1.0"},
+                                   {"device", device},
+                                   {"features", test::str_array(test::kCapableFeatures)}}}});
+  Json r = c.reply(rid);
+  if (test::type_of(r) != "welcome") throw std::runtime_error("hello was not welcomed: " + test::to_text(r));
+  return r;
+}
 
 std::string sender_user(std::size_t i) { return fmt::format("sender{}@contoso.com", i); }
 std::string recipient_user(std::size_t j) { return fmt::format("rcpt{}@contoso.com", j); }

@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tests/support/ws_client.h"
@@ -20,6 +21,10 @@ using Clock = std::chrono::steady_clock;
 // Every recipient signs in as these two named devices; every sender as one.
 inline const std::vector<std::string> kRecipientDevices = {"d1", "d2"};
 inline constexpr const char* kSenderDevice = "phone";
+
+// hello with client.device = `device` and offline-messages (contract 4.1)
+// → the welcome frame; throws on anything else.
+test::Json hello_as(test::WsClient& c, std::string_view token, std::string_view device);
 
 std::string sender_user(std::size_t i);
 std::string recipient_user(std::size_t j);

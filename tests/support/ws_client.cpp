@@ -368,7 +368,6 @@ Json WsClient::hello_raw(std::string_view token, const std::vector<std::string>&
              {"token", token},
              {"client", Json{{"name", "oms-tests"}, {"version", "2.1.0"},
                              {"features", str_array(features)}}}};
-  if (!device_.empty()) frame["client"].as_object()["device"] = device_;
   send_json(frame);
   return recv();
 }
@@ -380,7 +379,6 @@ Json WsClient::hello(std::string_view token, const std::vector<std::string>& fea
              {"rid", rid},
              {"token", token},
              {"client", Json{{"name", name}, {"version", version}, {"features", str_array(features)}}}};
-  if (!device_.empty()) frame["client"].as_object()["device"] = device_;
   send_json(frame);
   Json r = reply(rid);
   if (type_of(r) != "welcome") throw TestError("hello was not welcomed: " + to_text(r));

@@ -126,10 +126,6 @@ class WsClient {
   // hello → the welcome frame (throws, showing the frame, on anything else).
   Json hello(std::string_view token, const std::vector<std::string>& features = kCapableFeatures,
              std::string_view name = "oms-tests", std::string_view version = "2.1.0");
-  // hello.client.device (contract 4.1) for every later hello / hello_raw;
-  // "" (the default) = no device field (the shared `legacy` device).
-  void set_device(std::string device) { device_ = std::move(device); }
-  const std::string& device() const { return device_; }
   // An older client: no "offline-messages" feature.
   Json hello_older(std::string_view token) { return hello(token, {}, "legacy", "1.0.0"); }
   // Sends hello and returns whatever the server answered first.
@@ -189,7 +185,6 @@ class WsClient {
   std::uint64_t cmid_counter_ = 0;
   std::string cmid_prefix_;
   int rcvbuf_ = 0;
-  std::string device_;
 };
 
 }  // namespace oms::test
