@@ -10,7 +10,9 @@
 //   duplicated  one append stored under two sequence numbers       (must be 0)
 //   reordered   one thread's appends to one mailbox out of order   (must be 0)
 //   id changed  an acknowledged append found under another seq     (must be 0)
-//   meta drift  mailbox meta count != messages in the mailbox      (must be 0)
+//   meta drift  mailbox meta count != messages in the mailbox, or a
+//               device's summary count != what read() yields for it,
+//               or receipt counts (meta, summary) != receipts read  (must be 0)
 //   resurrected deleted by an ack that completed OK, back again     (must be 0)
 // Devices and receipts (contract 4.1, 4.2): every mailbox's user has two
 // named devices, "d1" and "d2", signed in (device_signed_in, capable) at the
@@ -178,6 +180,9 @@ std::vector<Present> verify(storage::MailboxStore& store, Ledger& ledger, Totals
         if (it != ledger.attempts.end() && it->second.dev[d] == 2)
           t.ack_undone.insert(it->first + "/" + kDeviceNames[d]);
       }
+      // The sign-in summary of this device counts what read() yields for it.
+      auto sum = store.summary(mailbox, kDeviceNames[d]);
+      if (!sum || sum.value().count != mine.value().size()) ++t.meta_drift;
     }
   }
   // Receipts, in the writers' own mailboxes.
@@ -211,6 +216,8 @@ std::vector<Present> verify(storage::MailboxStore& store, Ledger& ledger, Totals
         t.receipt_wrong.insert(r.msg_seq);
     }
     if (store.stats(sender_name(w)).receipts != n) ++t.meta_drift;
+    auto sum = store.summary(sender_name(w), "");
+    if (!sum || sum.value().receipts != n || sum.value().count != 0) ++t.meta_drift;
   }
   std::uint64_t total = 0;
   for (const auto& [seq, n] : receipts) {
