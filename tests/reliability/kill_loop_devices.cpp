@@ -293,17 +293,21 @@ ReceiptFigures check_receipts(const std::vector<SenderLog>& senders, std::size_t
       ++f.expected;
       if (by_msg.count(rec.id)) continue;
       const std::size_t j = recipient_of(i, k, recipients);
-      const auto close = std::find_if(closes[j].begin(), closes[j].end(), [&](Clock::time_point c) {
-        return c <= rec.confirmed && c + margin >= rec.first_try;
+      // The latest close inside the window (closes are in time order).
+      const auto last = std::find_if(closes[j].rbegin(), closes[j].rend(), [&](Clock::time_point c) {
+        return c <= rec.confirmed && c + margin >= rec.decided_from;
       });
+      const auto close = last == closes[j].rend() ? closes[j].end() : std::prev(last.base());
       if (close != closes[j].end()) {
         ++f.excused;
+        if (*close < rec.decided_from)
+          f.excused_lead = std::max(f.excused_lead, rec.decided_from - *close);
         auto ms = [](Clock::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
         if (f.excused <= 3)
           example(fmt::format("no receipt for {} ({}, sent said {}): a session of {} closed {} ms after "
-                              "the first try, {} ms before the `sent`",
+                              "the try, {} ms before the `sent`",
                               rec.id, cmid_of(i, k), rec.status, recipient_user(j),
-                              ms(*close - rec.first_try), ms(rec.confirmed - *close)));
+                              ms(*close - rec.decided_from), ms(rec.confirmed - *close)));
       } else {
         ++f.missing;
         example(fmt::format("no receipt for {} ({}, sent said {})", rec.id, cmid_of(i, k), rec.status));

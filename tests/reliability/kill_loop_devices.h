@@ -44,11 +44,12 @@ struct ReceiptSeen {
 };
 ReceiptSeen receipt_of(const test::Json& frame);
 
-// What a sender's `sent` said for its k-th message, and when: from the first
-// attempt of k to the `sent` that confirmed it.
+// What a sender's `sent` said for its k-th message, and when the server
+// decided it: between `decided_from` (the try that got the `sent`, or for a
+// dedup answer the first try of k) and `confirmed` (the `sent` came).
 struct SendRecord {
   std::string id, status;
-  Clock::time_point first_try, confirmed;
+  Clock::time_point decided_from, confirmed;
 };
 
 struct SenderLog {
@@ -110,6 +111,7 @@ struct ReceiptFigures {
   std::uint64_t expected = 0;       // confirmed stored/missed messages
   std::uint64_t missing = 0;        // expected, no receipt
   std::uint64_t excused = 0;        // stored while a recipient session was closing, no receipt
+  Clock::duration excused_lead{0};  // among those, the longest from a close to the try after it
   std::uint64_t duplicate = 0;      // two different receipt ids for one message
   std::uint64_t wrong = 0;          // not `delivered`, other to/client_msg_id, unknown message
   std::uint64_t for_live = 0;       // a receipt for a message whose `sent` said delivered
