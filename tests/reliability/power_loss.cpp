@@ -10,10 +10,27 @@
 //   duplicated  one append stored under two sequence numbers       (must be 0)
 //   reordered   one thread's appends to one mailbox out of order   (must be 0)
 //   id changed  an acknowledged append found under another seq     (must be 0)
-//   meta drift  mailbox meta count != messages in the mailbox      (must be 0)
+//   meta drift  mailbox meta count != messages in the mailbox, or a
+//               device's summary count != what read() yields for it,
+//               or receipt counts (meta, summary) != receipts read  (must be 0)
 //   resurrected deleted by an ack that completed OK, back again     (must be 0)
-// An acker thread deletes (acks) half of the acknowledged messages seen at
-// the start of the round, concurrently with the appends and the crash.
+// Devices and receipts (contract 4.1, 4.2): every mailbox's user has two
+// named devices, "d1" and "d2", signed in (device_signed_in, capable) at the
+// start of every round; every append asks for a receipt. An acker thread
+// acks, concurrently with the appends and the crash, about half of the
+// acknowledged messages seen at the start of the round, each with one of its
+// devices that has not acked it yet or with both, one request per device
+// and chunk. A message leaves only once both devices acked it. Checked too:
+//   ack undone  read(mailbox, device) returns a message that device's
+//               ack completed OK for                               (must be 0)
+//   lost        ... and a message stays until both devices acked it
+//   resurrected a message both devices' acks completed OK for      (must be 0)
+//   receipts    in the writers' own mailboxes: at most one per message
+//               (duplicate), one for every message an ack of which
+//               completed OK (missing: durable no later than that OK), none
+//               for a message nobody tried to ack (unexpected), each naming
+//               its message, recipient and client_msg_id, state delivered
+//               (wrong)                                            (all 0)
 // Appends that failed (or were cut by the crash) may be present or not: they
 // are counted as "indeterminate present".
 //
@@ -47,6 +64,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t kMailboxes = 8;
+constexpr std::size_t kDevices = 2;
+const char* const kDeviceNames[kDevices] = {"d1", "d2"};
 // Acks per request of the acker thread.
 constexpr std::size_t kAckChunk = 64;
 // Bounds of one round: appends per thread, wall time before the power is
@@ -72,15 +91,21 @@ struct Attempt {
   std::string mailbox;
   bool acked = false;
   std::uint64_t seq = 0;
-  // Deletion by ack: 0 none, 1 ack sent but not confirmed (indeterminate),
-  // 2 ack confirmed OK (must stay deleted).
-  int deleted = 0;
+  // Per device: 0 not acked, 1 ack sent but not confirmed (indeterminate),
+  // 2 ack confirmed OK (never read back for that device; gone once both are).
+  int dev[kDevices] = {0, 0};
+  bool any_ok() const { return dev[0] == 2 || dev[1] == 2; }
+  bool all_ok() const { return dev[0] == 2 && dev[1] == 2; }
+  bool some_unacked() const { return dev[0] == 0 || dev[1] == 0; }
+  bool ack_tried() const { return dev[0] != 0 || dev[1] != 0; }
 };
 
-// An acknowledged message seen present, to be acked (deleted) next round.
+// An acknowledged message seen present that a device has not acked with
+// OK yet, to be acked next round.
 struct Present {
   std::string key, mailbox;
   std::uint64_t seq = 0;
+  int dev[kDevices] = {0, 0};
 };
 
 struct Ledger {
@@ -92,12 +117,17 @@ struct Totals {
   std::uint64_t rounds = 0, forced_crashes = 0, attempted = 0, acked = 0, failed = 0;
   std::uint64_t files_truncated = 0, files_removed = 0, bytes_dropped = 0;
   std::set<std::string> lost, unexpected, duplicated, id_changed, indeterminate_present, resurrected;
+  std::set<std::string> ack_undone;  // "key/device"
+  std::set<std::uint64_t> receipt_duplicate, receipt_missing, receipt_unexpected, receipt_wrong;
+  std::uint64_t receipts_seen = 0, device_acks_confirmed = 0, both_acked = 0, first_acked = 0;
+  std::uint64_t device_signins_ok = 0, device_signins_failed = 0;
   std::uint64_t acks_confirmed = 0, acks_failed = 0, flushes_ok = 0, flushes_failed = 0;
   std::uint64_t reordered = 0, meta_drift = 0, reopen_failures = 0, stuck = 0, crashed_in_open = 0;
 };
 
 // Checks every mailbox against the ledger (see the file comment).
-std::vector<Present> verify(storage::MailboxStore& store, Ledger& ledger, Totals& t) {
+std::vector<Present> verify(storage::MailboxStore& store, Ledger& ledger, Totals& t,
+                            std::uint64_t threads) {
   std::vector<Present> present;
   std::lock_guard<std::mutex> lock(ledger.mu);
   std::set<std::string> seen;
@@ -124,8 +154,12 @@ std::vector<Present> verify(storage::MailboxStore& store, Ledger& ledger, Totals
       }
       if (!seen.insert(key).second) t.duplicated.insert(key);
       if (a.acked && msg.seq != a.seq) t.id_changed.insert(key);
-      if (a.deleted == 2) t.resurrected.insert(key);
-      if (a.acked && a.deleted == 0) present.push_back({key, mailbox, msg.seq});
+      if (a.all_ok()) t.resurrected.insert(key);
+      if (a.acked && !a.all_ok()) {
+        Present p{key, mailbox, msg.seq};
+        std::copy(std::begin(a.dev), std::end(a.dev), std::begin(p.dev));
+        present.push_back(p);
+      }
       if (!a.acked) t.indeterminate_present.insert(key);
       auto [pos, fresh] = last_n.emplace(a.thread, a.n);
       if (!fresh) {
@@ -134,9 +168,67 @@ std::vector<Present> verify(storage::MailboxStore& store, Ledger& ledger, Totals
       }
     }
     if (store.stats(mailbox).count != msgs.value().size()) ++t.meta_drift;
+    // Per device: nothing its ack completed OK for comes back for it.
+    for (std::size_t d = 0; d < kDevices; ++d) {
+      auto mine = store.read(mailbox, kDeviceNames[d], 0, SIZE_MAX - 1);
+      if (!mine) {
+        t.unexpected.insert("read failed: " + mine.status().message());
+        continue;
+      }
+      for (const auto& msg : mine.value()) {
+        auto it = ledger.attempts.find(msg.body.substr(0, msg.body.find('|')));
+        if (it != ledger.attempts.end() && it->second.dev[d] == 2)
+          t.ack_undone.insert(it->first + "/" + kDeviceNames[d]);
+      }
+      // The sign-in summary of this device counts what read() yields for it.
+      auto sum = store.summary(mailbox, kDeviceNames[d]);
+      if (!sum || sum.value().count != mine.value().size()) ++t.meta_drift;
+    }
   }
-  for (const auto& [key, a] : ledger.attempts)
-    if (a.acked && a.deleted == 0 && !seen.count(key)) t.lost.insert(key);
+  // Receipts, in the writers' own mailboxes.
+  std::map<std::uint64_t, const std::pair<const std::string, Attempt>*> by_seq;
+  for (const auto& entry : ledger.attempts)
+    if (entry.second.acked) by_seq[entry.second.seq] = &entry;
+  std::map<std::uint64_t, std::uint64_t> receipts;  // msg_seq -> receipts for it
+  for (std::size_t w = 0; w < threads; ++w) {
+    auto entries = store.read(sender_name(w), "", 0, SIZE_MAX - 1);
+    if (!entries) {
+      t.unexpected.insert("read failed: " + entries.status().message());
+      continue;
+    }
+    std::uint64_t n = 0;
+    for (const auto& e : entries.value()) {
+      if (!e.receipt) {
+        t.unexpected.insert(fmt::format("{}#{} (a message in a writer's mailbox)", sender_name(w), e.seq));
+        continue;
+      }
+      ++n;
+      const auto& r = *e.receipt;
+      ++receipts[r.msg_seq];
+      auto it = by_seq.find(r.msg_seq);
+      if (it == by_seq.end() || !it->second->second.ack_tried()) {
+        t.receipt_unexpected.insert(r.msg_seq);  // for no message, or one nobody acked
+        continue;
+      }
+      const auto& [key, a] = *it->second;
+      if (a.thread != w || r.to != a.mailbox || r.client_msg_id != key ||
+          r.state != proto::ReceiptState::kDelivered)
+        t.receipt_wrong.insert(r.msg_seq);
+    }
+    if (store.stats(sender_name(w)).receipts != n) ++t.meta_drift;
+    auto sum = store.summary(sender_name(w), "");
+    if (!sum || sum.value().receipts != n || sum.value().count != 0) ++t.meta_drift;
+  }
+  std::uint64_t total = 0;
+  for (const auto& [seq, n] : receipts) {
+    total += n;
+    if (n > 1) t.receipt_duplicate.insert(seq);
+  }
+  t.receipts_seen = total;
+  for (const auto& [key, a] : ledger.attempts) {
+    if (a.acked && a.some_unacked() && !seen.count(key)) t.lost.insert(key);
+    if (a.acked && a.any_ok() && !receipts.count(a.seq)) t.receipt_missing.insert(a.seq);
+  }
   return present;
 }
 
@@ -174,6 +266,7 @@ RunResult run(bool sync, std::uint64_t crash_points, std::uint64_t threads, std:
     so.path = (root / "db").string();
     so.sync = sync;
     so.env = env;
+    so.max_receipts_per_mailbox = 1'000'000;  // none dropped: every one is checked
     // Every fifth round the power is cut during the open itself (WAL replay,
     // recovery flush, MANIFEST and OPTIONS writes): recovery must be
     // restartable.
@@ -199,9 +292,40 @@ RunResult run(bool sync, std::uint64_t crash_points, std::uint64_t threads, std:
       continue;
     }
     std::unique_ptr<storage::Store> store = std::move(opened).value();
-    std::vector<Present> present = verify(store->mailboxes(), ledger, t);  // what the previous crash left
+    std::vector<Present> present = verify(store->mailboxes(), ledger, t, threads);  // what the previous crash left
+    // The devices sign in again (a restart forgets open sessions; their
+    // records make them active by last-seen time).
+    // All at once: they share a group commit.
+    std::vector<std::future<Result<bool>>> signins;
+    for (std::size_t m = 0; m < kMailboxes; ++m)
+      for (const char* device : kDeviceNames) {
+        auto done = std::make_shared<std::promise<Result<bool>>>();
+        signins.push_back(done->get_future());
+        store->mailboxes().device_signed_in(mailbox_name(m), device, true,
+                                            [done](Result<bool> r) { done->set_value(std::move(r)); });
+      }
+    for (auto& fut : signins) {
+      if (fut.wait_for(kAppendTimeout) != std::future_status::ready) {
+        ++t.stuck;
+        continue;
+      }
+      ++(fut.get() ? t.device_signins_ok : t.device_signins_failed);
+    }
+    // About half of it is acked this round: by one device that has not acked
+    // it with OK yet, or by both (one request per device and chunk).
     std::shuffle(present.begin(), present.end(), rng);
-    present.resize(present.size() / 2);  // half of it is acked (deleted) this round
+    present.resize(present.size() / 2);
+    std::map<std::pair<std::string, std::size_t>, std::vector<const Present*>> plan;  // (mailbox, device)
+    for (const auto& p : present) {
+      std::vector<std::size_t> open;
+      for (std::size_t d = 0; d < kDevices; ++d)
+        if (p.dev[d] != 2) open.push_back(d);
+      if (open.size() == 2 && rng() % 3 == 0) {
+        for (std::size_t d : open) plan[{p.mailbox, d}].push_back(&p);
+      } else {
+        plan[{p.mailbox, open[rng() % open.size()]}].push_back(&p);
+      }
+    }
 
     // A random moment: the k-th write-side I/O operation from now.
     fs->crash_after_ops(std::uniform_int_distribution<std::uint64_t>(1, 800)(rng));
@@ -220,6 +344,7 @@ RunResult run(bool sync, std::uint64_t crash_points, std::uint64_t threads, std:
           req.from = sender_name(th);
           req.body = body_of(th, n);
           req.client_msg_id = key;
+          req.want_receipt = true;
           {
             std::lock_guard<std::mutex> lock(ledger.mu);
             ledger.attempts[key] = Attempt{th, n, req.mailbox, false, 0};
@@ -252,9 +377,8 @@ RunResult run(bool sync, std::uint64_t crash_points, std::uint64_t threads, std:
         std::lock_guard<std::mutex> lock(ledger.mu);
         ++(st.is_ok() ? t.flushes_ok : t.flushes_failed);
       }
-      std::map<std::string, std::vector<const Present*>> by_mailbox;
-      for (const auto& p : present) by_mailbox[p.mailbox].push_back(&p);
-      for (auto& [mailbox, items] : by_mailbox) {
+      for (auto& [target, items] : plan) {
+        const auto& [mailbox, device] = target;
         for (std::size_t i = 0; i < items.size() && !fs->crashed() && Clock::now() < round_end;
              i += kAckChunk) {
           std::vector<std::uint64_t> seqs;
@@ -265,11 +389,12 @@ RunResult run(bool sync, std::uint64_t crash_points, std::uint64_t threads, std:
           }
           {
             std::lock_guard<std::mutex> lock(ledger.mu);
-            for (const auto& k : keys) ledger.attempts[k].deleted = 1;
+            for (const auto& k : keys) ledger.attempts[k].dev[device] = std::max(ledger.attempts[k].dev[device], 1);
           }
           auto done = std::make_shared<std::promise<Result<std::uint64_t>>>();
           auto fut = done->get_future();
-          store->mailboxes().ack(mailbox, "", seqs, [done](Result<std::uint64_t> r) { done->set_value(std::move(r)); });
+          store->mailboxes().ack(mailbox, kDeviceNames[device], seqs,
+                                 [done](Result<std::uint64_t> r) { done->set_value(std::move(r)); });
           if (fut.wait_for(kAppendTimeout) != std::future_status::ready) {
             ++stuck;
             return;
@@ -278,7 +403,14 @@ RunResult run(bool sync, std::uint64_t crash_points, std::uint64_t threads, std:
           std::lock_guard<std::mutex> lock(ledger.mu);
           if (r) {
             ++t.acks_confirmed;
-            for (const auto& k : keys) ledger.attempts[k].deleted = 2;
+            for (const auto& k : keys) {
+              Attempt& a = ledger.attempts[k];
+              const bool first = !a.any_ok();
+              a.dev[device] = 2;
+              ++t.device_acks_confirmed;
+              if (first) ++t.first_acked;
+              if (a.all_ok()) ++t.both_acked;
+            }
           } else {
             ++t.acks_failed;
           }
@@ -299,11 +431,12 @@ RunResult run(bool sync, std::uint64_t crash_points, std::uint64_t threads, std:
     storage::StoreOptions so;
     so.path = (root / "db").string();
     so.env = env;
+    so.max_receipts_per_mailbox = 1'000'000;
     auto opened = storage::open_store(so);
     if (!opened) {
       ++t.reopen_failures;
     } else {
-      verify(opened.value()->mailboxes(), ledger, t);
+      verify(opened.value()->mailboxes(), ledger, t, threads);
     }
   }
   {
@@ -364,6 +497,9 @@ int main(int argc, char** argv) {
   const bool pass = t.rounds >= want && t.lost.empty() && t.resurrected.empty() && t.unexpected.empty() &&
                     t.duplicated.empty() && t.reordered == 0 && t.id_changed.empty() &&
                     t.meta_drift == 0 && t.reopen_failures == 0 && t.stuck == 0 &&
+                    t.ack_undone.empty() && t.receipt_duplicate.empty() && t.receipt_missing.empty() &&
+                    t.receipt_unexpected.empty() && t.receipt_wrong.empty() && t.first_acked > 0 &&
+                    t.both_acked > 0 &&
                     c.reopen_failures == 0 && c.stuck == 0 && !c.lost.empty();
   Figures f("Simulated power loss (store level, FaultFs, group commit)");
   f.add("crash points (sync on)", t.rounds, fmt::format(">= {}", want));
@@ -378,11 +514,22 @@ int main(int argc, char** argv) {
   f.add("**duplicated** (one append under two seqs)", t.duplicated.size(), "0");
   f.add("**reordered** (per writer and mailbox)", t.reordered, "0");
   f.add("acknowledged found under another seq", t.id_changed.size(), "0");
-  f.add("ack requests confirmed / failed (64 ids each, concurrent)",
+  f.add("device sign-ins (2 devices per mailbox, every round) OK / failed",
+        fmt::format("{} / {}", t.device_signins_ok, t.device_signins_failed));
+  f.add("ack requests (one device, <= 64 ids) confirmed / failed",
         fmt::format("{} / {}", t.acks_confirmed, t.acks_failed));
+  f.add("per-device acks confirmed OK", t.device_acks_confirmed);
+  f.add("  messages whose first ack was confirmed (a receipt due)", t.first_acked, "> 0");
+  f.add("  messages both devices' acks were confirmed for (must be gone)", t.both_acked, "> 0");
+  f.add("**ack undone** (read back for a device whose ack was confirmed)", t.ack_undone.size(), "0");
+  f.add("receipts in the writers' mailboxes after the last reopen", t.receipts_seen);
+  f.add("**receipts missing** (first ack confirmed, no receipt after reopen)", t.receipt_missing.size(), "0");
+  f.add("**duplicate receipts** (two for one message)", t.receipt_duplicate.size(), "0");
+  f.add("receipts for a message nobody acked, or for none", t.receipt_unexpected.size(), "0");
+  f.add("receipts wrong (recipient, client_msg_id, writer, state)", t.receipt_wrong.size(), "0");
   f.add("checkpoints (memtable flushes) under load: OK / cut by the crash",
         fmt::format("{} / {}", t.flushes_ok, t.flushes_failed));
-  f.add("**resurrected** (deleted by a confirmed ack, back after reopen)", t.resurrected.size(), "0");
+  f.add("**resurrected** (both devices' acks confirmed, back after reopen)", t.resurrected.size(), "0");
   f.add("mailbox meta count drift", t.meta_drift, "0");
   f.add("reopen failures", t.reopen_failures, "0");
   f.add("indeterminate (failed) appends present after reopen", t.indeterminate_present.size(),
@@ -399,6 +546,16 @@ int main(int argc, char** argv) {
   if (!t.unexpected.empty()) f.note("unexpected: " + sample(t.unexpected));
   if (!t.duplicated.empty()) f.note("duplicated: " + sample(t.duplicated));
   if (!t.resurrected.empty()) f.note("resurrected: " + sample(t.resurrected));
+  if (!t.ack_undone.empty()) f.note("ack undone: " + sample(t.ack_undone));
+  auto seqs = [](const std::set<std::uint64_t>& v) {
+    std::set<std::string> s;
+    for (auto x : v) s.insert(std::to_string(x));
+    return sample(s);
+  };
+  if (!t.receipt_missing.empty()) f.note("receipt missing for seq " + seqs(t.receipt_missing));
+  if (!t.receipt_duplicate.empty()) f.note("duplicate receipts for seq " + seqs(t.receipt_duplicate));
+  if (!t.receipt_unexpected.empty()) f.note("unexpected receipt for seq " + seqs(t.receipt_unexpected));
+  if (!t.receipt_wrong.empty()) f.note("wrong receipt for seq " + seqs(t.receipt_wrong));
   f.verdict(pass);
   f.print();
   f.write_markdown(flags->str("report"));
