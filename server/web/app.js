@@ -153,14 +153,14 @@
   }
 
   // Why a closed socket closed, for the user (4.1 and 4.3 close codes).
-  function closeExplanation(code, reason) {
+  function closeExplanation(code, reason, name) {
     if (code === 4409) {
-      return `This device (${device}) signed in elsewhere: another window or tab with the same ` +
+      return `This device (${name}) signed in elsewhere: another window or tab with the same ` +
         'device name took over, and this one stopped receiving. To use two windows as two devices, ' +
         'give each its own device name before signing in.';
     }
     if (code === 4403 && reason === 'device removed') {
-      return `This device (${device}) was removed by an operator: it no longer holds messages back, ` +
+      return `This device (${name}) was removed by an operator: it no longer holds messages back, ` +
         'and its session was closed. Sign in again to use it as a new device.';
     }
     if (code === 4403) {
@@ -184,7 +184,7 @@
   }
 
   function refusal(f) {
-    if (f.code === 'too_many_devices') return `Sign-in refused: ${closeExplanation(4403, '')}`;
+    if (f.code === 'too_many_devices') return `Sign-in refused: ${closeExplanation(4403, '', '')}`;
     return `Sign-in refused: ${f.code || f.type}${f.message ? ` — ${f.message}` : ''}`;
   }
 
@@ -217,10 +217,10 @@
       if (ws !== socket) return;
       const why = ev.reason ? ` — ${ev.reason}` : '';
       setConn(`Disconnected (${ev.code}${why})`);
-      if (!welcomed && !$('signin-error').textContent) signinError(`Connection closed (${ev.code}${why})`);
+      const explained = closeExplanation(ev.code, ev.reason, name);
+      if (!welcomed && !$('signin-error').textContent) signinError(explained || `Connection closed (${ev.code}${why})`);
       if (!welcomed) showSignin();
-      const explained = welcomed && closeExplanation(ev.code, ev.reason);
-      if (explained) showBanner(ev.code, explained);
+      if (welcomed && explained) showBanner(ev.code, explained);
       ws = null;
       pending.clear();
     };
