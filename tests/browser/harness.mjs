@@ -47,7 +47,7 @@ export function check(cond, what) {
 
 // ---- omsd ------------------------------------------------------------------
 
-function startOmsd() {
+function startOmsd(extraConfig) {
   const root = mkdtempSync(join(tmpdir(), 'oms-browser-'));
   const dataDir = join(root, 'data');
   const config = join(root, 'omsd.toml');
@@ -58,6 +58,7 @@ function startOmsd() {
     'admin_listen = "127.0.0.1:0"',
     '[auth]',
     'dev_tokens = true',
+    ...extraConfig,
     '',
   ].join('\n'));
   const logFile = join(root, 'omsd.log');
@@ -166,16 +167,17 @@ export async function shot(page, name) {
 
 // ---- one run -------------------------------------------------------------------
 
-// Starts omsd and chromium, runs scenario(env) with env = {browser, base,
-// adminBase, adminToken, pages} (pages: name -> page, screenshotted on
-// failure), stops both, exits 0 on success.
-export async function run(name, scenario) {
+// Starts omsd (config: lines added to its omsd.toml) and chromium, runs
+// scenario(env) with env = {browser, base, adminBase, adminToken, pages}
+// (pages: name -> page, screenshotted on failure), stops both, exits 0 on
+// success.
+export async function run(name, scenario, { config = [] } = {}) {
   if (!opts.omsd) throw new Error('--omsd PATH is required');
   // Screenshots of this run only (no stale failure-*.png from an earlier one).
   mkdirSync(opts.artifacts, { recursive: true });
   for (const f of readdirSync(opts.artifacts)) if (f.endsWith('.png')) rmSync(join(opts.artifacts, f));
 
-  const omsd = startOmsd();
+  const omsd = startOmsd(config);
   let browser = null;
   const pages = {};
   let ok = false;
