@@ -13,6 +13,8 @@
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/iso8601.h"
+#include "common/protocol.h"
+#include "server/admin_devices.h"
 #include "server/admin_routes.h"
 #include "server/backup.h"
 #include "server/context.h"
@@ -55,7 +57,9 @@ AdminResponse no_such_policy(std::string_view identity) {
 }
 
 json::object policy_json(const storage::ClientPolicy& p) {
-  return {{"identity", p.identity}, {"enable_im_auto_archiving", p.enable_im_auto_archiving}};
+  return {{"identity", p.identity},
+          {"enable_im_auto_archiving", p.enable_im_auto_archiving},
+          {"enable_delivery_receipts", p.enable_delivery_receipts}};
 }
 
 // A JSON object body with only the allowed fields, or an error response.
@@ -149,6 +153,8 @@ AdminResponse get_metrics(const AdminCall& call) {
         "# HELP oms_scans_refused_total Scans refused: the user had limits.max_queued_scans_per_user queued.\n"
         "# TYPE oms_scans_refused_total counter\noms_scans_refused_total {}\n",
         ctx.scans_queued(), ctx.scans_refused());
+  const auto by_device = ctx.registry.sessions_by_device();
+  Metrics::render_sessions_by_device(text, by_device.named, by_device.legacy);
   if (ctx.disk_guard) Metrics::render_disk(text, ctx.disk_guard->state(), ctx.disk_guard->refused());
   return {200, "text/plain; version=0.0.4; charset=utf-8", std::move(text)};
 }
@@ -164,16 +170,18 @@ AdminResponse list_policies(const AdminCall& call) {
 
 AdminResponse create_policy(const AdminCall& call) {
   auto& policies = call.ctx.database->policies();
-  auto parsed = parse_object(call.req.body, {"identity", "enable_im_auto_archiving"});
+  auto parsed = parse_object(call.req.body, {"identity", "enable_im_auto_archiving", "enable_delivery_receipts"});
   if (auto* e = std::get_if<AdminResponse>(&parsed)) return *e;
   auto& o = std::get<json::object>(parsed);
   auto id = o.find("identity");
   if (id == o.end() || !id->value().is_string()) return bad_request("'identity' (a string) is required");
   storage::ClientPolicy pol;
   pol.identity = std::string(id->value().as_string());
-  std::optional<bool> archiving;
+  std::optional<bool> archiving, receipts;
   if (auto e = read_bool(o, "enable_im_auto_archiving", archiving)) return *e;
+  if (auto e = read_bool(o, "enable_delivery_receipts", receipts)) return *e;
   pol.enable_im_auto_archiving = archiving.value_or(true);
+  pol.enable_delivery_receipts = receipts.value_or(true);
   if (!is_valid_policy_identity(pol.identity))
     return bad_request("'identity' must be 1–64 characters of [A-Za-z0-9._-]");
   if (Status s = policies.create(pol); !s) return error_from(s);
@@ -193,13 +201,16 @@ AdminResponse get_policy(const AdminCall& call) {
 AdminResponse change_policy(const AdminCall& call) {
   auto& policies = call.ctx.database->policies();
   const std::string& identity = call.param("identity");
-  auto parsed = parse_object(call.req.body, {"enable_im_auto_archiving"});
+  auto parsed = parse_object(call.req.body, {"enable_im_auto_archiving", "enable_delivery_receipts"});
   if (auto* e = std::get_if<AdminResponse>(&parsed)) return *e;
   auto pol = policies.get(identity);
   if (!pol) return no_such_policy(identity);
-  std::optional<bool> archiving;
-  if (auto e = read_bool(std::get<json::object>(parsed), "enable_im_auto_archiving", archiving)) return *e;
+  const auto& o = std::get<json::object>(parsed);
+  std::optional<bool> archiving, receipts;
+  if (auto e = read_bool(o, "enable_im_auto_archiving", archiving)) return *e;
+  if (auto e = read_bool(o, "enable_delivery_receipts", receipts)) return *e;
   if (archiving) pol->enable_im_auto_archiving = *archiving;
+  if (receipts) pol->enable_delivery_receipts = *receipts;
   if (Status s = policies.update(*pol); !s) return error_from(s);
   return json_response(200, policy_json(*policies.get(identity)));
 }
@@ -214,7 +225,7 @@ AdminResponse remove_policy(const AdminCall& call) {
   return json_response(200, json::object{{"removed", pol->identity}, {"users_reverted", users}});
 }
 
-// ---- /v1/users/{user}[/policy|/mailbox] ----
+// ---- /v1/users/{user}[/policy|/mailbox] (devices: admin_devices.cpp) ----
 
 AdminResponse show_user(const AdminCall& call) {
   ServerContext& ctx = call.ctx;
@@ -229,11 +240,15 @@ AdminResponse show_user(const AdminCall& call) {
         {"session", s.session_id},
         {"client", json::object{{"name", s.client.name}, {"version", s.client.version},
                                 {"features", std::move(features)}}},
+        {"device", s.device.empty() ? std::string(proto::kLegacyDevice) : s.device},
         {"connected_at", format_iso8601_ms(s.connected_at_ms)}});
   }
   auto eff = policies.effective_policy_for(user);
+  // The mailbox as stored (no device's acks left out); receipts apart.
   auto summary = ctx.store->summary(user, "");
   if (!summary) return error_from(summary.status());
+  auto devices = devices_json(ctx, user);
+  if (!devices) return error_from(devices.status());
   return json_response(
       200, json::object{
                {"user", user},
@@ -241,11 +256,14 @@ AdminResponse show_user(const AdminCall& call) {
                {"sessions", std::move(sessions)},
                {"policy", json::object{{"identity", eff.policy.identity},
                                        {"source", eff.granted ? "granted" : "global"},
-                                       {"enable_im_auto_archiving", eff.policy.enable_im_auto_archiving}}},
+                                       {"enable_im_auto_archiving", eff.policy.enable_im_auto_archiving},
+                                       {"enable_delivery_receipts", eff.policy.enable_delivery_receipts}}},
                {"mailbox", json::object{{"count", summary->count},
                                         {"missed", summary->missed},
                                         {"bytes", summary->bytes},
-                                        {"oldest", iso_or_null(summary->oldest_ms)}}}});
+                                        {"oldest", iso_or_null(summary->oldest_ms)},
+                                        {"receipts", summary->receipts}}},
+               {"devices", std::move(*devices)}});
 }
 
 AdminResponse grant_policy(const AdminCall& call) {
@@ -308,6 +326,33 @@ AdminResponse kick_user(const AdminCall& call) {
   const std::string& user = call.param("user");
   const std::size_t closed = close_sessions_of(call.ctx, user, "session closed by an operator");
   return json_response(200, json::object{{"user", user}, {"sessions_closed", closed}});
+}
+
+// ---- /v1/users/{user}/devices[/{device}] (contract 4.5; admin_devices.h) ----
+
+AdminResponse list_devices(const AdminCall& call) {
+  const std::string& user = call.param("user");
+  auto devices = devices_json(call.ctx, user);
+  if (!devices) return error_from(devices.status());
+  return json_response(200, json::object{{"user", user}, {"devices", std::move(*devices)}});
+}
+
+AdminResponse forget_device(const AdminCall& call) {
+  const std::string& user = call.param("user");
+  const std::string& device = call.param("device");
+  if (!valid_device_param(device))
+    return bad_request(fmt::format("'{}' is not a device name (1-64 bytes of [A-Za-z0-9._-], or legacy)", device));
+  auto removed = remove_device(call.ctx, user, device);
+  if (!removed) {
+    if (removed.status().code() == Code::kNotFound)
+      return admin_error(404, "not_found", fmt::format("{} has no device '{}'", user, device));
+    return error_from(removed.status());
+  }
+  return json_response(200, json::object{{"user", user},
+                                         {"device", device},
+                                         {"removed", true},
+                                         {"released", removed->released},
+                                         {"sessions_closed", removed->sessions_closed}});
 }
 
 // Any other sub-resource of a user: 404, but only once the user id has been
@@ -416,6 +461,8 @@ constexpr AdminRoute kRoutes[] = {
     {"DELETE", "/v1/users/{user}/mailbox", kToken, "mailbox.purge", purge_mailbox},
     {"POST", "/v1/users/{user}/revoke", kToken, "user.revoke", revoke_user},
     {"DELETE", "/v1/users/{user}/sessions", kToken, "user.kick", kick_user},
+    {"GET", "/v1/users/{user}/devices", kToken, "", list_devices},
+    {"DELETE", "/v1/users/{user}/devices/{device}", kToken, "device.remove", forget_device},
     {"*", "/v1/users/{user}/{resource}", kToken, "", no_such_user_resource},
     {"POST", "/v1/backup", kToken, "backup", take_backup},
     {"GET", "/v1/configuration/im", kToken, "", get_im_configuration},

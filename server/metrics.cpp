@@ -112,7 +112,7 @@ std::string Metrics::render(const storage::StoreCounters& s, bool store_writable
   metric(out, "oms_backups_total", "counter", "Store checkpoints taken (POST /v1/backup).", ld(backups_total));
   metric(out, "oms_token_expired_closes_total", "counter", "Sessions closed when their token expired.",
          ld(token_expired_closes));
-  metric(out, "oms_operator_session_closes_total", "counter", "Sessions closed by user revoke or kick.",
+  metric(out, "oms_operator_session_closes_total", "counter", "Sessions closed by user revoke, user kick or device remove.",
          ld(operator_session_closes));
   metric(out, "oms_accept_backoffs_total", "counter", "Accept pauses for lack of file descriptors.",
          ld(accept_backoffs));
@@ -128,10 +128,36 @@ std::string Metrics::render(const storage::StoreCounters& s, bool store_writable
   metric(out, "oms_store_batches_total", "counter", "Group-commit batches written.", ld(s.batches));
   metric(out, "oms_store_write_errors_total", "counter", "Failed store writes.", ld(s.write_errors));
   metric(out, "oms_store_writable", "gauge", "1 while the store accepts writes.", store_writable ? 1 : 0);
+  out += "# HELP oms_receipts_written_total Receipts written into senders' mailboxes, by state.\n"
+         "# TYPE oms_receipts_written_total counter\n";
+  fmt::format_to(std::back_inserter(out),
+                 "oms_receipts_written_total{{state=\"delivered\"}} {}\n"
+                 "oms_receipts_written_total{{state=\"expired\"}} {}\n"
+                 "oms_receipts_written_total{{state=\"purged\"}} {}\n",
+                 ld(s.receipts_delivered), ld(s.receipts_expired), ld(s.receipts_purged));
+  metric(out, "oms_receipts_dropped_total", "counter",
+         "Oldest receipts dropped over receipts.max_per_mailbox.", ld(s.receipts_dropped));
+  metric(out, "oms_receipts_acked_total", "counter", "Receipts deleted once acked.", ld(s.receipts_acked));
+  metric(out, "oms_device_acks_held_total", "counter",
+         "Acks kept per device while other active devices had not acked.", ld(s.device_acks_held));
+  metric(out, "oms_devices_forgotten_total", "counter", "Devices forgotten by an operator.",
+         ld(s.devices_forgotten));
+  metric(out, "oms_devices_released_total", "counter",
+         "Messages and receipts deleted once no active device waited for them (idle or forgotten).",
+         ld(s.devices_released));
   store_append_seconds.render(out, "oms_store_append_seconds", "Append to durable completion.");
   store_batch_requests.render(out, "oms_store_batch_requests", "Requests per group-commit batch.");
   store_write_seconds.render(out, "oms_store_write_seconds", "One synced WriteBatch.");
   return out;
+}
+
+void Metrics::render_sessions_by_device(std::string& out, std::uint64_t named, std::uint64_t legacy) {
+  out += "# HELP oms_sessions_by_device Signed-in sessions, by kind of device (named or the shared legacy).\n"
+         "# TYPE oms_sessions_by_device gauge\n";
+  fmt::format_to(std::back_inserter(out),
+                 "oms_sessions_by_device{{kind=\"named\"}} {}\n"
+                 "oms_sessions_by_device{{kind=\"legacy\"}} {}\n",
+                 named, legacy);
 }
 
 void Metrics::render_disk(std::string& out, const storage::DiskState& d, std::uint64_t refused) {

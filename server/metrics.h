@@ -58,7 +58,7 @@ class Metrics final : public storage::BatchObserver {
   std::atomic<std::uint64_t> admin_unauthorized_total{0};
   std::atomic<std::uint64_t> backups_total{0};  // checkpoints taken by POST /v1/backup
   std::atomic<std::uint64_t> token_expired_closes{0};     // sessions closed at their token's exp
-  std::atomic<std::uint64_t> operator_session_closes{0};  // sessions closed by revoke / kick
+  std::atomic<std::uint64_t> operator_session_closes{0};  // sessions closed by revoke / kick / device remove
   std::atomic<std::uint64_t> accept_backoffs{0};          // accept() out of descriptors: paused
   std::atomic<std::uint64_t> admin_connections_refused{0};  // [limits] max_admin_connections
   std::atomic<std::int64_t> admin_connections_open{0};
@@ -75,6 +75,9 @@ class Metrics final : public storage::BatchObserver {
                 const Status& result) override;
 
   std::string render(const storage::StoreCounters& store, bool store_writable) const;
+  // The open sessions by kind of device (PresenceRegistry::sessions_by_device),
+  // appended to `out`.
+  static void render_sessions_by_device(std::string& out, std::uint64_t named, std::uint64_t legacy);
   // The free-space watermarks' lines (storage/disk_guard.h), appended to `out`.
   static void render_disk(std::string& out, const storage::DiskState& disk, std::uint64_t refused);
 

@@ -139,4 +139,42 @@ std::vector<PresenceRegistry::SessionPtr> PresenceRegistry::watchers_of(const st
   return out;
 }
 
+// ---- devices (contract 4.5) ----
+
+namespace {
+// A session's device; one registered without a name is the legacy one.
+std::string_view device_of(const SessionInfo& info) {
+  return info.device.empty() ? proto::kLegacyDevice : std::string_view(info.device);
+}
+}  // namespace
+
+std::vector<PresenceRegistry::SessionPtr> PresenceRegistry::sessions_of_device(const std::string& user,
+                                                                                std::string_view device) const {
+  std::vector<SessionPtr> out;
+  Shard& sh = shard(user);
+  std::lock_guard lock(sh.mu);
+  auto it = sh.users.find(user);
+  if (it == sh.users.end()) return out;
+  for (const auto& m : it->second.sessions)
+    if (device_of(m.info) == device)
+      if (auto p = m.session.lock()) out.push_back(std::move(p));
+  return out;
+}
+
+PresenceRegistry::SessionsByDevice PresenceRegistry::sessions_by_device() const {
+  SessionsByDevice n;
+  for (const Shard& sh : shards_) {
+    std::lock_guard lock(sh.mu);
+    for (const auto& [user, e] : sh.users)
+      for (const auto& m : e.sessions) {
+        if (m.session.expired()) continue;
+        if (device_of(m.info) == proto::kLegacyDevice)
+          ++n.legacy;
+        else
+          ++n.named;
+      }
+  }
+  return n;
+}
+
 }  // namespace oms::server

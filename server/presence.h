@@ -98,6 +98,21 @@ class PresenceRegistry {
   static constexpr std::size_t kShards = 32;
   Shard& shard(std::string_view user) const;
   mutable std::array<Shard, kShards> shards_;
+
+  // ---- devices (contract 4.5: the admin endpoint's view) ----
+ public:
+  // Live sessions of `user` whose SessionInfo::device is `device`
+  // (kLegacyDevice for sessions without a name), copied out under the lock:
+  // the sessions a `device remove` closes.
+  std::vector<SessionPtr> sessions_of_device(const std::string& user, std::string_view device) const;
+
+  struct SessionsByDevice {
+    std::uint64_t named = 0;   // sessions that named their device
+    std::uint64_t legacy = 0;  // sessions of the shared `legacy` device
+  };
+  // Live sessions of every user, by kind of device (for /metrics). Takes
+  // each shard's lock in turn: O(sessions), meant for a scrape, not a hot path.
+  SessionsByDevice sessions_by_device() const;
 };
 
 }  // namespace oms::server

@@ -188,22 +188,34 @@ std::optional<DedupView> decode_dedup_value(std::string_view value) {
 
 std::string policy_key(std::string_view identity) { return lower_ascii(identity); }
 
+// Policy values have their own version byte: 1 (identity, archiving) was
+// written before receipts existed and is still read; 2 adds receipts.
+constexpr std::uint8_t kPolicyValueVersionNoReceipts = 1;
+constexpr std::uint8_t kPolicyValueVersion = 2;
+
 std::string encode_policy_value(const PolicyRecord& p) {
   assert(p.identity.size() <= kMaxShortField);
   std::string out;
-  put_fixed8(out, kValueVersion);
+  put_fixed8(out, kPolicyValueVersion);
   put_short_bytes(out, p.identity);
   put_fixed8(out, p.enable_im_auto_archiving ? 1 : 0);
+  put_fixed8(out, p.enable_delivery_receipts ? 1 : 0);
   return out;
 }
 
 std::optional<PolicyRecord> decode_policy_value(std::string_view value) {
+  std::uint8_t version = 0;
   std::string_view identity;
-  std::uint8_t flag = 0;
-  if (!get_version(value) || !get_short_bytes(value, identity) || !get_fixed8(value, flag) ||
-      flag > 1 || !value.empty())
+  std::uint8_t archiving = 0;
+  std::uint8_t receipts = 1;  // version 1 has no such byte: receipts on
+  if (!get_fixed8(value, version) ||
+      (version != kPolicyValueVersionNoReceipts && version != kPolicyValueVersion) ||
+      !get_short_bytes(value, identity) || !get_fixed8(value, archiving) || archiving > 1)
     return std::nullopt;
-  return PolicyRecord{std::string(identity), flag == 1};
+  if (version == kPolicyValueVersion && (!get_fixed8(value, receipts) || receipts > 1))
+    return std::nullopt;
+  if (!value.empty()) return std::nullopt;
+  return PolicyRecord{std::string(identity), archiving == 1, receipts == 1};
 }
 
 std::string grant_key(std::string_view user) { return std::string(user); }

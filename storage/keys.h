@@ -42,7 +42,10 @@
 //           fixed8(flags: bit 0 = its last sign-in was capable)
 //   CF "policies"      client policies
 //     key   lower_ascii(identity)
-//     value fixed8(1) short(identity as created) fixed8(enable_im_auto_archiving)
+//     value fixed8(2) short(identity as created) fixed8(enable_im_auto_archiving)
+//           fixed8(enable_delivery_receipts)
+//     (value version 1, written before receipts: no last byte; it reads as
+//     enable_delivery_receipts = true, and is rewritten as 2 when changed)
 //   CF "grants"        policy grants
 //     key   user (normalised)
 //     value fixed8(1) short(lower_ascii(policy identity))
@@ -204,8 +207,11 @@ std::string policy_key(std::string_view identity);  // lower_ascii(identity)
 struct PolicyRecord {
   std::string identity;  // the spelling given at creation
   bool enable_im_auto_archiving = true;
+  bool enable_delivery_receipts = true;  // absent in value version 1: true
 };
+// Always writes the current policy value version (2).
 std::string encode_policy_value(const PolicyRecord& p);
+// Reads value versions 1 and 2; nullopt for anything else.
 std::optional<PolicyRecord> decode_policy_value(std::string_view value);
 
 std::string grant_key(std::string_view user);

@@ -43,6 +43,7 @@ struct InBatch {
 struct DeviceState {
   std::string name;
   keys::DeviceValue value;
+  std::int64_t written_last_seen_ms = 0;  // value.last_seen_ms as last written to disk
 };
 struct UserDevices {
   std::vector<DeviceState> devices;  // sorted by name
@@ -98,6 +99,11 @@ struct Batch {
 struct Writer {
   std::unordered_map<std::string, keys::MailboxMeta> meta_cache;  // committed totals
   std::unordered_map<std::string, UserDevices> device_cache;      // committed device tables
+  // Per mailbox at its receipt cap: the last receipt dropped; older ones
+  // are gone, so the search for the oldest starts after it instead of
+  // stepping over the tombstones of every receipt dropped before (cleared
+  // when a batch fails).
+  std::unordered_map<std::string, std::uint64_t> receipt_floor;
   Batch batch;
   std::uint64_t last_assigned = 0;  // never goes back, even after a failed batch
 };

@@ -32,6 +32,12 @@ namespace {
 
 using rocks_detail::DeviceState;
 
+// A sign-in or sign-out writes the device's last_seen only when the one on
+// disk is older than this (or something else changed): a client that
+// reconnects in a loop costs no synced writes. After a restart last_seen
+// may be this much older than it was (against devices.idle_seconds).
+constexpr std::int64_t kLastSeenWriteMs = 60'000;
+
 // Device tables kept in the writer's cache; beyond it, the tables of users
 // without open sessions are dropped (and read again when needed).
 constexpr std::size_t kMaxCachedDeviceTables = 65536;
@@ -87,7 +93,7 @@ const RocksMailboxStore::UserDevices* RocksMailboxStore::devices_of(Batch& b, co
     auto key = keys::decode_device_key(it->key().ToStringView());
     auto value = keys::decode_device_value(it->value().ToStringView());
     if (!key || !value || key->user != user) continue;  // not ours (a longer user id's range)
-    loaded.devices.push_back({std::string(key->device), *value});
+    loaded.devices.push_back({std::string(key->device), *value, value->last_seen_ms});
   }
   if (!it->status().ok()) {
     b.failed = from_rocks(it->status(), "reading a user's devices");
@@ -163,7 +169,13 @@ bool RocksMailboxStore::acked_by(Batch& b, const std::string& mailbox, std::uint
   return true;
 }
 
-bool RocksMailboxStore::find_record(Batch& b, const std::string& mailbox, std::uint64_t seq, Record& out) {
+std::size_t RocksMailboxStore::Prefetch::index(std::uint64_t seq) const {
+  auto at = std::lower_bound(seqs.begin(), seqs.end(), seq);
+  return at != seqs.end() && *at == seq ? static_cast<std::size_t>(at - seqs.begin()) : kNone;
+}
+
+bool RocksMailboxStore::find_record(Batch& b, const std::string& mailbox, std::uint64_t seq, Record& out,
+                                    const Prefetch* pre) {
   out = Record{};
   out.seq = seq;
   if (auto in = b.messages.find(seq); in != b.messages.end()) {
@@ -185,14 +197,24 @@ bool RocksMailboxStore::find_record(Batch& b, const std::string& mailbox, std::u
   }
   std::string value;
   const std::string key = keys::message_key(mailbox, seq);
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_.messages, key, &value);
+  rocksdb::Status s;
+  std::string_view found;
+  if (const std::size_t i = pre ? pre->index(seq) : Prefetch::kNone; i != Prefetch::kNone) {
+    s = pre->found[i];
+    if (s.ok()) found = pre->values[i].ToStringView();
+  } else {
+    s = db_->Get(rocksdb::ReadOptions(), cfs_.messages, key, &value);
+    found = value;
+  }
   if (s.ok()) {
-    if (auto m = keys::decode_message_value(value)) {
+    if (auto m = keys::decode_message_value(found)) {
       out.bytes = m->body.size();
-      out.want_receipt = m->want_receipt;
       out.at_ms = m->sent_at_ms;
-      out.from = std::string(m->from);
-      out.client_msg_id = std::string(m->client_msg_id);
+      if (m->want_receipt) {  // (the strings only when a receipt needs them)
+        out.want_receipt = true;
+        out.from = std::string(m->from);
+        out.client_msg_id = std::string(m->client_msg_id);
+      }
     }
     return true;
   }
@@ -275,7 +297,9 @@ bool RocksMailboxStore::drop_oldest_receipt(Batch& b, const std::string& mailbox
     rocksdb::ReadOptions ro;
     ro.iterate_upper_bound = &upper;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_.receipts));
-    for (it->Seek(keys::mailbox_range_begin(mailbox)); it->Valid() && oldest == 0; it->Next()) {
+    auto floor = writer_->receipt_floor.find(mailbox);
+    const std::uint64_t from = floor == writer_->receipt_floor.end() ? 0 : floor->second + 1;
+    for (it->Seek(keys::receipt_key(mailbox, from)); it->Valid() && oldest == 0; it->Next()) {
       auto key = keys::decode_message_key(it->key().ToStringView());
       if (key && b.messages.count(key->seq) == 0) oldest = key->seq;
     }
@@ -294,6 +318,7 @@ bool RocksMailboxStore::drop_oldest_receipt(Batch& b, const std::string& mailbox
     }
   }
   if (oldest == 0) return true;
+  writer_->receipt_floor[mailbox] = oldest;
   Record rec;
   rec.receipt = true;
   rec.seq = oldest;
@@ -317,11 +342,30 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, AckOp& op) {
   if (!meta) return {};
   std::sort(op.seqs.begin(), op.seqs.end());
   op.seqs.erase(std::unique(op.seqs.begin(), op.seqs.end()), op.seqs.end());
+  // The acked messages this batch has not touched, in one sorted MultiGet
+  // (keys of one mailbox sort by seq).
+  Prefetch pre;
+  for (std::uint64_t seq : op.seqs)
+    if (b.messages.find(seq) == b.messages.end()) pre.seqs.push_back(seq);
+  if (!pre.seqs.empty()) {
+    std::vector<std::string> keys;
+    std::vector<rocksdb::Slice> slices;
+    keys.reserve(pre.seqs.size());
+    slices.reserve(pre.seqs.size());
+    for (std::uint64_t seq : pre.seqs) {
+      keys.push_back(keys::message_key(op.mailbox, seq));
+      slices.emplace_back(keys.back());
+    }
+    pre.values.resize(pre.seqs.size());
+    pre.found.resize(pre.seqs.size());
+    db_->MultiGet(rocksdb::ReadOptions(), cfs_.messages, pre.seqs.size(), slices.data(), pre.values.data(),
+                  pre.found.data(), /*sorted_input=*/true);
+  }
   std::uint64_t acked_here = 0;
   Record rec;
   std::vector<std::string> acked;
   for (std::uint64_t seq : op.seqs) {
-    if (!find_record(b, op.mailbox, seq, rec)) {
+    if (!find_record(b, op.mailbox, seq, rec, &pre)) {
       if (!b.failed.is_ok()) return {};
       continue;  // another mailbox's id, or gone already
     }
@@ -387,14 +431,19 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, DeviceOp& op) {
       }
       const bool first = dev == nullptr;
       if (first) {
-        DeviceState fresh{op.device, {b.now_ms, b.now_ms, op.capable}};
+        DeviceState fresh{op.device, {b.now_ms, b.now_ms, op.capable}, 0};
         auto at = std::lower_bound(devs->devices.begin(), devs->devices.end(), op.device,
                                    [](const DeviceState& d, const std::string& n) { return d.name < n; });
         dev = &*devs->devices.insert(at, std::move(fresh));
       }
+      const bool changed = first || dev->value.capable != op.capable ||
+                           b.now_ms - dev->written_last_seen_ms >= kLastSeenWriteMs;
       dev->value.last_seen_ms = b.now_ms;
       dev->value.capable = op.capable;
-      s = b.wb.Put(cfs_.devices, key, keys::encode_device_value(dev->value));
+      if (changed) {
+        s = b.wb.Put(cfs_.devices, key, keys::encode_device_value(dev->value));
+        dev->written_last_seen_ms = b.now_ms;
+      }
       if (s.ok()) {
         std::lock_guard<std::mutex> lock(online_mu_);
         ++online_[op.user][op.device];
@@ -418,7 +467,10 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, DeviceOp& op) {
       }
       if (!dev) return {Status::ok(), {}, 0};  // forgotten meanwhile
       dev->value.last_seen_ms = b.now_ms;
-      s = b.wb.Put(cfs_.devices, key, keys::encode_device_value(dev->value));
+      if (b.now_ms - dev->written_last_seen_ms >= kLastSeenWriteMs) {
+        s = b.wb.Put(cfs_.devices, key, keys::encode_device_value(dev->value));
+        dev->written_last_seen_ms = b.now_ms;
+      }
       if (!s.ok()) break;
       return {Status::ok(), {}, 0};
     }
@@ -526,6 +578,7 @@ void RocksMailboxStore::finish_devices(Batch& b, bool ok) {
   if (ok) {
     for (auto& [user, devs] : b.devices) writer_->device_cache.insert_or_assign(user, std::move(devs));
   } else {
+    writer_->receipt_floor.clear();
     for (const auto& [user, devs] : b.devices) writer_->device_cache.erase(user);
     std::lock_guard<std::mutex> lock(online_mu_);
     for (auto it = b.session_deltas.rbegin(); it != b.session_deltas.rend(); ++it) {
@@ -536,6 +589,7 @@ void RocksMailboxStore::finish_devices(Batch& b, bool ok) {
       if (online_[user].empty()) online_.erase(user);
     }
   }
+  if (writer_->receipt_floor.size() > kMaxCachedDeviceTables) writer_->receipt_floor.clear();
   if (writer_->device_cache.size() > kMaxCachedDeviceTables) {
     std::lock_guard<std::mutex> lock(online_mu_);
     for (auto it = writer_->device_cache.begin(); it != writer_->device_cache.end();)

@@ -24,6 +24,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include <rocksdb/slice.h>
+#include <rocksdb/status.h>
+
 #include "common/clock.h"
 #include "common/status.h"
 #include "storage/mailbox_store.h"
@@ -126,8 +129,18 @@ class RocksMailboxStore final : public MailboxStore {
   // marker is there), as the batch leaves them. False when a read failed.
   bool acked_by(Batch& b, const std::string& mailbox, std::uint64_t seq, const StagedMeta& meta,
                 std::vector<std::string>& devices, bool& marker);
-  // Looks `seq` up in the batch, then in messages, then in receipts.
-  bool find_record(Batch& b, const std::string& mailbox, std::uint64_t seq, Record& out);
+  // Messages read ahead in one MultiGet (an ack's ids).
+  struct Prefetch {
+    static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+    std::vector<std::uint64_t> seqs;  // sorted
+    std::vector<rocksdb::PinnableSlice> values;
+    std::vector<rocksdb::Status> found;
+    std::size_t index(std::uint64_t seq) const;
+  };
+  // Looks `seq` up in the batch, then in messages (`pre` first, when given),
+  // then in receipts.
+  bool find_record(Batch& b, const std::string& mailbox, std::uint64_t seq, Record& out,
+                   const Prefetch* pre = nullptr);
   // Deletes a message or receipt with its kept acks; updates the meta.
   bool delete_record(Batch& b, const std::string& mailbox, StagedMeta& meta, const Record& rec,
                      const std::vector<std::string>& acked, bool marker);

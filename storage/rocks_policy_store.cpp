@@ -84,7 +84,8 @@ Status RocksPolicyStore::load() {
       auto rec = keys::decode_policy_value(it->value().ToStringView());
       if (!rec || keys::policy_key(rec->identity) != it->key().ToStringView())
         return Status::io_error(fmt::format("corrupt policy record '{}'", it->key().ToString()));
-      policies_[it->key().ToString()] = ClientPolicy{rec->identity, rec->enable_im_auto_archiving};
+      policies_[it->key().ToString()] =
+          ClientPolicy{rec->identity, rec->enable_im_auto_archiving, rec->enable_delivery_receipts};
     }
     if (!it->status().ok()) return from_rocks(it->status(), "reading policies");
   }
@@ -125,7 +126,7 @@ Status RocksPolicyStore::load() {
     if (!it->status().ok()) return from_rocks(it->status(), "reading revocations");
   }
   if (!policies_.count(keys::policy_key(kGlobalPolicy))) {
-    ClientPolicy global{std::string(kGlobalPolicy), true};
+    ClientPolicy global{std::string(kGlobalPolicy), true, true};
     std::lock_guard<std::mutex> wl(write_mu_);
     Status st = put_policy(global);
     if (!st) return st;
@@ -136,8 +137,9 @@ Status RocksPolicyStore::load() {
 Status RocksPolicyStore::put_policy(const ClientPolicy& p) {
   const std::string key = keys::policy_key(p.identity);
   rocksdb::WriteBatch batch;
-  rocksdb::Status s = batch.Put(cfs_.policies, key,
-                                keys::encode_policy_value({p.identity, p.enable_im_auto_archiving}));
+  rocksdb::Status s = batch.Put(
+      cfs_.policies, key,
+      keys::encode_policy_value({p.identity, p.enable_im_auto_archiving, p.enable_delivery_receipts}));
   if (!s.ok()) return from_rocks(s, "writing policy");
   Status st = write(batch, "writing policy");
   if (!st) return st;
@@ -196,6 +198,7 @@ Status RocksPolicyStore::update(const ClientPolicy& policy) {
     updated = it->second;  // keeps the spelling given at creation
   }
   updated.enable_im_auto_archiving = policy.enable_im_auto_archiving;
+  updated.enable_delivery_receipts = policy.enable_delivery_receipts;
   return put_policy(updated);
 }
 

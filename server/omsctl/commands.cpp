@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string_view>
 #include <system_error>
@@ -75,14 +76,40 @@ void print_policies(const std::vector<const json::value*>& policies) {
   bool with_users = false;
   for (const auto* p : policies) with_users = with_users || field(*p, "users") != nullptr;
   std::vector<std::vector<std::string>> rows;
-  rows.push_back({"IDENTITY", "EnableIMAutoArchiving"});
+  rows.push_back({"IDENTITY", "EnableIMAutoArchiving", "EnableDeliveryReceipts"});
   if (with_users) rows.back().push_back("USERS");
   for (const auto* p : policies) {
-    rows.push_back({text_of(field(*p, "identity")), text_of(field(*p, "enable_im_auto_archiving"))});
+    rows.push_back({text_of(field(*p, "identity")), text_of(field(*p, "enable_im_auto_archiving")),
+                    text_of(field(*p, "enable_delivery_receipts"))});
     if (with_users) rows.back().push_back(text_of(field(*p, "users")));
   }
   print_table(rows);
 }
+
+// The policy settings given on a `policy new|set` line, as the admin API's
+// JSON fields.
+json::object policy_settings(const CommandArgs& ca) {
+  json::object body;
+  if (ca.has("--enable-im-auto-archiving"))
+    body["enable_im_auto_archiving"] = bool_option(ca, "--enable-im-auto-archiving");
+  if (ca.has("--enable-delivery-receipts"))
+    body["enable_delivery_receipts"] = bool_option(ca, "--enable-delivery-receipts");
+  return body;
+}
+
+// The devices of GET /v1/users/{user}[/devices], one row each.
+void print_devices(const json::value* devices, std::string_view indent = "") {
+  std::vector<std::vector<std::string>> rows{
+      {"DEVICE", "ACTIVE", "SESSIONS", "UNACKED", "FIRST SEEN", "LAST SEEN"}};
+  if (devices != nullptr && devices->is_array())
+    for (const auto& d : devices->get_array())
+      rows.push_back({text_of(field(d, "device")), text_of(field(d, "active")), text_of(field(d, "sessions")),
+                      text_of(field(d, "unacked")), text_of(field(d, "first_seen")),
+                      text_of(field(d, "last_seen"))});
+  print_table(rows, indent);
+}
+
+std::size_t array_size(const json::value* v) { return v != nullptr && v->is_array() ? v->get_array().size() : 0; }
 
 int cmd_token(const Context& ctx) {
   if (ctx.args.size() < 2 || ctx.args[1] != "issue") usage_error("usage: omsctl token issue USER [--ttl DURATION]");
@@ -128,12 +155,14 @@ int cmd_token(const Context& ctx) {
 
 int cmd_policy(const Context& ctx) {
   static constexpr std::string_view kShape =
-      "policy get [IDENTITY] | new IDENTITY [--enable-im-auto-archiving true|false] | "
-      "set IDENTITY --enable-im-auto-archiving true|false | remove IDENTITY | "
-      "grant USER (IDENTITY | --global)";
+      "policy get [IDENTITY] | new IDENTITY [SETTINGS] | set IDENTITY SETTINGS | "
+      "remove IDENTITY | grant USER (IDENTITY | --global); SETTINGS: "
+      "[--enable-im-auto-archiving true|false] [--enable-delivery-receipts true|false]";
+  static constexpr std::string_view kSettings =
+      "[--enable-im-auto-archiving true|false] [--enable-delivery-receipts true|false]";
   if (ctx.args.size() < 2) usage_error("usage: omsctl " + std::string(kShape));
   const std::string& sub = ctx.args[1];
-  const std::string archiving = "--enable-im-auto-archiving";
+  const std::set<std::string> settings = {"--enable-im-auto-archiving", "--enable-delivery-receipts"};
 
   if (sub == "get") {
     auto ca = parse_command_args(ctx.args, 2, "policy get", {});
@@ -152,21 +181,19 @@ int cmd_policy(const Context& ctx) {
     return kExitOk;
   }
   if (sub == "new") {
-    auto ca = parse_command_args(ctx.args, 2, "policy new", {archiving});
-    expect_positionals(ca, "policy new", 1, 1, "IDENTITY [--enable-im-auto-archiving true|false]");
-    json::object body;
+    auto ca = parse_command_args(ctx.args, 2, "policy new", settings);
+    expect_positionals(ca, "policy new", 1, 1, "IDENTITY " + std::string(kSettings));
+    json::object body = policy_settings(ca);
     body["identity"] = ca.positional[0];
-    if (ca.has(archiving)) body["enable_im_auto_archiving"] = bool_option(ca, archiving);
     json::value v = ctx.call(HttpMethod::kPost, "/v1/policies", json::value(std::move(body)));
     if (!ctx.g.json) print_policies({&v});
     return kExitOk;
   }
   if (sub == "set") {
-    auto ca = parse_command_args(ctx.args, 2, "policy set", {archiving});
-    expect_positionals(ca, "policy set", 1, 1, "IDENTITY --enable-im-auto-archiving true|false");
-    if (!ca.has(archiving)) usage_error("policy set: nothing to change (--enable-im-auto-archiving true|false)");
-    json::object body;
-    body["enable_im_auto_archiving"] = bool_option(ca, archiving);
+    auto ca = parse_command_args(ctx.args, 2, "policy set", settings);
+    expect_positionals(ca, "policy set", 1, 1, "IDENTITY " + std::string(kSettings));
+    json::object body = policy_settings(ca);
+    if (body.empty()) usage_error("policy set: nothing to change " + std::string(kSettings));
     json::value v = ctx.call(HttpMethod::kPatch, policy_path(ca.positional[0]), json::value(std::move(body)));
     if (!ctx.g.json) print_policies({&v});
     return kExitOk;
@@ -264,6 +291,7 @@ int cmd_user(const Context& ctx) {
     std::string source = text_of(field(*p, "source"));
     out.emplace_back("Policy", text_of(field(*p, "identity")) + (source == "-" ? "" : " (" + source + ")"));
     out.emplace_back("EnableIMAutoArchiving", text_of(field(*p, "enable_im_auto_archiving")));
+    out.emplace_back("EnableDeliveryReceipts", text_of(field(*p, "enable_delivery_receipts")));
   } else {
     out.emplace_back("Policy", text_of(p));
   }
@@ -272,24 +300,64 @@ int cmd_user(const Context& ctx) {
                                     std::to_string(int_field(*m, "missed")) + " missed, " +
                                     std::to_string(int_field(*m, "bytes")) + " bytes");
     out.emplace_back("Oldest", text_of(field(*m, "oldest")));
+    out.emplace_back("Receipts", std::to_string(int_field(*m, "receipts")) + " waiting");
   }
+  const json::value* devices = field(v, "devices");
   const json::value* sessions = field(v, "sessions");
   std::size_t n = sessions != nullptr && sessions->is_array() ? sessions->get_array().size() : 0;
   out.emplace_back("Sessions", std::to_string(n));
   print_fields(out);
   if (n > 0) {
-    std::vector<std::vector<std::string>> rows{{"SESSION", "CLIENT", "VERSION", "FEATURES", "CONNECTED"}};
+    std::vector<std::vector<std::string>> rows{{"SESSION", "DEVICE", "CLIENT", "VERSION", "FEATURES", "CONNECTED"}};
     for (const auto& s : sessions->get_array()) {
       const json::value* client = field(s, "client");
       const json::value none;
       const json::value& c = client != nullptr ? *client : none;
-      rows.push_back({text_of(field(s, "session")), text_of(field(c, "name")),
+      rows.push_back({text_of(field(s, "session")), text_of(field(s, "device")), text_of(field(c, "name")),
                       text_of(field(c, "version")), text_of(field(c, "features")),
                       text_of(field(s, "connected_at"))});
     }
     print_table(rows, "  ");
   }
+  if (devices != nullptr) {
+    print_fields({{"Devices", std::to_string(array_size(devices))}});
+    if (array_size(devices) > 0) print_devices(devices, "  ");
+  }
   return kExitOk;
+}
+
+// device list USER / device remove USER DEVICE (contract 4.5).
+int cmd_device(const Context& ctx) {
+  static constexpr std::string_view kShape = "device list USER | device remove USER DEVICE";
+  if (ctx.args.size() < 2) usage_error("usage: omsctl " + std::string(kShape));
+  const std::string& sub = ctx.args[1];
+  if (sub == "list") {
+    auto ca = parse_command_args(ctx.args, 2, "device list", {});
+    expect_positionals(ca, "device list", 1, 1, "USER");
+    json::value v = ctx.call(HttpMethod::kGet, user_path(ca.positional[0]) + "/devices");
+    if (ctx.g.json) return kExitOk;
+    const json::value* devices = field(v, "devices");
+    if (array_size(devices) == 0) {
+      std::cout << "no devices\n";
+    } else {
+      print_devices(devices);
+    }
+    return kExitOk;
+  }
+  if (sub == "remove") {
+    auto ca = parse_command_args(ctx.args, 2, "device remove", {});
+    expect_positionals(ca, "device remove", 2, 2, "USER DEVICE");
+    json::value v = ctx.call(HttpMethod::kDelete, user_path(ca.positional[0]) + "/devices/" +
+                                                      encode_path_segment(ca.positional[1]));
+    if (!ctx.g.json) {
+      const json::value* user = field(v, "user");
+      std::cout << "removed device " << ca.positional[1] << " of " << (user ? text_of(user) : ca.positional[0])
+                << ": " << int_field(v, "released") << " message(s) released, " << int_field(v, "sessions_closed")
+                << " session(s) closed\n";
+    }
+    return kExitOk;
+  }
+  usage_error("device: unknown subcommand '" + sub + "'; usage: omsctl " + std::string(kShape));
 }
 
 int cmd_mailbox(const Context& ctx) {
@@ -390,6 +458,7 @@ int run_command(const GlobalOptions& g, const std::vector<std::string>& args) {
   if (cmd == "im-config") return cmd_im_config(ctx);
   if (cmd == "user") return cmd_user(ctx);
   if (cmd == "mailbox") return cmd_mailbox(ctx);
+  if (cmd == "device") return cmd_device(ctx);
   if (cmd == "health") return cmd_health(ctx);
   if (cmd == "metrics") return cmd_metrics(ctx);
   if (cmd == "backup") return cmd_backup(ctx);

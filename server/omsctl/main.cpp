@@ -26,17 +26,26 @@ Commands:
                                         DURATION like 30s, 15m, 12h, 7d
                                         (default 24h); needs the JWT secret
   policy get [IDENTITY]                 list client policies, or show one
-  policy new IDENTITY [--enable-im-auto-archiving true|false]
-  policy set IDENTITY --enable-im-auto-archiving true|false
+  policy new IDENTITY [SETTINGS]        create a policy; SETTINGS (each true
+                                        or false, new: default true):
+                                        --enable-im-auto-archiving BOOL
+                                        --enable-delivery-receipts BOOL
+  policy set IDENTITY SETTINGS          change a policy (at least one setting)
   policy remove IDENTITY                users granted it revert to Global
   policy grant USER (IDENTITY | --global)
   im-config get
   im-config set --enable-offline-im true|false
-  user show USER                        presence, sessions, policy, mailbox
+  user show USER                        presence, sessions, policy, mailbox,
+                                        devices
   user revoke USER                      close USER's sessions and refuse every
                                         token issued until now (durable)
   user kick USER                        close USER's sessions (tokens stay valid)
   mailbox purge USER                    delete every stored message of USER
+  device list USER                      USER's devices: active, open sessions,
+                                        unacked messages and receipts, seen
+  device remove USER DEVICE             forget DEVICE ("legacy": the sessions
+                                        without a name): it holds nothing back
+                                        any more; its sessions close (4403)
   health                                GET /readyz; exit 0 when ready
   metrics [--raw]                       counters and gauges of GET /metrics
                                         (--raw: the Prometheus text as is)

@@ -30,6 +30,8 @@ std::vector<Endpoint> every_protected_endpoint() {
       {http::verb::put, "/v1/users/alice@contoso.com/policy", value(Json{{"policy", "Keep"}})},
       {http::verb::get, "/v1/users/bob@contoso.com", std::nullopt},
       {http::verb::delete_, "/v1/users/bob@contoso.com/mailbox", std::nullopt},
+      {http::verb::get, "/v1/users/alice@contoso.com/devices", std::nullopt},
+      {http::verb::delete_, "/v1/users/alice@contoso.com/devices/legacy", std::nullopt},
       {http::verb::get, "/v1/configuration/im", std::nullopt},
       {http::verb::patch, "/v1/configuration/im", value(Json{{"enable_offline_im", false}})},
       {http::verb::get, "/metrics", std::nullopt},
@@ -81,6 +83,7 @@ TEST_CASE("admin: every endpoint but healthz and readyz needs the admin token") 
   CHECK(bool_of(policy_of(admin.get("/v1/configuration/im")), "enable_offline_im") == true);
   CHECK(str_of(obj_of(user_info(omsd, kAlice), "policy"), "source") == "global");
   CHECK(mailbox_count(omsd, kBob) == 1);
+  CHECK(arr_of(user_info(omsd, kAlice), "devices").size() == 1);  // legacy, not forgotten
 }
 
 TEST_CASE("admin: healthz and readyz answer without a token") {

@@ -3,6 +3,8 @@
 // Skipped (with a message) when omsctl was not built.
 #include <doctest/doctest.h>
 
+#include <sstream>
+
 #include "tests/support/harness.h"
 #include "tests/support/process.h"
 
@@ -112,6 +114,71 @@ TEST_CASE("omsctl: policy new set grant get and remove") {
   OMS_CHECK_EXIT_OK(omsctl(omsd, {"policy", "remove", "OfflineIM"}));
   OMS_CHECK_HTTP(admin.get("/v1/policies/OfflineIM"), 404);
   OMS_CHECK_EXIT_FAILED(omsctl(omsd, {"policy", "remove", "OfflineIM"}));  // 404
+}
+
+TEST_CASE("omsctl: policy new and set --enable-delivery-receipts, shown by policy get and user show") {
+  OMS_SKIP_WITHOUT_OMSCTL();
+  OmsdProcess omsd;
+  AdminClient admin = omsd.admin();
+  const auto receipts_of = [&](const std::string& identity) {
+    const HttpResult r = admin.get("/v1/policies/" + identity);
+    OMS_CHECK_HTTP(r, 200);
+    return r.json.is_object() && bool_of(r.json.get_object(), "enable_delivery_receipts");
+  };
+  OMS_CHECK_EXIT_OK(omsctl(omsd, {"policy", "new", "Quiet", "--enable-delivery-receipts", "false"}));
+  CHECK_FALSE(receipts_of("Quiet"));
+  OMS_CHECK_EXIT_OK(omsctl(omsd, {"policy", "new", "Both", "--enable-im-auto-archiving", "false",
+                                  "--enable-delivery-receipts=true"}));
+  CHECK(receipts_of("Both"));
+  OMS_CHECK_EXIT_OK(omsctl(omsd, {"policy", "set", "Quiet", "--enable-delivery-receipts", "true"}));
+  CHECK(receipts_of("Quiet"));
+  OMS_CHECK_EXIT_OK(omsctl(omsd, {"policy", "set", "Global", "--enable-delivery-receipts", "false"}));
+  CHECK_FALSE(receipts_of("Global"));
+  if (auto r = admin.get("/v1/policies/Global"); r.json.is_object())
+    CHECK(bool_of(r.json.get_object(), "enable_im_auto_archiving") == true);  // untouched
+
+  // Bad values and nothing to change are usage/value errors (exit 2), and change nothing.
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"policy", "set", "Quiet", "--enable-delivery-receipts", "maybe"},
+           {"policy", "set", "Quiet"},
+           {"policy", "new", "Other", "--enable-delivery-receipts"}}) {
+    const CommandResult r = omsctl(omsd, args);
+    INFO(describe(r));
+    CHECK(r.exit_code == 2);
+  }
+  CHECK(receipts_of("Quiet"));
+  OMS_CHECK_HTTP(admin.get("/v1/policies/Other"), 404);
+
+  {
+    const CommandResult r = omsctl(omsd, {"policy", "get"});
+    OMS_CHECK_EXIT_OK(r);
+    CHECK(r.out.find("EnableDeliveryReceipts") != std::string::npos);
+    // Global's row: IDENTITY, archiving, receipts.
+    std::istringstream lines(r.out);
+    bool seen = false;
+    for (std::string line; std::getline(lines, line);) {
+      std::istringstream cols(line);
+      std::string identity, archiving, receipts;
+      cols >> identity >> archiving >> receipts;
+      if (identity != "Global") continue;
+      seen = true;
+      CHECK(archiving == "true");
+      CHECK(receipts == "false");
+    }
+    CHECK(seen);
+  }
+  {
+    const CommandResult r = omsctl(omsd, {"policy", "get", "Quiet"}, /*json=*/true);
+    OMS_CHECK_EXIT_OK(r);
+    const value* setting = find_key(json_out(r), "enable_delivery_receipts");
+    REQUIRE(setting != nullptr);
+    CHECK(*setting == value(true));
+  }
+  {
+    const CommandResult r = omsctl(omsd, {"user", "show", kBob});
+    OMS_CHECK_EXIT_OK(r);
+    CHECK(r.out.find("EnableDeliveryReceipts") != std::string::npos);
+  }
 }
 
 TEST_CASE("omsctl: a granted policy from omsctl refuses the sender's offline messages") {

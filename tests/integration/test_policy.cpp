@@ -3,6 +3,8 @@
 // offline message may be left; changes apply to the next message.
 #include <doctest/doctest.h>
 
+#include <tuple>
+
 #include "tests/support/harness.h"
 
 using namespace oms::test;
@@ -189,4 +191,111 @@ TEST_CASE("policy: policies grants and the organisation switch survive a restart
   auto carol = sign_in(omsd, kCarol);
   OMS_CHECK_ERROR(alice->send(kBob, "still granted OfflineIM"), "offline_disabled");
   OMS_CHECK_SENT(carol->send(kBob, "Global is on"), "stored");
+}
+
+// Contract 4.2/4.5: the policy setting enable_delivery_receipts (default
+// true) through the admin API, validated like enable_im_auto_archiving, in
+// the user's effective policy, and kept across a restart. (Whether a message
+// makes a receipt is the receipts tests' business.)
+TEST_CASE("policy: enable_delivery_receipts is set, validated, shown and kept") {
+  OmsdProcess omsd;
+  AdminClient a = omsd.admin();
+  const auto receipts_of = [&](const std::string& target) {
+    const HttpResult r = a.get(target);
+    OMS_CHECK_HTTP(r, 200);
+    return r.json.is_object() ? bool_of(r.json.get_object(), "enable_delivery_receipts") : false;
+  };
+  CHECK(receipts_of("/v1/policies/Global"));
+
+  // New: default true; given explicitly; beside the other setting.
+  const HttpResult def = a.post("/v1/policies", Json{{"identity", "Defaults"}});
+  OMS_CHECK_HTTP(def, 201);
+  if (def.json.is_object()) CHECK(bool_of(def.json.get_object(), "enable_delivery_receipts") == true);
+  const HttpResult quiet = a.post("/v1/policies", Json{{"identity", "Quiet"},
+                                                      {"enable_im_auto_archiving", true},
+                                                      {"enable_delivery_receipts", false}});
+  OMS_CHECK_HTTP(quiet, 201);
+  if (quiet.json.is_object()) {
+    CHECK(bool_of(quiet.json.get_object(), "enable_delivery_receipts") == false);
+    CHECK(bool_of(quiet.json.get_object(), "enable_im_auto_archiving") == true);
+  }
+  CHECK_FALSE(receipts_of("/v1/policies/quiet"));
+  const HttpResult list = a.get("/v1/policies");
+  OMS_CHECK_HTTP(list, 200);
+  for (const auto& p : arr_of(list.json.as_object(), "policies")) {
+    const Json& o = p.get_object();
+    CHECK(bool_of(o, "enable_delivery_receipts") == (str_of(o, "identity") != "Quiet"));
+  }
+
+  // Patch: one setting leaves the other as it was.
+  const HttpResult patched = a.patch("/v1/policies/Global", Json{{"enable_delivery_receipts", false}});
+  OMS_CHECK_HTTP(patched, 200);
+  if (patched.json.is_object()) {
+    CHECK(bool_of(patched.json.get_object(), "enable_delivery_receipts") == false);
+    CHECK(bool_of(patched.json.get_object(), "enable_im_auto_archiving") == true);
+  }
+  OMS_CHECK_HTTP(a.patch("/v1/policies/Quiet", Json{{"enable_im_auto_archiving", false}}), 200);
+  CHECK_FALSE(receipts_of("/v1/policies/Quiet"));
+  OMS_CHECK_HTTP(a.patch("/v1/policies/Nope", Json{{"enable_delivery_receipts", true}}), 404);
+
+  // Not a bool: 400 bad_request, nothing created or changed.
+  for (const auto& [method, target, body] :
+       std::vector<std::tuple<http::verb, std::string, std::string>>{
+           {http::verb::post, "/v1/policies", R"({"identity":"Bad","enable_delivery_receipts":"yes"})"},
+           {http::verb::post, "/v1/policies", R"({"identity":"Bad","enable_delivery_receipts":null})"},
+           {http::verb::patch, "/v1/policies/Global", R"({"enable_delivery_receipts":1})"},
+           {http::verb::patch, "/v1/policies/Global", R"({"enable_delivery_receipts":"true"})"},
+           {http::verb::patch, "/v1/policies/Global",
+            R"({"enable_im_auto_archiving":false,"enable_delivery_receipts":0})"}}) {
+    INFO(body);
+    const HttpResult r = a.request_raw(method, target, body, "application/json");
+    OMS_CHECK_HTTP(r, 400);
+    CHECK(r.error_code() == "bad_request");
+  }
+  OMS_CHECK_HTTP(a.get("/v1/policies/Bad"), 404);
+  CHECK_FALSE(receipts_of("/v1/policies/Global"));
+  CHECK(bool_of(a.get("/v1/policies/Global").json.as_object(), "enable_im_auto_archiving") == true);
+
+  // The user's effective policy shows it: Global's, then a granted one's.
+  CHECK(bool_of(obj_of(user_info(omsd, kBob), "policy"), "enable_delivery_receipts") == false);
+  grant(omsd, kBob, "Defaults");
+  CHECK(bool_of(obj_of(user_info(omsd, kBob), "policy"), "enable_delivery_receipts") == true);
+  grant(omsd, kAlice, "Quiet");
+
+  CHECK(omsd.stop() == 0);
+  omsd.restart();
+  a = omsd.admin();
+  CHECK_FALSE(receipts_of("/v1/policies/Global"));
+  CHECK_FALSE(receipts_of("/v1/policies/Quiet"));
+  CHECK(receipts_of("/v1/policies/Defaults"));
+  CHECK(bool_of(obj_of(user_info(omsd, kAlice), "policy"), "enable_delivery_receipts") == false);
+  CHECK(bool_of(obj_of(user_info(omsd, kBob), "policy"), "enable_delivery_receipts") == true);
+}
+
+// The recipient's setting, read when the message is stored, decides whether
+// its sender gets a receipt (contract 4.2).
+TEST_CASE("policy: enable_delivery_receipts false on the recipient's policy makes no receipt") {
+  OmsdProcess omsd;
+  AdminClient a = omsd.admin();
+  OMS_CHECK_HTTP(a.post("/v1/policies", Json{{"identity", "Quiet"}, {"enable_delivery_receipts", false}}), 201);
+  grant(omsd, kBob, "Quiet");
+  auto alice = sign_in(omsd, kAlice);
+  const Json to_bob = alice->send(kBob, "no receipt for this");
+  OMS_CHECK_SENT(to_bob, "stored");
+  const Json to_carol = alice->send(kCarol, "a receipt for this");
+  OMS_CHECK_SENT(to_carol, "stored");
+  // Turning it back on afterwards does not change the stored message.
+  grant(omsd, kBob, nullptr);
+
+  for (const char* user : {kBob, kCarol}) {
+    auto c = sign_in(omsd, user);
+    const auto got = c->receive_messages(1, /*auto_ack=*/false);
+    CHECK(str_of(c->ack_with_rid(ids_of(got)), "type") == "ok");
+  }
+  // Receipts are durable before the ack's ok: one, for the message to Carol.
+  const Json receipt = alice->take("receipt");
+  CHECK(str_of(receipt, "msg") == str_of(to_carol, "id"));
+  CHECK(str_of(receipt, "state") == "delivered");
+  alice->expect_no("receipt");
+  CHECK(int_of(obj_of(user_info(omsd, kAlice), "mailbox"), "receipts") == 1);
 }

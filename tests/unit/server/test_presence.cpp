@@ -69,3 +69,40 @@ TEST_CASE("presence: watchers are held weakly and listed per user") {
   w.reset();
   CHECK(reg.watchers_of("alice").empty());
 }
+
+TEST_CASE("presence: sessions of one device, and open sessions by kind of device") {
+  PresenceRegistry reg;
+  auto desk = std::make_shared<NullSession>();
+  auto phone = std::make_shared<NullSession>();
+  auto old1 = std::make_shared<NullSession>();
+  auto old2 = std::make_shared<NullSession>();
+  auto carol_desk = std::make_shared<NullSession>();
+  const auto info = [](std::string device) {
+    oms::server::SessionInfo i;
+    i.device = std::move(device);
+    return i;
+  };
+  REQUIRE(reg.add_session("bob", desk, info("desk"), 16));
+  REQUIRE(reg.add_session("bob", phone, info("phone"), 16));
+  REQUIRE(reg.add_session("bob", old1, info("legacy"), 16));
+  REQUIRE(reg.add_session("bob", old2, {}, 16));  // no device recorded: legacy
+  REQUIRE(reg.add_session("carol", carol_desk, info("desk"), 16));
+
+  auto bobs_desk = reg.sessions_of_device("bob", "desk");
+  REQUIRE(bobs_desk.size() == 1);
+  CHECK(bobs_desk[0].get() == desk.get());
+  CHECK(reg.sessions_of_device("bob", "legacy").size() == 2);
+  CHECK(reg.sessions_of_device("bob", "tv").empty());
+  CHECK(reg.sessions_of_device("dave", "desk").empty());
+
+  auto n = reg.sessions_by_device();
+  CHECK(n.named == 3);
+  CHECK(n.legacy == 2);
+  phone.reset();  // gone without unregistering: not counted, not handed out
+  old2.reset();
+  n = reg.sessions_by_device();
+  CHECK(n.named == 2);
+  CHECK(n.legacy == 1);
+  CHECK(reg.sessions_of_device("bob", "phone").empty());
+  CHECK(reg.sessions_of_device("bob", "legacy").size() == 1);
+}

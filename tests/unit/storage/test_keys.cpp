@@ -150,6 +150,7 @@ TEST_CASE("keys: policy, grant, IM configuration and store meta values") {
   REQUIRE(p);
   CHECK(p->identity == "OfflineIM");
   CHECK_FALSE(p->enable_im_auto_archiving);
+  CHECK(p->enable_delivery_receipts);
   std::string bad = keys::encode_policy_value({"X", true});
   bad.back() = 7;
   CHECK_FALSE(keys::decode_policy_value(bad));

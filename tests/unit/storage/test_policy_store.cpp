@@ -1,6 +1,9 @@
 // Client policies, grants and the IM configuration (PolicyStore).
 #include <doctest/doctest.h>
 
+#include <rocksdb/db.h>
+
+#include "storage/keys.h"
 #include "storage/policy_store.h"
 #include "tests/unit/storage/store_test_util.h"
 
@@ -185,6 +188,119 @@ TEST_CASE("policies: token revocations move forward only and persist across reop
     CHECK(store->policies().revoked_at("alice@contoso.com") == 2000);
     CHECK_FALSE(store->policies().im_configuration().enable_offline_im);
   });
+}
+
+TEST_CASE("policies: enable_delivery_receipts defaults to true, changes and persists") {
+  for_each_backend([](const Backend& backend) {
+    TempDir dir("oms-storage-policy-receipts");
+    {
+      auto store = open_ok(backend.options_in(dir));
+      PolicyStore& p = store->policies();
+      CHECK(p.get("Global")->enable_delivery_receipts);
+      REQUIRE(p.create({"NoReceipts", true, false}).is_ok());
+      REQUIRE(p.create({"Both", false, true}).is_ok());
+      CHECK_FALSE(p.get("noreceipts")->enable_delivery_receipts);
+      CHECK(p.get("noreceipts")->enable_im_auto_archiving);
+      REQUIRE(p.grant("bob", std::string_view("NoReceipts")).is_ok());
+      CHECK_FALSE(p.effective_policy_for("bob").policy.enable_delivery_receipts);
+      CHECK(p.effective_policy_for("carol").policy.enable_delivery_receipts);
+
+      // update() writes both settings.
+      REQUIRE(p.update({"Global", true, false}).is_ok());
+      CHECK_FALSE(p.effective_policy_for("carol").policy.enable_delivery_receipts);
+      REQUIRE(p.update({"both", false, false}).is_ok());
+      REQUIRE(p.update({"both", true, true}).is_ok());
+      CHECK(p.get("Both")->enable_delivery_receipts);
+      CHECK(p.get("Both")->enable_im_auto_archiving);
+    }
+    auto store = open_ok(backend.options_in(dir));
+    PolicyStore& p = store->policies();
+    CHECK_FALSE(p.get("Global")->enable_delivery_receipts);
+    CHECK(p.get("Global")->enable_im_auto_archiving);
+    CHECK_FALSE(p.get("NoReceipts")->enable_delivery_receipts);
+    CHECK(p.get("NoReceipts")->enable_im_auto_archiving);
+    CHECK(p.get("Both")->enable_delivery_receipts);
+    CHECK_FALSE(p.effective_policy_for("bob").policy.enable_delivery_receipts);
+  });
+}
+
+// A policy value as main wrote it before receipts existed (value version 1:
+// version, short(identity), archiving byte).
+static std::string policy_value_v1(std::string_view identity, bool archiving) {
+  std::string v;
+  v.push_back('\x01');
+  v.push_back(static_cast<char>(identity.size()));
+  v.append(identity);
+  v.push_back(archiving ? '\x01' : '\x00');
+  return v;
+}
+
+TEST_CASE("keys: a version-1 policy value decodes with receipts on; version 2 round-trips") {
+  auto v1 = keys::decode_policy_value(policy_value_v1("OfflineIM", false));
+  REQUIRE(v1);
+  CHECK(v1->identity == "OfflineIM");
+  CHECK_FALSE(v1->enable_im_auto_archiving);
+  CHECK(v1->enable_delivery_receipts);
+  CHECK_FALSE(keys::decode_policy_value(policy_value_v1("X", true) + "\x01"));  // v1 has no 4th byte
+
+  for (bool archiving : {false, true})
+    for (bool receipts : {false, true}) {
+      const std::string enc = keys::encode_policy_value({"P", archiving, receipts});
+      CHECK(enc[0] == '\x02');
+      auto dec = keys::decode_policy_value(enc);
+      REQUIRE(dec);
+      CHECK(dec->identity == "P");
+      CHECK(dec->enable_im_auto_archiving == archiving);
+      CHECK(dec->enable_delivery_receipts == receipts);
+      for (std::size_t n = 0; n < enc.size(); ++n) CHECK_FALSE(keys::decode_policy_value(enc.substr(0, n)));
+      CHECK_FALSE(keys::decode_policy_value(enc + "x"));
+    }
+  std::string bad = keys::encode_policy_value({"X", true, true});
+  bad.back() = 2;  // not a bool
+  CHECK_FALSE(keys::decode_policy_value(bad));
+  bad = keys::encode_policy_value({"X", true, true});
+  bad[0] = 3;  // an unknown value version
+  CHECK_FALSE(keys::decode_policy_value(bad));
+}
+
+// RocksDB only: policies written as version-1 values (by main before
+// receipts) load with receipts on, and a change rewrites them as version 2.
+TEST_CASE("policies: version-1 records on disk load with enable_delivery_receipts = true") {
+  TempDir dir("oms-storage-policy-v1");
+  { auto store = open_ok(rocks_options_in(dir)); }
+  const auto put_raw = [&](const std::vector<std::pair<std::string, std::string>>& records) {
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Options o;
+    std::vector<std::string> names;
+    REQUIRE(rocksdb::DB::ListColumnFamilies(o, rocks_path(dir), &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> desc;
+    for (auto& n : names) desc.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    REQUIRE(rocksdb::DB::Open(o, rocks_path(dir), desc, &handles, &raw).ok());
+    rocksdb::ColumnFamilyHandle* policies = nullptr;
+    for (std::size_t i = 0; i < names.size(); ++i)
+      if (names[i] == keys::kCfPolicies) policies = handles[i];
+    REQUIRE(policies != nullptr);
+    for (const auto& [k, v] : records) CHECK(raw->Put(rocksdb::WriteOptions(), policies, k, v).ok());
+    for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
+    delete raw;
+  };
+  put_raw({{keys::policy_key("Global"), policy_value_v1("Global", true)},
+           {keys::policy_key("OfflineIM"), policy_value_v1("OfflineIM", false)}});
+  {
+    auto store = open_ok(rocks_options_in(dir));
+    PolicyStore& p = store->policies();
+    REQUIRE(p.list().size() == 2);
+    CHECK(p.get("Global")->enable_delivery_receipts);
+    CHECK(p.get("Global")->enable_im_auto_archiving);
+    CHECK(p.get("OfflineIM")->enable_delivery_receipts);
+    CHECK_FALSE(p.get("OfflineIM")->enable_im_auto_archiving);
+    REQUIRE(p.update({"OfflineIM", false, false}).is_ok());
+  }
+  auto store = open_ok(rocks_options_in(dir));
+  CHECK_FALSE(store->policies().get("OfflineIM")->enable_delivery_receipts);
+  CHECK_FALSE(store->policies().get("OfflineIM")->enable_im_auto_archiving);
+  CHECK(store->policies().get("Global")->enable_delivery_receipts);
 }
 
 }  // TEST_SUITE
