@@ -12,7 +12,8 @@
 // message's receipt reaches Alice at a later sign-in after a reload of her
 // page (her record of sent messages is in localStorage). A second window of
 // the first profile replaces the first window (4409), which says so; with
-// [devices] max_per_user = 2 a third profile is refused (4403) and says so.
+// [devices] max_per_user = 2 a third profile is refused (4403) and says so;
+// an operator removes the second device (4403), whose page says so.
 import {
   WAIT_MS, adminRequest, check, contactState, log, newPage, run, sendIm, shot, signIn, signOut, submitSignIn, tid,
   waitFor, watch, watchPage,
@@ -146,6 +147,15 @@ async function scenario(env) {
   await tid(bob3, 'connection').filter({ hasText: '4403' }).waitFor({ timeout: WAIT_MS });
   await shot(bob3, '07-bob-device3-too-many-devices');
   log('bob device 3: refused, too many devices (4403)');
+
+  // An operator removes the second device while it is signed in: 4403, shown.
+  await submitSignIn(bob2, BOB);
+  const path = `/v1/users/${encodeURIComponent(BOB)}/devices/${encodeURIComponent(dev2)}`;
+  const removed = await adminRequest('DELETE', `${env.adminBase}${path}`, env.adminToken);
+  check(removed.status === 200 || removed.status === 204, `DELETE ${path}: ${removed.status}`);
+  await tid(bob2, 'banner', '[data-code="4403"]').filter({ hasText: 'removed by an operator' }).waitFor({ timeout: WAIT_MS });
+  await shot(bob2, '08-bob-device2-removed');
+  log('bob device 2: removed by an operator (4403)');
 }
 
 run('browser/devices_and_receipts', scenario, { config: ['[devices]', 'max_per_user = 2'] });
