@@ -1,17 +1,22 @@
-// oms browser client: plain JS on the wire contract (protocol.md §1).
-// Signs in over ws(s)://HOST/v1/ws announcing "offline-messages", shows the
-// sign-in notification of `welcome`, the messages (acked once shown),
-// missed-message notices and the missed.summary digest, presence of watched
-// users, and sends IMs. No framework, no build step, no inline script (CSP).
+// oms browser client: plain JS on the wire contract (protocol.md §1, §4.1,
+// §4.2). Signs in over ws(s)://HOST/v1/ws announcing "offline-messages" and
+// this browser's device name (local.js), shows the sign-in notification of
+// `welcome`, the messages (acked once shown), missed-message notices and the
+// missed.summary digest, presence of watched users, and sends IMs, each
+// shown with what became of it: the `sent` status, then its receipt
+// (delivered / expired / purged; acked once recorded). No framework, no
+// build step, no inline script (CSP).
 'use strict';
 
 (() => {
-  const CLIENT = { name: 'oms-web', version: '0.1.0', features: ['offline-messages'] };
+  const CLIENT = { name: 'oms-web', version: '0.2.0', features: ['offline-messages'] };
   const STATE_LABELS = {
     available: 'Available', busy: 'Busy', dnd: 'Do not disturb', presenting: 'Presenting',
     away: 'Away', brb: 'Be right back', 'appear-offline': 'Appear offline', offline: 'Offline',
   };
   const USER_ID = /^[A-Za-z0-9._@+-]{1,128}$/;
+  const RECEIPT_LABELS = { delivered: 'delivered', expired: 'expired, never read', purged: 'purged by an operator' };
+  const local = window.omsLocal;
 
   const $ = (id) => document.getElementById(id);
   const el = (tag, props = {}, ...children) => {
@@ -28,10 +33,13 @@
 
   let ws = null;
   let me = null;
+  let device = null;          // the device name of this sign-in
   let nextRid = 1;
   const pending = new Map();   // rid -> callback(frame)
   const seen = new Set();      // message ids shown (a redelivery is dropped)
   const contacts = new Map();  // user -> <li>
+  const outgoing = new Map();  // client_msg_id -> {li, entry} of a sent message
+  const sentById = new Map();  // message id -> its client_msg_id
   let ackQueue = [];
   let ackScheduled = false;
 
@@ -43,6 +51,13 @@
     const d = new Date(iso);
     return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString();
   }
+
+  function fmtDateTime(iso) {
+    const d = new Date(iso);
+    return Number.isNaN(d.getTime()) ? '' : d.toLocaleString();
+  }
+
+  const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
   function fromList(from) {
     // [{user, count}] (or plain user ids) -> "alice@contoso.com (2), ..."
@@ -120,6 +135,11 @@
     signinError('');
     const user = $('user').value.trim();
     let token = $('token').value.trim();
+    const name = $('device').value.trim();
+    if (!local.setDeviceName(name)) {
+      signinError('Device name: 1 to 64 letters, digits, dots, dashes or underscores, and not "legacy".');
+      return;
+    }
     try {
       if (!token) {
         if (!USER_ID.test(user)) throw new Error('enter a user id (letters, digits and . _ @ + -)');
@@ -129,10 +149,46 @@
       signinError(`Cannot sign in: ${e.message}`);
       return;
     }
-    connect(token);
+    connect(token, name);
   }
 
-  function connect(token) {
+  // Why a closed socket closed, for the user (4.1 and 4.3 close codes).
+  function closeExplanation(code, reason, name) {
+    if (code === 4409) {
+      return `This device (${name}) signed in elsewhere: another window or tab with the same ` +
+        'device name took over, and this one stopped receiving. To use two windows as two devices, ' +
+        'give each its own device name before signing in.';
+    }
+    if (code === 4403 && reason === 'device removed') {
+      return `This device (${name}) was removed by an operator: it no longer holds messages back, ` +
+        'and its session was closed. Sign in again to use it as a new device.';
+    }
+    if (code === 4403) {
+      return 'Too many devices: this user already has as many devices as the server allows. ' +
+        'An operator can remove an old one (omsctl device remove USER DEVICE).';
+    }
+    if (code === 4401) return `Signed out by the server (${reason || 'token no longer valid'}): sign in again.`;
+    return null;
+  }
+
+  function showBanner(code, text) {
+    $('banner').dataset.code = String(code);
+    $('banner-text').textContent = text;
+    $('banner').hidden = false;
+  }
+
+  function hideBanner() {
+    $('banner').hidden = true;
+    $('banner-text').textContent = '';
+    delete $('banner').dataset.code;
+  }
+
+  function refusal(f) {
+    if (f.code === 'too_many_devices') return `Sign-in refused: ${closeExplanation(4403, '', '')}`;
+    return `Sign-in refused: ${f.code || f.type}${f.message ? ` — ${f.message}` : ''}`;
+  }
+
+  function connect(token, name) {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     setConn('Connecting…');
     const socket = new WebSocket(`${scheme}://${location.host}/v1/ws`);
@@ -141,12 +197,13 @@
     // A socket left behind by a sign-out may still report; only the current one counts.
     socket.onopen = () => {
       if (ws !== socket) return;
-      send({ type: 'hello', token, client: CLIENT }, (f) => {
+      send({ type: 'hello', token, client: { ...CLIENT, device: name } }, (f) => {
         if (f.type === 'welcome') {
           welcomed = true;
+          device = name;
           onWelcome(f);
         } else {
-          signinError(`Sign-in refused: ${f.code || f.type}${f.message ? ` — ${f.message}` : ''}`);
+          signinError(refusal(f));
         }
       });
     };
@@ -160,8 +217,10 @@
       if (ws !== socket) return;
       const why = ev.reason ? ` — ${ev.reason}` : '';
       setConn(`Disconnected (${ev.code}${why})`);
-      if (!welcomed && !$('signin-error').textContent) signinError(`Connection closed (${ev.code}${why})`);
+      const explained = closeExplanation(ev.code, ev.reason, name);
+      if (!welcomed && !$('signin-error').textContent) signinError(explained || `Connection closed (${ev.code}${why})`);
       if (!welcomed) showSignin();
+      if (welcomed && explained) showBanner(ev.code, explained);
       ws = null;
       pending.clear();
     };
@@ -169,11 +228,13 @@
 
   function onWelcome(f) {
     me = f.user;
+    hideBanner();
     $('signin-view').hidden = true;
     $('app-view').hidden = false;
     $('signout').hidden = false;
     $('me').hidden = false;
-    $('me').textContent = `Signed in as ${me}`;
+    $('me').replaceChildren(`Signed in as ${me}`,
+      el('span', { class: 'device', 'data-testid': 'device', text: ` on ${device}` }));
     setConn('Connected');
     showMyPresence(f.presence || 'available');
 
@@ -181,17 +242,21 @@
     const box = $('signin-notice');
     box.replaceChildren();
     box.dataset.count = String(mb.count || 0);
+    box.dataset.receipts = String(mb.receipts || 0);
     if (mb.count > 0) {
       const missed = mb.missed ? `, ${mb.missed} missed` : '';
-      box.append(el('strong', {
-        text: `${mb.count} message${mb.count === 1 ? '' : 's'} waited for you${missed}.`,
-      }));
+      box.append(el('strong', { text: `${plural(mb.count, 'message')} waited for you${missed}.` }));
       box.append(el('div', { 'data-testid': 'signin-notice-from', text: `From: ${fromList(mb.from)}` }));
       if (mb.oldest) box.append(el('div', { class: 'hint', text: `Oldest: ${new Date(mb.oldest).toLocaleString()}` }));
     } else {
-      box.textContent = 'No messages waited for you.';
+      box.append(el('strong', { text: 'No messages waited for you.' }));
+    }
+    if (mb.receipts > 0) {
+      box.append(el('div', { 'data-testid': 'signin-notice-receipts',
+        text: `${plural(mb.receipts, 'receipt')} for messages you sent (shown on them below).` }));
     }
     box.hidden = false;
+    showSentRecord();
     for (const user of contacts.keys()) send({ type: 'presence.subscribe', users: [user] });
     $('to').focus();
   }
@@ -207,9 +272,14 @@
     if (ws) ws.close(1000, 'signed out');
     ws = null;
     me = null;
+    device = null;
     pending.clear();
     ackQueue = [];
     seen.clear();
+    sentById.clear();
+    outgoing.clear();
+    hideBanner();
+    $('device').value = local.deviceName();
     $('messages').replaceChildren();
     $('notices').replaceChildren();
     $('drained').hidden = true;
@@ -231,6 +301,7 @@
       case 'message': return onMessage(f);
       case 'missed': return onMissed(f);
       case 'missed.summary': return onMissedSummary(f);
+      case 'receipt': return onReceipt(f);
       case 'presence': return onPresence(f);
       case 'mailbox.drained': $('drained').hidden = false; return undefined;
       case 'error': notice(`Error ${f.code}: ${f.message || ''}`, 'error', 'error-notice'); return undefined;
@@ -313,38 +384,130 @@
     li.querySelector('[data-testid="contact-state"]').replaceWith(stateBadge(f.state));
   }
 
-  // ---- sending ----------------------------------------------------------
+  // ---- sending, and what became of it -------------------------------------
+  // Every sent message has an entry in local.js's record and an outgoing <li>
+  // (outgoing: client_msg_id -> {li, entry}); the `sent` reply and then the
+  // receipt update both. A receipt is matched by message id, or by
+  // client_msg_id for an entry whose reply never came (the page was closed).
+
+  function newClientMsgId() {
+    return (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`).slice(0, 64);
+  }
+
+  function statusText(entry) {
+    if (entry.status === 'pending') return entry.restored ? 'unconfirmed' : 'sending…';
+    if (entry.status === 'error') return `not sent: ${entry.code}`;
+    return entry.status;
+  }
+
+  function statusTitle(entry) {
+    if (entry.status === 'error') return entry.message || '';
+    if (entry.status === 'pending' && entry.restored) {
+      return 'The page closed before the server answered. If it was stored, its receipt still shows here.';
+    }
+    if (entry.status === 'stored' || entry.status === 'missed') {
+      return `${entry.to} was ${entry.recipient || 'away'}: it waits in their mailbox. ` +
+        'What becomes of it (delivered, expired, purged) shows here.';
+    }
+    return entry.recipient ? `recipient was ${entry.recipient}` : '';
+  }
+
+  function renderOutgoing({ li, entry }) {
+    const status = li.querySelector('[data-testid="send-status"]');
+    status.textContent = statusText(entry);
+    status.title = statusTitle(entry);
+    status.dataset.status = entry.status;
+    status.className = `badge status-${entry.status}`;
+    if (entry.code) status.dataset.code = entry.code;
+    if (entry.id) li.dataset.id = entry.id;
+    const receipt = li.querySelector('[data-testid="receipt"]');
+    if (entry.receipt) {
+      const { state, at } = entry.receipt;
+      receipt.textContent = `${RECEIPT_LABELS[state] || state} ${fmtTime(at)}`;
+      receipt.title = `${state} at ${fmtDateTime(at)}`;
+      receipt.dataset.state = state;
+      receipt.className = `badge receipt receipt-${state}`;
+      receipt.hidden = false;
+    }
+  }
+
+  function showOutgoing(entry) {
+    const li = el('li', { class: 'out', 'data-testid': 'outgoing', 'data-to': entry.to },
+      el('div', { class: 'meta' },
+        el('span', { text: `to ${entry.to}` }),
+        el('time', { text: fmtTime(entry.at) }),
+        el('span', { 'data-testid': 'send-status' }),
+        el('span', { 'data-testid': 'receipt', hidden: true })),
+      el('div', { class: 'text', text: entry.body }));
+    const o = { li, entry };
+    outgoing.set(entry.client_msg_id, o);
+    if (entry.id) sentById.set(entry.id, entry.client_msg_id);
+    renderOutgoing(o);
+    $('messages').append(li);
+    return o;
+  }
+
+  function updateOutgoing(cmid, changes) {
+    const o = outgoing.get(cmid);
+    Object.assign(o.entry, changes);
+    if (o.entry.id) sentById.set(o.entry.id, cmid);
+    renderOutgoing(o);
+  }
+
+  // At sign-in: what this user sent from this browser before (a reload).
+  function showSentRecord() {
+    for (const entry of local.sentList(me)) {
+      if (outgoing.has(entry.client_msg_id)) continue;
+      showOutgoing({ ...entry, restored: true });
+    }
+    scrollMessages();
+  }
 
   function sendMessage(event) {
     event.preventDefault();
     const to = $('to').value.trim();
     const body = $('body').value;
-    if (!to || !body) return;
-    const status = el('span', { class: 'badge', 'data-testid': 'send-status', 'data-status': 'pending', text: 'sending…' });
-    const li = el('li', { class: 'out', 'data-testid': 'outgoing', 'data-to': to },
-      el('div', { class: 'meta' }, el('span', { text: `to ${to}` }), status),
-      el('div', { class: 'text', text: body }));
-    const clientMsgId = (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`).slice(0, 64);
-    const rid = send({ type: 'send', to, body, client_msg_id: clientMsgId }, (f) => {
-      if (f.type === 'sent') {
-        status.textContent = f.status;
-        status.title = `recipient was ${f.recipient}`;
-        status.dataset.status = f.status;
-        status.className = `badge status-${f.status}`;
-        li.dataset.id = f.id;
-      } else {
-        status.textContent = `not sent: ${f.code}`;
-        status.title = f.message || '';
-        status.dataset.status = 'error';
-        status.dataset.code = f.code || '';
-        status.className = 'badge status-error';
-      }
+    if (!to || !body || !me) return;
+    const user = me;
+    const cmid = newClientMsgId();
+    const rid = send({ type: 'send', to, body, client_msg_id: cmid }, (f) => {
+      const changes = f.type === 'sent'
+        ? { id: f.id, status: f.status, recipient: f.recipient }
+        : { status: 'error', code: f.code || f.type, message: f.message || '' };
+      local.updateSent(user, { client_msg_id: cmid }, changes);
+      if (outgoing.has(cmid)) updateOutgoing(cmid, changes);
     });
     if (rid === null) return;
-    $('messages').append(li);
+    const entry = { client_msg_id: cmid, to, body, at: Date.now(), status: 'pending' };
+    local.recordSent(user, entry);
+    showOutgoing(entry);
     scrollMessages();
     $('body').value = '';
     $('body').focus();
+  }
+
+  // A receipt (4.2): recorded, shown on its message (or as a notice when the
+  // message was sent from elsewhere), then acked like a message.
+  function onReceipt(f) {
+    if (typeof f.id !== 'string' || !f.id) return;
+    const receipt = { state: String(f.state || ''), at: f.at || '' };
+    const changes = typeof f.msg === 'string' && f.msg ? { id: f.msg, receipt } : { receipt };
+    if (me) local.updateSent(me, { id: f.msg, client_msg_id: f.client_msg_id }, changes);
+    let cmid = sentById.get(f.msg);
+    if (!cmid && outgoing.has(f.client_msg_id)) {
+      const { entry } = outgoing.get(f.client_msg_id);
+      if (!entry.id || entry.id === f.msg) cmid = f.client_msg_id;
+    }
+    if (cmid) {
+      updateOutgoing(cmid, changes);
+    } else if (!seen.has(f.id)) {
+      const li = notice(`Your message to ${f.to || 'someone'} was ${RECEIPT_LABELS[receipt.state] || receipt.state}` +
+        ` at ${fmtDateTime(receipt.at)} (sent from another device or long ago).`, 'receipt', 'receipt-notice');
+      li.dataset.msg = f.msg || '';
+      li.dataset.state = receipt.state;
+    }
+    seen.add(f.id);
+    ack(f.id);
   }
 
   // ---- wiring -----------------------------------------------------------
@@ -355,9 +518,11 @@
     $('presence').addEventListener('change', setPresence);
     $('contact-form').addEventListener('submit', addContact);
     $('send-form').addEventListener('submit', sendMessage);
+    $('banner-signin').addEventListener('click', signOut);
     $('body').addEventListener('keydown', (e) => {
       if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); $('send-form').requestSubmit(); }
     });
+    $('device').value = local.deviceName();
     probeDevTokens();
     $('user').focus();
   });
