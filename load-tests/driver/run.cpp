@@ -151,6 +151,15 @@ void Run::sign_in(std::uint32_t first, std::uint32_t count, bool keep_online) {
   });
 }
 
+void Run::sign_out(std::uint32_t first, std::uint32_t count) {
+  for_users(first, count, [](User& u) {
+    u.keep_online = false;
+    for (Device& d : u.devices) {
+      if (auto c = d.conn) c->sign_out();
+    }
+  });
+}
+
 bool Run::wait_for(std::string_view what, const std::function<bool()>& done,
                    const std::function<std::uint64_t()>& progress) {
   {

@@ -62,6 +62,8 @@ class Run : public RunState {
 
   // Signs users in, every device of each (keep_online: reconnect if dropped).
   void sign_in(std::uint32_t first, std::uint32_t count, bool keep_online);
+  // Signs every device of users [first, first+count) out (no reconnect).
+  void sign_out(std::uint32_t first, std::uint32_t count);
 
   // Polls `done` until true. False (and failure() set) when `progress` has
   // not moved for --stall seconds, or the overall deadline is near.

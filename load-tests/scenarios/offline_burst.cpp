@@ -75,6 +75,32 @@ int run_offline_burst(const Options& o, const std::string& secret) {
   run.sign_in(0, S, /*keep_online=*/true);
   bool ok = wait_signed_in(run, "senders sign in", S);
 
+  // 1b. Named devices: every recipient device signs in once and out again, so
+  // the server knows them all (active: they sign in again well within
+  // [devices] idle_seconds) and keeps each message until every one of them
+  // acked it. Without this, a device whose connect comes after another
+  // device of its user acked everything would rightly get nothing: a device
+  // seen for the first time gets what is still stored. (Unnamed sessions are
+  // the one `legacy` device: nothing to register.)
+  if (ok && opt.named_devices()) {
+    const std::uint64_t devices_total = std::uint64_t{N} * D;
+    run.sign_in(S, N, /*keep_online=*/false);
+    ok = wait_signed_in(run, "recipient devices register (sign in once)", S + devices_total) &&
+         run.wait_for(
+             "recipient devices register (mailbox.drained)",
+             [&] { return run.totals().drained >= S + devices_total; },
+             [&] { return run.totals().drained; });
+    run.sign_out(S, N);
+    if (ok)
+      ok = run.wait_for(
+          "recipient devices register (sign out)",
+          [&] {
+            Totals t = run.totals();
+            return t.open <= static_cast<std::int64_t>(S) && t.closed >= t.connects_started - S;
+          },
+          [&] { return run.totals().closed; });
+  }
+
   // 2. Store: S senders x W in flight until M sends are answered (closed
   // loop), or at --rate messages/s whatever the replies do (open loop).
   const std::int64_t t_store0 = now_ns();
@@ -105,8 +131,9 @@ int run_offline_burst(const Options& o, const std::string& secret) {
   std::int64_t t_drained = t_sign0;
   if (ok) {
     hooks.draining_.store(true);
+    // Senders (and registering devices) were drained at their sign-in.
+    const std::uint64_t target_drained = run.totals().drained + std::uint64_t{N} * D;
     run.sign_in(S, N, /*keep_online=*/true);
-    const std::uint64_t target_drained = S + std::uint64_t{N} * D;  // senders were drained at their sign-in
     ok = run.wait_for(
         "recipients sign in and drain",
         [&] {
@@ -137,9 +164,10 @@ int run_offline_burst(const Options& o, const std::string& secret) {
     std::vector<std::int64_t> dev_last(D, 0);
     for (std::uint32_t i = S; i < S + N; ++i) {
       for (const Device& d : run.user(i).devices) {
-        if (d.welcome_ns) signin.record(d.welcome_ns - d.signin_started_ns);
+        // (Only the drain's sessions: registering devices signed in before.)
+        if (d.welcome_ns > t_sign0) signin.record(d.welcome_ns - d.signin_started_ns);
         dev_received[d.index] += d.seen.size();
-        if (d.drained_ns) {
+        if (d.drained_ns > t_sign0) {
           drained.record(d.drained_ns - d.signin_started_ns);
           last_drained = std::max(last_drained, d.drained_ns);
           dev_last[d.index] = std::max(dev_last[d.index], d.drained_ns);
