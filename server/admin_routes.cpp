@@ -232,7 +232,7 @@ AdminResponse show_user(const AdminCall& call) {
         {"connected_at", format_iso8601_ms(s.connected_at_ms)}});
   }
   auto eff = policies.effective_policy_for(user);
-  auto summary = ctx.store->summary(user);
+  auto summary = ctx.store->summary(user, "");
   if (!summary) return error_from(summary.status());
   return json_response(
       200, json::object{

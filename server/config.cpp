@@ -37,6 +37,8 @@ const std::set<std::string, std::less<>> kKnownKeys = {
     "log.levels",
     "tls.cert_file", "tls.key_file", "tls.client", "tls.admin", "tls.min_version",
     "backup.dir",
+    "devices.idle_seconds", "devices.max_per_user", "devices.reconcile_seconds",
+    "receipts.max_per_mailbox",
 };
 
 Status bad(std::string_view key, std::string_view why) {
@@ -161,6 +163,10 @@ Status apply_toml(const toml::table& t, Config& c) {
   OMS_TRY(read_int(t, "mailbox.ttl_seconds", c.ttl_seconds, 0, kMaxI));
   OMS_TRY(read_int(t, "mailbox.sweep_interval_seconds", c.sweep_interval_seconds, 1, 86400 * 7));
   OMS_TRY(read_int(t, "mailbox.dedup_window_seconds", c.dedup_window_seconds, 0, 86400 * 30));
+  OMS_TRY(read_int(t, "devices.idle_seconds", c.device_idle_seconds, 1, 86400LL * 3650));
+  OMS_TRY(read_int(t, "devices.max_per_user", c.max_devices_per_user, 1, 1000));
+  OMS_TRY(read_int(t, "devices.reconcile_seconds", c.device_reconcile_seconds, 1, 3600));
+  OMS_TRY(read_int(t, "receipts.max_per_mailbox", c.max_receipts_per_mailbox, 1, 1'000'000));
   OMS_TRY(read_int(t, "delivery.window", c.window, 1, 65536));
   OMS_TRY(read_int(t, "delivery.max_send_queue", c.max_send_queue, 16, 1 << 20));
   OMS_TRY(read_int(t, "limits.max_body_bytes", c.max_body_bytes, 1, 1 << 20));

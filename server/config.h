@@ -48,6 +48,15 @@ struct Config {
   std::int64_t ttl_seconds = 0;  // > 0 overrides ttl_days (tests, short-lived deployments)
   std::int64_t sweep_interval_seconds = 3600;
   std::int64_t dedup_window_seconds = 86'400;
+  // [devices] (contract 4.1): a device whose last session ended longer ago
+  // than idle_seconds stops holding messages back; at most max_per_user
+  // active named devices; what waits for no active device is deleted by a
+  // pass every reconcile_seconds.
+  std::int64_t device_idle_seconds = 1'209'600;
+  std::int64_t max_devices_per_user = 10;
+  std::int64_t device_reconcile_seconds = 30;
+  // [receipts] (contract 4.2): receipts kept per mailbox, oldest dropped.
+  std::int64_t max_receipts_per_mailbox = 10'000;
 
   // [delivery]
   std::size_t window = 256;             // unacked messages per session

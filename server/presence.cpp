@@ -24,11 +24,16 @@ std::optional<PresenceRegistry::Added> PresenceRegistry::add_session(const std::
   Entry& e = sh.users[user];
   // Drop sessions that died without unregistering (defensive; normally none).
   std::erase_if(e.sessions, [](const Entry::Member& m) { return m.session.expired(); });
-  if (e.sessions.size() >= max_sessions) {
+  Added added;
+  if (!info.device.empty() && info.device != proto::kLegacyDevice) {
+    for (const auto& m : e.sessions)
+      if (m.info.device == info.device)
+        if (auto old = m.session.lock()) added.replaced.push_back(std::move(old));
+  }
+  if (e.sessions.size() - added.replaced.size() >= max_sessions) {
     if (e.idle()) sh.users.erase(user);
     return std::nullopt;
   }
-  Added added;
   added.first = e.sessions.empty();
   if (added.first) e.state = PresenceState::kAvailable;
   e.sessions.push_back({s.get(), s, std::move(info)});

@@ -31,6 +31,7 @@ struct SessionInfo {
   std::string session_id;
   proto::ClientInfo client;
   std::int64_t connected_at_ms = 0;
+  std::string device;  // its device (contract 4.1): client.device, or kLegacyDevice
 };
 
 class PresenceRegistry {
@@ -40,9 +41,13 @@ class PresenceRegistry {
   struct Added {
     proto::PresenceState state = proto::PresenceState::kAvailable;
     bool first = false;  // the user just came online
+    // Sessions of the same named device, which this one replaces (4409):
+    // the caller closes them. (They stay registered until they are gone.)
+    std::vector<SessionPtr> replaced;
   };
   // Registers a signed-in session. nullopt when the user already has
-  // `max_sessions`. Otherwise the user's state after sign-in.
+  // `max_sessions` (not counting those it replaces). Otherwise the user's
+  // state after sign-in.
   std::optional<Added> add_session(const std::string& user, const SessionPtr& s, SessionInfo info,
                                    std::size_t max_sessions);
   // Unregisters. Returns the user's state before, when this was the last

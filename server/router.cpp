@@ -133,6 +133,10 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
   append.kind = kind;
   append.reason = reason;
   append.client_msg_id = std::move(req.client_msg_id);
+  // Receipts (4.2): for what `sent` will call stored or missed, when the
+  // recipient's effective policy asks for them, read now.
+  if (verdict == Verdict::kStored || verdict == Verdict::kMissed)
+    append.want_receipt = ctx_.database->policies().effective_policy_for(req.to).policy.enable_delivery_receipts;
   append.dedup_payload = dedup_payload(sent_status(verdict), PresenceRegistry::visible(state));
 
   const auto started = std::chrono::steady_clock::now();
@@ -212,6 +216,26 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
       });
 }
 
+void Router::receipts_written(const std::vector<storage::NewReceipt>& receipts) {
+  for (const auto& r : receipts) {
+    auto sessions = ctx_.registry.sessions_of(r.mailbox);
+    if (sessions.empty()) continue;
+    proto::Receipt frame;
+    frame.id = format_message_id(r.seq);
+    frame.msg = format_message_id(r.receipt.msg_seq);
+    frame.client_msg_id = r.receipt.client_msg_id;
+    frame.to = r.receipt.to;
+    frame.state = r.receipt.state;
+    frame.at_ms = r.receipt.at_ms;
+    auto d = std::make_shared<Delivery>();
+    d->seq = r.seq;
+    d->receipt = true;
+    d->message_frame = share(proto::encode_receipt(frame));
+    std::shared_ptr<const Delivery> shared = std::move(d);
+    for (const auto& s : sessions) s->post_stored(shared);
+  }
+}
+
 void Router::presence_changed(const std::string& user, const PresenceRegistry::StateChange& change) {
   const PresenceState before = PresenceRegistry::visible(change.before);
   const PresenceState after = PresenceRegistry::visible(change.after);
@@ -228,7 +252,7 @@ void Router::presence_changed(const std::string& user, const PresenceRegistry::S
   if (!left_suppression) return;
   // The digest of missed messages that arrived meanwhile and are still unacked.
   const bool queued = ctx_.run_for_user(user, [this, user, since = change.suppressed_since_seq] {
-    auto summary = ctx_.store->summary(user, since, /*missed_only=*/true);
+    auto summary = ctx_.store->summary(user, "", since, /*missed_only=*/true);
     if (!summary) {
       logger_for(LogComponent::kSession)
           .warn("missed.summary for {} failed: {}", user, summary.status().to_string());

@@ -16,6 +16,7 @@
 
 #include "common/protocol.h"
 #include "server/presence.h"
+#include "storage/mailbox_store.h"
 
 namespace oms::server {
 
@@ -33,6 +34,10 @@ class Router {
 
   // A user's state changed (sign-in, sign-out, presence.set).
   void presence_changed(const std::string& user, const PresenceRegistry::StateChange& change);
+
+  // Receipts the store just made durable (its writer thread: posts only):
+  // each goes to the sender's sessions, like a stored message.
+  void receipts_written(const std::vector<storage::NewReceipt>& receipts);
 
  private:
   // Refuses a send, unless it is a resend of a known (sender, client_msg_id):

@@ -254,6 +254,7 @@ class Server::Impl {
         scans_(config.store_threads, config.max_queued_scans_per_user, "oms-scan"),
         signals_(ioc_, SIGINT, SIGTERM),
         sweep_timer_(ioc_),
+        reconcile_timer_(ioc_),
         grace_timer_(ioc_),
         api_(ctx_),
         client_(ioc_, ctx_, api_, Listener::Kind::kClient),
@@ -309,6 +310,9 @@ class Server::Impl {
     so.max_queued_requests = cfg.max_queued_writes;
     so.block_cache_bytes = cfg.block_cache_mb << 20;
     so.clock = ctx_.clock;
+    so.device_idle_ms = cfg.device_idle_seconds * 1000;
+    so.max_devices_per_user = static_cast<std::size_t>(cfg.max_devices_per_user);
+    so.max_receipts_per_mailbox = static_cast<std::uint64_t>(cfg.max_receipts_per_mailbox);
     so.refuse_new_messages = [guard = ctx_.disk_guard.get()] {
       return guard->refresh_if_older(std::chrono::milliseconds(0));  // a statvfs per batch (~1 µs)
     };
@@ -318,6 +322,8 @@ class Server::Impl {
     ctx_.database = std::move(*store);
     ctx_.store = &ctx_.database->mailboxes();
     ctx_.store->set_batch_observer(&ctx_.metrics);
+    ctx_.store->set_receipt_listener(
+        [router = ctx_.router.get()](const std::vector<storage::NewReceipt>& r) { router->receipts_written(r); });
     if (!cfg.sync)
       logger_for(LogComponent::kStore).warn("store.sync = false: acknowledged messages can be lost in a crash");
     if (cfg.dev_tokens)
@@ -339,6 +345,7 @@ class Server::Impl {
       begin_shutdown();
     });
     schedule_sweep();
+    schedule_reconcile();
 
     ctx_.listeners_ready.store(true);
     if (Status s = write_file_atomically(
@@ -404,6 +411,7 @@ class Server::Impl {
       admin_.close();
       signals_.cancel();
       sweep_timer_.cancel();
+      reconcile_timer_.cancel();
       for (auto& s : ctx_.open_sessions.snapshot()) s->post_close(1001, "server shutting down");
       deadline_ = std::chrono::steady_clock::now() + kShutdownGrace;
       wait_for_sessions();
@@ -436,6 +444,22 @@ class Server::Impl {
     });
   }
 
+  // Devices that went idle stop holding messages back (contract 4.1):
+  // every devices.reconcile_seconds, on the admin pool (it scans).
+  void schedule_reconcile() {
+    reconcile_timer_.expires_after(std::chrono::seconds(ctx_.config.device_reconcile_seconds));
+    reconcile_timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec || ctx_.shutting_down.load()) return;
+      ctx_.run_blocking([this] {
+        ctx_.store->reconcile_devices([](Result<std::uint64_t> r) {
+          if (!r) logger_for(LogComponent::kStore).warn("device reconcile failed: {}", r.status().to_string());
+          else if (*r) logger_for(LogComponent::kStore).info("device reconcile released {} messages", *r);
+        });
+      });
+      schedule_reconcile();
+    });
+  }
+
   unsigned threads_;
   ServerContext ctx_;
   net::io_context ioc_;
@@ -443,6 +467,7 @@ class Server::Impl {
   FairPool scans_;             // mailbox scans, fair between users (server.store_threads)
   net::signal_set signals_;
   net::steady_timer sweep_timer_;
+  net::steady_timer reconcile_timer_;
   net::steady_timer grace_timer_;
   std::chrono::steady_clock::time_point deadline_{};
   AdminApi api_;

@@ -21,9 +21,13 @@ namespace oms::server {
 
 // A message that just became durable in a mailbox, for that mailbox's
 // sessions. Built once per message and shared by all of them.
+// A receipt (contract 4.2) travels the same way: `receipt` set, its frame in
+// message_frame, kind kOffline (it goes through the window of capable
+// sessions only).
 struct Delivery {
   std::uint64_t seq = 0;
   proto::MessageKind kind = proto::MessageKind::kOffline;
+  bool receipt = false;
   std::shared_ptr<const std::string> message_frame;  // {"type":"message",...} with `kind`
   std::shared_ptr<const std::string> missed_notice;  // {"type":"missed",...} or null
 };

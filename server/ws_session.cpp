@@ -62,6 +62,9 @@ namespace {
 
 // Close codes beyond RFC 6455's (4000–4999 are the application's).
 constexpr std::uint16_t kCloseUnauthenticated = 4401;
+constexpr std::uint16_t kCloseBadRequest = 4400;     // an invalid device name (4.1)
+constexpr std::uint16_t kCloseDeviceRefused = 4403;  // too many devices; device removed (4.1)
+constexpr std::uint16_t kCloseReplaced = 4409;       // the same device signed in again (4.1)
 constexpr std::uint16_t kCloseSigninTimeout = 4408;
 constexpr std::uint16_t kCloseTooManySessions = 4429;
 constexpr std::uint16_t kCloseSlowConsumer = 4008;
@@ -136,7 +139,8 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
 
   enum class SignIn : std::uint8_t {
     kAwaitingHello,
-    kSigningIn,  // hello accepted (registered in the presence registry), welcome not yet sent
+    kDevice,     // hello accepted; the store is recording the device (4.1)
+    kSigningIn,  // device recorded, registered in the presence registry, welcome not yet sent
     kSignedIn,
   };
   enum class Writer : std::uint8_t {
@@ -279,12 +283,13 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     ctx_.open_sessions.remove(this);
     for (const auto& u : subscriptions_) ctx_.registry.unsubscribe(u, this);
     subscriptions_.clear();
-    if (sign_in_ != SignIn::kAwaitingHello) {  // registered in the presence registry
+    if (sign_in_ == SignIn::kSigningIn || sign_in_ == SignIn::kSignedIn) {  // in the presence registry
       ctx_.metrics.sessions_open.fetch_sub(1, std::memory_order_relaxed);
       if (auto before = ctx_.registry.remove_session(user_, this)) {
         ctx_.router->presence_changed(user_, {*before, PresenceState::kOffline, 0});
       }
     }
+    if (device_recorded_) ctx_.store->device_signed_out(user_, device_, {});
     queue_.clear();
   }
 
@@ -422,7 +427,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     limits.max_body_bytes = ctx_.config.max_frame_bytes;
     auto decoded = proto::decode_client_frame(text, limits);
     if (sign_in_ != SignIn::kSignedIn) {
-      if (sign_in_ == SignIn::kSigningIn)
+      if (sign_in_ == SignIn::kSigningIn || sign_in_ == SignIn::kDevice)
         return refuse_signin(kCloseUnauthenticated, "no frame is accepted before welcome");
       if (!decoded.ok())
         return refuse_signin(kCloseUnauthenticated,
@@ -479,33 +484,78 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   void on_hello(proto::Hello& hello) {
     auto claims = verify_session_token(ctx_, hello.token);
     if (!claims) return refuse_signin(kCloseUnauthenticated, claims.status().message(), hello.rid);
+    if (hello.client.device && !proto::valid_device_name(*hello.client.device)) {
+      ctx_.metrics.signin_failures_total.fetch_add(1, std::memory_order_relaxed);
+      write_alone(share(proto::encode_error(
+          hello.rid, "bad_request",
+          "client.device must be 1-64 bytes of [A-Za-z0-9._-] and not \"legacy\"")));
+      return close(kCloseBadRequest, "invalid device name");
+    }
     token_exp_s_ = claims->exp;
+    token_iat_ = claims->iat;
     user_ = std::move(claims->sub);
     client_ = std::move(hello.client);
     capable_ = offline_capable(client_);
-    SessionInfo info{session_id_, client_, ctx_.clock->now_ms()};
+    device_ = client_.device ? *client_.device : std::string(proto::kLegacyDevice);
+    hello_timer_.cancel();
+    sign_in_ = SignIn::kDevice;
+    // The device joins the user's devices before anything of the mailbox is
+    // read: from then on no message leaves it without this device's ack.
+    ctx_.store->device_signed_in(user_, device_, capable_,
+                                 [self = this->shared_from_this(), rid = hello.rid](Result<bool> r) mutable {
+                                   net::post(self->ws_.get_executor(), [self, rid = std::move(rid), r = std::move(r)] {
+                                     self->on_device_recorded(rid, r);
+                                   });
+                                 });
+  }
+
+  void on_device_recorded(const proto::Rid& rid, const Result<bool>& recorded) {
+    if (recorded) device_recorded_ = true;
+    if (finished_) {
+      if (device_recorded_) ctx_.store->device_signed_out(user_, device_, {});
+      device_recorded_ = false;
+      return;
+    }
+    if (closing()) return;
+    // A disk with no room even for acks (below store.write_floor_bytes)
+    // must not stop sign-ins (4.4): the session goes on with the device as
+    // recorded before (a device first seen now holds nothing back yet).
+    if (!recorded && recorded.status().code() == Code::kStoreFull)
+      logger_for(LogComponent::kSession)
+          .warn("session {} ({}): device {} not recorded: {}", session_id_, user_, device_,
+                recorded.status().message());
+    else if (!recorded) {
+      ctx_.metrics.signin_failures_total.fetch_add(1, std::memory_order_relaxed);
+      if (recorded.status().code() == Code::kTooManyDevices) {
+        write_alone(share(proto::encode_error(rid, "too_many_devices", recorded.status().message())));
+        return close(kCloseDeviceRefused, "too many devices");
+      }
+      write_alone(share(proto::encode_error(rid, "unavailable", "the device cannot be recorded now: try again")));
+      return close(kCloseTryAgainLater, "try again later");
+    }
+    SessionInfo info{session_id_, client_, ctx_.clock->now_ms(), device_};
     const std::uint64_t signin_seq = ctx_.store->last_seq();
     auto added = ctx_.registry.add_session(user_, this->shared_from_this(), std::move(info),
                                            ctx_.config.max_sessions_per_user);
     if (!added) {
       ctx_.metrics.signin_failures_total.fetch_add(1, std::memory_order_relaxed);
       write_alone(share(proto::encode_error(
-          hello.rid, "too_many_sessions",
+          rid, "too_many_sessions",
           fmt::format("{} already has {} sessions", user_, ctx_.config.max_sessions_per_user))));
       return close(kCloseTooManySessions, "too many sessions");
     }
+    for (const auto& old : added->replaced) old->post_close(kCloseReplaced, "replaced");
     sign_in_ = SignIn::kSigningIn;
-    logger_for(LogComponent::kSession).debug("session {} ({}): signed in (client {} {}, {})", session_id_, user_,
-                                             log_safe(client_.name), log_safe(client_.version),
+    logger_for(LogComponent::kSession).debug("session {} ({}): signed in (client {} {}, device {}, {})", session_id_,
+                                             user_, log_safe(client_.name), log_safe(client_.version), device_,
                                              capable_ ? "capable" : "older");
-    hello_timer_.cancel();
     arm_expiry();
     ctx_.metrics.sessions_open.fetch_add(1, std::memory_order_relaxed);
     if (added->first)
       ctx_.router->presence_changed(user_, {PresenceState::kOffline, added->state, 0});
     // A revocation racing this sign-in did not find the session: look again.
-    if (token_revoked(ctx_, user_, claims->iat)) {
-      write_alone(share(proto::encode_error(hello.rid, "unauthenticated", "token revoked")));
+    if (token_revoked(ctx_, user_, token_iat_)) {
+      write_alone(share(proto::encode_error(rid, "unauthenticated", "token revoked")));
       return close(kCloseUnauthenticated, "token revoked");
     }
     // The sign-in notification needs a mailbox scan: off the I/O thread. A
@@ -513,10 +563,11 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     // The scan pool is fair between users (fair_pool.h); a scan whose session
     // is gone by its turn is skipped.
     const std::size_t limit = capable_ ? window_.begin(signin_seq) : 0;
-    const bool queued = ctx_.run_for_user(user_, [self = this->shared_from_this(), rid = hello.rid, limit]() mutable {
+    const bool queued = ctx_.run_for_user(user_, [self = this->shared_from_this(), rid, limit]() mutable {
       if (self->gone_.load(std::memory_order_relaxed)) return;
       std::vector<storage::StoredMessage> page;
-      auto summary = self->ctx_.store->summary(self->user_, 0, false, limit ? &page : nullptr, limit);
+      auto summary =
+          self->ctx_.store->summary(self->user_, self->device_, 0, false, limit ? &page : nullptr, limit);
       net::post(self->ws_.get_executor(),
                 [self, rid = std::move(rid), s = std::move(summary), page = std::move(page)]() mutable {
                   self->on_summary(std::move(rid), std::move(s), std::move(page));
@@ -525,7 +576,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     if (!queued) {
       ctx_.metrics.signin_failures_total.fetch_add(1, std::memory_order_relaxed);
       write_alone(share(proto::encode_error(
-          hello.rid, "unavailable",
+          rid, "unavailable",
           fmt::format("{} has {} mailbox scans waiting: try again later", user_, ctx_.config.max_queued_scans_per_user))));
       close(kCloseTryAgainLater, "try again later");
     }
@@ -549,6 +600,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     w.mailbox.bytes = summary->bytes;
     w.mailbox.oldest_ms = summary->oldest_ms;
     for (auto& [from, n] : summary->from) w.mailbox.from.push_back({from, n});
+    w.mailbox.receipts = summary->receipts;
     sign_in_ = SignIn::kSignedIn;
     ctx_.metrics.signins_total.fetch_add(1, std::memory_order_relaxed);
     enqueue(share(proto::encode(proto::ServerFrame{std::move(w)})));
@@ -634,7 +686,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     const bool reply_due = !window_.drained_sent() || !std::holds_alternative<std::monostate>(f.rid);
     if (reply_due) window_.ack_write_started();
     ++ack_writes_;
-    ctx_.store->ack(user_, std::move(f.ids),
+    ctx_.store->ack(user_, device_, std::move(f.ids),
                     [self = this->shared_from_this(), rid = std::move(f.rid), reply_due](Result<std::uint64_t> r) mutable {
                       net::post(self->ws_.get_executor(), [self, rid = std::move(rid), r = std::move(r), reply_due] {
                         self->on_ack_written(rid, r, reply_due);
@@ -689,7 +741,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     const bool queued =
         ctx_.run_for_user(user_, [self = this->shared_from_this(), after = read->after, limit = read->limit] {
           if (self->gone_.load(std::memory_order_relaxed)) return;
-          auto page = self->ctx_.store->read(self->user_, after, limit);
+          auto page = self->ctx_.store->read(self->user_, self->device_, after, limit);
           net::post(self->ws_.get_executor(), [self, p = std::move(page)]() mutable { self->on_page(std::move(p)); });
         });
     // The user's other sessions have the scan queue full: this one stops;
@@ -706,6 +758,10 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     }
     for (auto& m : *page) {
       if (!window_.take(m.seq)) continue;
+      if (m.receipt) {
+        push(share(proto::encode_receipt(receipt_frame(m.seq, *m.receipt))));
+        continue;
+      }
       proto::Message msg;
       msg.id = format_message_id(m.seq);
       msg.from = std::move(m.from);
@@ -716,6 +772,17 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     }
     if (window_.page_done(page->size())) return maybe_read();
     check_drained();
+  }
+
+  static proto::Receipt receipt_frame(std::uint64_t seq, const storage::ReceiptRecord& r) {
+    proto::Receipt f;
+    f.id = format_message_id(seq);
+    f.msg = format_message_id(r.msg_seq);
+    f.client_msg_id = r.client_msg_id;
+    f.to = r.to;
+    f.state = r.state;
+    f.at_ms = r.at_ms;
+    return f;
   }
 
   void check_drained() {
@@ -743,6 +810,9 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   std::atomic<bool> gone_{false};  // finished_, readable by scans on the scan pool
   bool capable_ = false;  // offline_capable(client_)
   std::string user_;
+  std::string device_;            // client_.device, or kLegacyDevice
+  bool device_recorded_ = false;  // device_signed_in succeeded: device_signed_out at the end
+  std::optional<std::int64_t> token_iat_;
   std::int64_t token_exp_s_ = 0;  // the latest token's exp (hello or auth.refresh)
   proto::ClientInfo client_;
   std::unordered_set<std::string> subscriptions_;

@@ -1,4 +1,5 @@
-// On-disk encoding, format version 1 (see keys.h before changing anything).
+// On-disk encoding, format version 2 (see keys.h before changing anything).
+// Devices, acks and receipts: keys_devices.cpp.
 #include "storage/keys.h"
 
 #include <cassert>
@@ -89,26 +90,40 @@ std::optional<MessageKey> decode_message_key(std::string_view key) {
   return k;
 }
 
+// Message values carry their own version: 2 since format version 2, and
+// version-1 values written before the upgrade are read as they are.
+constexpr std::uint8_t kMessageValueVersion = 2;
+constexpr std::uint8_t kMessageFlagReceipt = 1;
+
 std::string encode_message_value(const MessageView& m) {
-  assert(m.from.size() <= kMaxShortField && m.reason.size() <= kMaxShortField);
+  assert(m.from.size() <= kMaxShortField && m.reason.size() <= kMaxShortField &&
+         m.client_msg_id.size() <= kMaxShortField);
   std::string out;
-  out.reserve(1 + 1 + 8 + 1 + m.from.size() + 1 + m.reason.size() + 4 + m.body.size());
-  put_fixed8(out, kValueVersion);
+  out.reserve(1 + 1 + 8 + 1 + m.from.size() + 1 + m.reason.size() + 1 + 1 + m.client_msg_id.size() + 4 +
+              m.body.size());
+  put_fixed8(out, kMessageValueVersion);
   put_fixed8(out, static_cast<std::uint8_t>(m.kind));
   put_int64(out, m.sent_at_ms);
   put_short_bytes(out, m.from);
   put_short_bytes(out, m.reason);
+  put_fixed8(out, m.want_receipt ? kMessageFlagReceipt : 0);
+  put_short_bytes(out, m.client_msg_id);
   put_bytes32(out, m.body);
   return out;
 }
 
 std::optional<MessageView> decode_message_value(std::string_view value) {
   MessageView m;
-  std::uint8_t kind = 0;
-  if (!get_version(value) || !get_fixed8(value, kind) || !get_int64(value, m.sent_at_ms) ||
-      !get_short_bytes(value, m.from) || !get_short_bytes(value, m.reason) ||
-      !get_bytes32(value, m.body) || !value.empty())
+  std::uint8_t version = 0, kind = 0, flags = 0;
+  if (!get_fixed8(value, version) || (version != 1 && version != kMessageValueVersion) ||
+      !get_fixed8(value, kind) || !get_int64(value, m.sent_at_ms) || !get_short_bytes(value, m.from) ||
+      !get_short_bytes(value, m.reason))
     return std::nullopt;
+  if (version == kMessageValueVersion) {
+    if (!get_fixed8(value, flags) || !get_short_bytes(value, m.client_msg_id)) return std::nullopt;
+    m.want_receipt = (flags & kMessageFlagReceipt) != 0;
+  }
+  if (!get_bytes32(value, m.body) || !value.empty()) return std::nullopt;
   if (kind > static_cast<std::uint8_t>(proto::MessageKind::kMissed)) return std::nullopt;
   m.kind = static_cast<proto::MessageKind>(kind);
   return m;
@@ -124,14 +139,19 @@ std::optional<std::string_view> decode_mailbox_meta_key(std::string_view key) {
 
 std::string encode_mailbox_meta(const MailboxMeta& meta) {
   std::string out;
+  out.reserve(32);
   put_fixed64_be(out, meta.count);
   put_fixed64_be(out, meta.bytes);
+  put_fixed64_be(out, meta.receipts);
+  put_fixed64_be(out, meta.held);
   return out;
 }
 
 std::optional<MailboxMeta> decode_mailbox_meta(std::string_view value) {
   MailboxMeta m;
-  if (!get_fixed64_be(value, m.count) || !get_fixed64_be(value, m.bytes) || !value.empty())
+  if (!get_fixed64_be(value, m.count) || !get_fixed64_be(value, m.bytes)) return std::nullopt;
+  if (value.empty()) return m;  // format version 1
+  if (!get_fixed64_be(value, m.receipts) || !get_fixed64_be(value, m.held) || !value.empty())
     return std::nullopt;
   return m;
 }

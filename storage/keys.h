@@ -1,26 +1,45 @@
 // The on-disk encoding of the mailbox store: column family names, keys and
-// values. This file and keys.cpp are the ONLY place that knows the layout.
+// values. This file, keys.cpp and keys_devices.cpp are the ONLY place that
+// knows the layout.
 //
 // THIS FORMAT IS ON DISK. Do not change a key or value layout without bumping
 // kFormatVersion (stored under kFormatVersionKey in the default column
-// family; open() refuses a database whose version it does not know).
+// family; open() upgrades a version it knows how to and refuses any other).
 //
-// Format version 1:
+// Format version 2 (devices and receipts, contract 4.1/4.2):
 //
 //   CF "default"       store-wide meta
-//     "format_version" -> fixed32_be(1)
+//     "format_version" -> fixed32_be(2)
 //     "last_seq"       -> fixed64_be(highest sequence number ever assigned)
 //   CF "messages"      one record per stored message
 //     key   short(mailbox) fixed64_be(seq)
-//     value fixed8(1) fixed8(kind) fixed64_be(sent_at_ms) short(from)
-//           short(reason) bytes32(body)
-//   CF "mailbox_meta"  per-mailbox totals (absent = empty mailbox)
+//     value fixed8(2) fixed8(kind) fixed64_be(sent_at_ms) short(from)
+//           short(reason) fixed8(flags) short(client_msg_id) bytes32(body)
+//           flags: bit 0 = the message makes a receipt for its sender
+//     (a version-1 value, fixed8(1) kind sent_at from reason body, still
+//     decodes: no receipt, no client_msg_id)
+//   CF "mailbox_meta"  per-mailbox totals (absent = nothing stored)
 //     key   short(mailbox)
-//     value fixed64_be(count) fixed64_be(body bytes)
+//     value fixed64_be(count) fixed64_be(body bytes) fixed64_be(receipts)
+//           fixed64_be(held acks: records in "acks" for this mailbox)
+//     (version 1 had only count and bytes; the upgrade rewrites them)
 //   CF "dedup"         idempotent sends
 //     key   short(sender) client_msg_id
 //     value fixed8(1) fixed64_be(seq) fixed64_be(sent_at_ms) short(mailbox)
 //           fixed64_be(created_ms) bytes32(payload)
+//   CF "receipts"      receipts waiting in the sender's mailbox
+//     key   short(mailbox) fixed64_be(seq)
+//     value fixed8(1) fixed8(state) fixed64_be(msg seq) fixed64_be(at_ms)
+//           short(to) short(client_msg_id)
+//   CF "acks"          acks kept per device while other active devices have
+//                      not acked yet (the last one deletes the record instead)
+//     key   short(mailbox) fixed64_be(seq) device   (device "" = the marker
+//           "this message's delivered receipt was written")
+//     value empty
+//   CF "devices"       the devices of a user
+//     key   short(user) device
+//     value fixed8(1) fixed64_be(first_seen_ms) fixed64_be(last_seen_ms)
+//           fixed8(flags: bit 0 = its last sign-in was capable)
 //   CF "policies"      client policies
 //     key   lower_ascii(identity)
 //     value fixed8(1) short(identity as created) fixed8(enable_im_auto_archiving)
@@ -29,6 +48,7 @@
 //     value fixed8(1) short(lower_ascii(policy identity))
 //   CF "im_config"     organisation IM configuration
 //     "im"             -> fixed8(1) fixed8(enable_offline_im)
+//     "revoked/<user>" -> token revocation time (rocks_policy_store.cpp)
 //
 // short(s) is a 1-byte length then the bytes; every integer is big-endian
 // so byte order is numeric order. Because the mailbox is length-prefixed, all
@@ -45,7 +65,9 @@
 
 namespace oms::storage::keys {
 
-inline constexpr std::uint32_t kFormatVersion = 1;
+inline constexpr std::uint32_t kFormatVersion = 2;
+// The oldest version open() upgrades from.
+inline constexpr std::uint32_t kOldestUpgradable = 1;
 
 // Column families, looked up by name.
 inline constexpr std::string_view kCfDefault = "default";
@@ -55,6 +77,9 @@ inline constexpr std::string_view kCfDedup = "dedup";
 inline constexpr std::string_view kCfPolicies = "policies";
 inline constexpr std::string_view kCfGrants = "grants";
 inline constexpr std::string_view kCfImConfig = "im_config";
+inline constexpr std::string_view kCfReceipts = "receipts";
+inline constexpr std::string_view kCfAcks = "acks";
+inline constexpr std::string_view kCfDevices = "devices";
 
 // Keys of the default column family.
 inline constexpr std::string_view kFormatVersionKey = "format_version";
@@ -96,6 +121,8 @@ struct MessageView {
   std::string_view from;
   std::string_view reason;
   std::string_view body;
+  bool want_receipt = false;
+  std::string_view client_msg_id;
 };
 std::string encode_message_value(const MessageView& m);
 // nullopt for a truncated, overlong or unknown-version value.
@@ -103,12 +130,16 @@ std::optional<MessageView> decode_message_value(std::string_view value);
 
 // ---- mailbox meta ----
 struct MailboxMeta {
-  std::uint64_t count = 0;
-  std::uint64_t bytes = 0;
+  std::uint64_t count = 0;     // messages
+  std::uint64_t bytes = 0;     // their bodies
+  std::uint64_t receipts = 0;  // receipts
+  std::uint64_t held = 0;      // records in "acks" under this mailbox
+  bool empty() const { return count == 0 && receipts == 0 && held == 0; }
 };
 std::string mailbox_meta_key(std::string_view mailbox);
 std::optional<std::string_view> decode_mailbox_meta_key(std::string_view key);
 std::string encode_mailbox_meta(const MailboxMeta& meta);
+// Decodes version 2 and version 1 (count and bytes only) values.
 std::optional<MailboxMeta> decode_mailbox_meta(std::string_view value);
 
 // ---- dedup ----
@@ -124,6 +155,48 @@ struct DedupView {
 };
 std::string encode_dedup_value(const DedupView& d);
 std::optional<DedupView> decode_dedup_value(std::string_view value);
+
+// ---- receipts (keys_devices.cpp) ----
+// Same key layout as messages (mailbox_range_begin/end bound a mailbox).
+std::string receipt_key(std::string_view mailbox, std::uint64_t seq);
+struct ReceiptView {
+  proto::ReceiptState state = proto::ReceiptState::kDelivered;
+  std::uint64_t msg_seq = 0;
+  std::int64_t at_ms = 0;
+  std::string_view to;
+  std::string_view client_msg_id;
+};
+std::string encode_receipt_value(const ReceiptView& r);
+std::optional<ReceiptView> decode_receipt_value(std::string_view value);
+
+// ---- acks kept per device (keys_devices.cpp) ----
+// REQUIRES: device.size() <= proto::kMaxDeviceBytes.
+std::string ack_key(std::string_view mailbox, std::uint64_t seq, std::string_view device);
+// Every ack key of (mailbox, seq) starts with this (= message_key).
+std::string ack_seq_prefix(std::string_view mailbox, std::uint64_t seq);
+struct AckKey {
+  std::string_view mailbox;
+  std::uint64_t seq = 0;
+  std::string_view device;  // "" = the receipt marker
+};
+std::optional<AckKey> decode_ack_key(std::string_view key);
+
+// ---- devices (keys_devices.cpp) ----
+std::string device_key(std::string_view user, std::string_view device);
+// short(user): the prefix of every device key of the user.
+std::string devices_prefix(std::string_view user);
+struct DeviceKey {
+  std::string_view user;
+  std::string_view device;
+};
+std::optional<DeviceKey> decode_device_key(std::string_view key);
+struct DeviceValue {
+  std::int64_t first_seen_ms = 0;
+  std::int64_t last_seen_ms = 0;
+  bool capable = false;
+};
+std::string encode_device_value(const DeviceValue& d);
+std::optional<DeviceValue> decode_device_value(std::string_view value);
 
 // ---- policies, grants, IM configuration ----
 std::string policy_key(std::string_view identity);  // lower_ascii(identity)

@@ -28,6 +28,11 @@ struct StoreOptions {
   std::size_t max_batch_requests = 8192;   // group-commit cap per batch
   std::size_t max_queued_requests = 200000;  // beyond it: Status::unavailable at once
   std::size_t block_cache_bytes = 64u << 20;  // RocksDB
+  // devices.idle_seconds: a device whose last session ended longer ago
+  // than this stops holding messages back (contract 4.1).
+  std::int64_t device_idle_ms = 1'209'600'000;
+  std::size_t max_devices_per_user = 10;         // devices.max_per_user (named, active)
+  std::uint64_t max_receipts_per_mailbox = 10000;  // receipts.max_per_mailbox
   const Clock* clock = nullptr;            // nullptr = SystemClock
   // When > 0, messages expire after this many milliseconds instead of
   // ttl_days (finer control than days, e.g. for tests).

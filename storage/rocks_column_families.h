@@ -13,6 +13,9 @@ struct MailboxColumnFamilies {
   rocksdb::ColumnFamilyHandle* messages = nullptr;
   rocksdb::ColumnFamilyHandle* mailbox_meta = nullptr;
   rocksdb::ColumnFamilyHandle* dedup = nullptr;
+  rocksdb::ColumnFamilyHandle* receipts = nullptr;
+  rocksdb::ColumnFamilyHandle* acks = nullptr;
+  rocksdb::ColumnFamilyHandle* devices = nullptr;
 };
 
 struct PolicyColumnFamilies {

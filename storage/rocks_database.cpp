@@ -22,6 +22,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/utilities/table_properties_collectors.h>
+#include <rocksdb/write_batch.h>
 
 #include "storage/keys.h"
 #include "storage/rocks_mailbox_store.h"
@@ -74,6 +75,7 @@ class RocksDatabase final : public Store {
  private:
   Status open_db(const StoreOptions& opts);
   Status check_format_version(const std::string& path);
+  Status upgrade_from_v1(const std::string& path);
   rocksdb::Status keep_memtable_entry();
 
   std::shared_ptr<WalWatch> wal_watch_ = std::make_shared<WalWatch>();
@@ -86,6 +88,9 @@ class RocksDatabase final : public Store {
   rocksdb::ColumnFamilyHandle* cf_policies_ = nullptr;
   rocksdb::ColumnFamilyHandle* cf_grants_ = nullptr;
   rocksdb::ColumnFamilyHandle* cf_im_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_receipts_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_acks_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_devices_ = nullptr;
   std::unique_ptr<MailboxStore> mailboxes_;
   std::unique_ptr<PolicyStore> policies_;
 };
@@ -94,7 +99,8 @@ Status RocksDatabase::open(const StoreOptions& opts) {
   if (Status s = open_db(opts); !s) return s;
   if (Status s = check_format_version(opts.path); !s) return s;
   auto mailboxes = RocksMailboxStore::open(
-      db_, {cf_default_, cf_messages_, cf_meta_, cf_dedup_}, wal_watch_.get(), opts);
+      db_, {cf_default_, cf_messages_, cf_meta_, cf_dedup_, cf_receipts_, cf_acks_, cf_devices_},
+      wal_watch_.get(), opts);
   if (!mailboxes) return mailboxes.status();
   mailboxes_ = std::move(mailboxes).value();
 
@@ -144,7 +150,7 @@ Status RocksDatabase::open_db(const StoreOptions& opts) {
   if (!ls.ok()) names.clear();  // a new database
   for (std::string_view want : {keys::kCfDefault, keys::kCfMessages, keys::kCfMailboxMeta,
                                 keys::kCfDedup, keys::kCfPolicies, keys::kCfGrants,
-                                keys::kCfImConfig})
+                                keys::kCfImConfig, keys::kCfReceipts, keys::kCfAcks, keys::kCfDevices})
     if (std::find(names.begin(), names.end(), want) == names.end()) names.emplace_back(want);
   rocksdb::ColumnFamilyOptions messages_opts = cf_opts;
   messages_opts.table_properties_collector_factories.push_back(
@@ -165,6 +171,11 @@ Status RocksDatabase::open_db(const StoreOptions& opts) {
   // batch and mailbox.
   // (With it, RocksDB offers no snapshots for the whole database: nothing
   // here uses them; checkpoints copy files.)
+  // Receipts are appended per mailbox like messages and acked like them.
+  rocksdb::ColumnFamilyOptions receipts_opts = messages_opts;
+  rocksdb::ColumnFamilyOptions acks_opts = cf_opts;
+  acks_opts.table_properties_collector_factories.push_back(
+      rocksdb::NewCompactOnDeletionCollectorFactory(kTombstoneWindow, kTombstoneTrigger));
   rocksdb::ColumnFamilyOptions meta_opts = cf_opts;
   meta_opts.inplace_update_support = true;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
@@ -172,6 +183,8 @@ Status RocksDatabase::open_db(const StoreOptions& opts) {
     descriptors.emplace_back(n, n == keys::kCfMessages      ? messages_opts
                                 : n == keys::kCfDedup       ? dedup_opts
                                 : n == keys::kCfMailboxMeta ? meta_opts
+                                : n == keys::kCfReceipts    ? receipts_opts
+                                : n == keys::kCfAcks        ? acks_opts
                                                             : cf_opts);
 
   rocksdb::Status s = rocksdb::DB::Open(db_opts, opts.path, descriptors, &handles_, &db_);
@@ -185,9 +198,12 @@ Status RocksDatabase::open_db(const StoreOptions& opts) {
     else if (n == keys::kCfPolicies) cf_policies_ = h;
     else if (n == keys::kCfGrants) cf_grants_ = h;
     else if (n == keys::kCfImConfig) cf_im_ = h;
+    else if (n == keys::kCfReceipts) cf_receipts_ = h;
+    else if (n == keys::kCfAcks) cf_acks_ = h;
+    else if (n == keys::kCfDevices) cf_devices_ = h;
   }
   assert(cf_default_ && cf_messages_ && cf_meta_ && cf_dedup_ && cf_policies_ && cf_grants_ &&
-         cf_im_);
+         cf_im_ && cf_receipts_ && cf_acks_ && cf_devices_);
   return Status::ok();
 }
 
@@ -205,11 +221,42 @@ Status RocksDatabase::check_format_version(const std::string& path) {
     return from_rocks(s, "reading the format version");
   } else {
     auto v = keys::decode_format_version(value);
+    if (v && *v >= keys::kOldestUpgradable && *v < keys::kFormatVersion) return upgrade_from_v1(path);
     if (!v || *v != keys::kFormatVersion)
       return Status::failed_precondition(fmt::format(
-          "store '{}' has on-disk format version {}; this build reads version {}", path,
-          v ? std::to_string(*v) : std::string("<unreadable>"), keys::kFormatVersion));
+          "store '{}' has on-disk format version {}; this build reads versions {} to {}", path,
+          v ? std::to_string(*v) : std::string("<unreadable>"), keys::kOldestUpgradable, keys::kFormatVersion));
   }
+  return Status::ok();
+}
+
+// Version 1 → 2: the new column families exist already (open_db created
+// them, empty); every mailbox meta record is rewritten with the receipt and
+// kept-ack counts (zero), and the version moves to 2, in one synced batch.
+// Message values stay as they are (version-1 values decode: no receipt).
+// A crash before the batch leaves a version-1 store, upgraded at next open.
+Status RocksDatabase::upgrade_from_v1(const std::string& path) {
+  rocksdb::WriteBatch wb;
+  std::size_t mailboxes = 0;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_meta_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      auto meta = keys::decode_mailbox_meta(it->value().ToStringView());
+      if (!meta) return Status::io_error(fmt::format("upgrading '{}': a corrupt mailbox meta record", path));
+      if (rocksdb::Status s = wb.Put(cf_meta_, it->key(), keys::encode_mailbox_meta(*meta)); !s.ok())
+        return from_rocks(s, "upgrading the store");
+      ++mailboxes;
+    }
+    if (!it->status().ok()) return from_rocks(it->status(), "upgrading the store");
+  }
+  if (rocksdb::Status s =
+          wb.Put(cf_default_, keys::kFormatVersionKey, keys::encode_format_version(keys::kFormatVersion));
+      !s.ok())
+    return from_rocks(s, "upgrading the store");
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  if (rocksdb::Status s = db_->Write(wo, &wb); !s.ok()) return from_rocks(s, "upgrading the store");
+  (void)mailboxes;
   return Status::ok();
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <optional>
 
 #include <fmt/format.h>
 #include <rocksdb/db.h>
@@ -26,34 +27,120 @@ StoredMessage stored_message(std::uint64_t seq, const keys::MessageView& m) {
   return sm;
 }
 
+StoredMessage stored_receipt(std::uint64_t seq, const keys::ReceiptView& r) {
+  StoredMessage sm;
+  sm.seq = seq;
+  sm.receipt = ReceiptRecord{r.msg_seq, std::string(r.client_msg_id), std::string(r.to), r.state, r.at_ms};
+  return sm;
+}
+
 }  // namespace
 
-Result<std::vector<StoredMessage>> RocksMailboxStore::read(std::string_view mailbox,
-                                                            std::uint64_t after_seq,
-                                                            std::size_t limit) const {
+// One pass over a mailbox from after_seq on: its messages and receipts
+// merged in seq order, without what `device` acked and what expired. The
+// acks kept for the device are read first (they are few: only while other
+// devices have not acked).
+class RocksMailboxStore::MailboxCursor {
+ public:
+  MailboxCursor(const RocksMailboxStore& store, std::string_view mailbox, std::string_view device,
+                std::uint64_t after_seq)
+      : store_(store), mailbox_(mailbox), end_(keys::mailbox_range_end(mailbox)), upper_(end_),
+        now_(store.clock_->now_ms()) {
+    ro_.iterate_upper_bound = &upper_;
+    const std::string begin = keys::message_key(mailbox, after_seq + 1);
+    if (!device.empty()) {
+      std::unique_ptr<rocksdb::Iterator> acks(store.db_->NewIterator(ro_, store.cfs_.acks));
+      for (acks->Seek(begin); acks->Valid(); acks->Next()) {
+        auto key = keys::decode_ack_key(acks->key().ToStringView());
+        if (key && key->mailbox == mailbox && key->device == device) acked_.push_back(key->seq);
+      }
+      status_ = acks->status();
+    }
+    messages_.reset(store.db_->NewIterator(ro_, store.cfs_.messages));
+    receipts_.reset(store.db_->NewIterator(ro_, store.cfs_.receipts));
+    messages_->Seek(begin);
+    receipts_->Seek(begin);
+  }
+
+  // The next record, or nullopt at the end (or on an error: status()).
+  std::optional<StoredMessage> next() {
+    while (status_.ok()) {
+      auto m = peek(*messages_);
+      auto r = peek(*receipts_);
+      if (!status_.ok() || (!m && !r)) return std::nullopt;
+      const bool take_message = m && (!r || *m < *r);
+      rocksdb::Iterator& it = take_message ? *messages_ : *receipts_;
+      const std::uint64_t seq = take_message ? *m : *r;
+      std::optional<StoredMessage> out;
+      if (!std::binary_search(acked_.begin(), acked_.end(), seq)) {
+        if (take_message) {
+          auto v = keys::decode_message_value(it.value().ToStringView());
+          if (!v) return corrupt();
+          if (!store_.expired(v->sent_at_ms, now_)) out = stored_message(seq, *v);
+        } else {
+          auto v = keys::decode_receipt_value(it.value().ToStringView());
+          if (!v) return corrupt();
+          if (!store_.expired(v->at_ms, now_)) out = stored_receipt(seq, *v);
+        }
+      }
+      it.Next();
+      if (out) return out;
+    }
+    return std::nullopt;
+  }
+
+  Status status() const {
+    if (corrupt_) return Status::io_error(fmt::format("corrupt record in mailbox '{}'", mailbox_));
+    return status_.ok() ? Status::ok() : from_rocks(status_, "reading a mailbox");
+  }
+
+ private:
+  std::optional<std::uint64_t> peek(rocksdb::Iterator& it) {
+    if (!it.Valid()) {
+      if (!it.status().ok()) status_ = it.status();
+      return std::nullopt;
+    }
+    auto key = keys::decode_message_key(it.key().ToStringView());
+    if (!key) {
+      corrupt();
+      return std::nullopt;
+    }
+    return key->seq;
+  }
+  std::optional<StoredMessage> corrupt() {
+    corrupt_ = true;
+    status_ = rocksdb::Status::Corruption();
+    return std::nullopt;
+  }
+
+  const RocksMailboxStore& store_;
+  std::string mailbox_;
+  std::string end_;
+  rocksdb::Slice upper_;
+  rocksdb::ReadOptions ro_;
+  std::int64_t now_;
+  std::vector<std::uint64_t> acked_;  // by this device, sorted (keys are in seq order)
+  std::unique_ptr<rocksdb::Iterator> messages_, receipts_;
+  rocksdb::Status status_;
+  bool corrupt_ = false;
+};
+
+Result<std::vector<StoredMessage>> RocksMailboxStore::read(std::string_view mailbox, std::string_view device,
+                                                            std::uint64_t after_seq, std::size_t limit) const {
   std::vector<StoredMessage> out;
   if (!valid_mailbox(mailbox)) return Status::invalid_argument("read: invalid mailbox");
   if (limit == 0 || after_seq == UINT64_MAX) return out;
-  const std::int64_t now = clock_->now_ms();
-  const std::string end = keys::mailbox_range_end(mailbox);
-  const rocksdb::Slice upper(end);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_.messages));
-  for (it->Seek(keys::message_key(mailbox, after_seq + 1)); it->Valid() && out.size() < limit;
-       it->Next()) {
-    auto key = keys::decode_message_key(it->key().ToStringView());
-    auto m = keys::decode_message_value(it->value().ToStringView());
-    if (!key || !m)
-      return Status::io_error(fmt::format("corrupt message record in mailbox '{}'", mailbox));
-    if (expired(m->sent_at_ms, now)) continue;
-    out.push_back(stored_message(key->seq, *m));
+  MailboxCursor cursor(*this, mailbox, device, after_seq);
+  while (out.size() < limit) {
+    auto m = cursor.next();
+    if (!m) break;
+    out.push_back(std::move(*m));
   }
-  if (!it->status().ok()) return from_rocks(it->status(), "reading a mailbox");
+  if (Status s = cursor.status(); !s) return s;
   return out;
 }
 
-Result<MailboxSummary> RocksMailboxStore::summary(std::string_view mailbox,
+Result<MailboxSummary> RocksMailboxStore::summary(std::string_view mailbox, std::string_view device,
                                                    std::uint64_t after_seq, bool missed_only,
                                                    std::vector<StoredMessage>* first_page,
                                                    std::size_t page_limit) const {
@@ -61,35 +148,31 @@ Result<MailboxSummary> RocksMailboxStore::summary(std::string_view mailbox,
   if (first_page) first_page->clear();
   if (!valid_mailbox(mailbox)) return Status::invalid_argument("summary: invalid mailbox");
   if (after_seq == UINT64_MAX) return sum;
-  const std::int64_t now = clock_->now_ms();
-  const std::string end = keys::mailbox_range_end(mailbox);
-  const rocksdb::Slice upper(end);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &upper;
   std::map<std::string, std::uint64_t, std::less<>> senders;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_.messages));
-  for (it->Seek(keys::message_key(mailbox, after_seq + 1)); it->Valid(); it->Next()) {
-    auto key = keys::decode_message_key(it->key().ToStringView());
-    auto m = keys::decode_message_value(it->value().ToStringView());
-    if (!key || !m)
-      return Status::io_error(fmt::format("corrupt message record in mailbox '{}'", mailbox));
-    if (expired(m->sent_at_ms, now)) continue;
+  MailboxCursor cursor(*this, mailbox, device, after_seq);
+  while (auto m = cursor.next()) {
+    if (m->receipt) {
+      if (missed_only) continue;
+      ++sum.receipts;
+      sum.last_seq = std::max(sum.last_seq, m->seq);
+      if (first_page && first_page->size() < page_limit) first_page->push_back(std::move(*m));
+      continue;
+    }
     const bool missed = m->kind == proto::MessageKind::kMissed;
     if (missed_only && !missed) continue;
     ++sum.count;
     if (missed) ++sum.missed;
     sum.bytes += m->body.size();
     if (!sum.oldest_ms || m->sent_at_ms < *sum.oldest_ms) sum.oldest_ms = m->sent_at_ms;
-    sum.last_seq = std::max(sum.last_seq, key->seq);
-    if (first_page && first_page->size() < page_limit)
-      first_page->push_back(stored_message(key->seq, *m));
+    sum.last_seq = std::max(sum.last_seq, m->seq);
     auto s = senders.find(m->from);
     if (s == senders.end())
-      senders.emplace(std::string(m->from), 1);
+      senders.emplace(m->from, 1);
     else
       ++s->second;
+    if (first_page && first_page->size() < page_limit) first_page->push_back(std::move(*m));
   }
-  if (!it->status().ok()) return from_rocks(it->status(), "reading a mailbox");
+  if (Status s = cursor.status(); !s) return s;
   sum.from.assign(senders.begin(), senders.end());
   std::stable_sort(sum.from.begin(), sum.from.end(),
                    [](const auto& a, const auto& b) { return a.second > b.second; });
@@ -106,6 +189,7 @@ MailboxStats RocksMailboxStore::stats(std::string_view mailbox) const {
   if (auto meta = keys::decode_mailbox_meta(value)) {
     st.count = meta->count;
     st.bytes = meta->bytes;
+    st.receipts = meta->receipts;
   }
   return st;
 }
@@ -131,6 +215,36 @@ std::optional<AppendResult> RocksMailboxStore::first_result(std::string_view ded
   r.dedup_payload = std::string(first->payload);
   r.mailbox = std::string(first->mailbox);
   return r;
+}
+
+// The user's devices (contract 4.5), with open sessions from memory.
+Result<std::vector<DeviceRecord>> RocksMailboxStore::devices(std::string_view user) const {
+  std::vector<DeviceRecord> out;
+  if (!valid_mailbox(user)) return out;
+  const std::string end = keys::mailbox_range_end(user);
+  const rocksdb::Slice upper(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_.devices));
+  const std::int64_t now = clock_->now_ms();
+  std::lock_guard<std::mutex> lock(online_mu_);
+  const auto online = online_.find(std::string(user));
+  for (it->Seek(keys::devices_prefix(user)); it->Valid(); it->Next()) {
+    auto key = keys::decode_device_key(it->key().ToStringView());
+    auto value = keys::decode_device_value(it->value().ToStringView());
+    if (!key || !value || key->user != user) continue;
+    DeviceRecord d;
+    d.device = std::string(key->device);
+    d.first_seen_ms = value->first_seen_ms;
+    d.last_seen_ms = value->last_seen_ms;
+    d.capable = value->capable;
+    if (online != online_.end())
+      if (auto n = online->second.find(d.device); n != online->second.end()) d.sessions = n->second;
+    d.active = d.capable && (d.sessions > 0 || now - d.last_seen_ms < opts_.device_idle_ms);
+    out.push_back(std::move(d));
+  }
+  if (!it->status().ok()) return from_rocks(it->status(), "reading a user's devices");
+  return out;
 }
 
 }  // namespace oms::storage

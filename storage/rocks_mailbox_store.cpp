@@ -29,6 +29,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "storage/keys.h"
+#include "storage/rocks_mailbox_batch.h"
 #include "storage/rocks_status.h"
 #include "storage/wal_watch.h"
 
@@ -38,46 +39,6 @@ namespace {
 constexpr std::int64_t kMsPerDay = 24LL * 3600 * 1000;
 
 }  // namespace
-
-// Per-mailbox totals as the current batch leaves them.
-struct RocksMailboxStore::StagedMeta {
-  keys::MailboxMeta meta;
-  bool dirty = false;
-};
-
-// What a batch did to one message, by seq (a seq belongs to one mailbox).
-struct RocksMailboxStore::InBatch {
-  const StagedMeta* mailbox = nullptr;  // appended here, to this mailbox; nullptr: deleted here
-  std::uint64_t bytes = 0;              // body bytes, when appended here
-};
-
-// The state of one batch on the writer thread. One Batch is reused from
-// batch to batch (reset() keeps the containers' memory, up to a bound).
-struct RocksMailboxStore::Batch {
-  rocksdb::WriteBatch wb;
-  // The overlay: what this batch did that later requests of the same batch
-  // must see before the database does. Messages by seq; dedup key -> the
-  // value written here, empty when deleted here.
-  std::unordered_map<std::uint64_t, InBatch> messages;
-  std::unordered_set<std::string> odd_deleted;  // message keys that do not decode, deleted here
-  std::unordered_map<std::string, std::string> dedup;
-  std::unordered_map<std::string, StagedMeta> touched;
-  std::int64_t now_ms = 0;
-  bool assigned_seq = false;
-  bool refuse_new = false;  // StoreOptions::refuse_new_messages said so for this batch
-  Status failed;  // a read failed: the whole batch fails
-  std::uint64_t appended = 0, duplicates = 0, acked = 0, purged = 0, expired = 0;
-  std::int64_t delta_messages = 0, delta_bytes = 0;
-
-  void reset(std::int64_t now);
-};
-
-// The writer thread's own state, kept from batch to batch.
-struct RocksMailboxStore::Writer {
-  std::unordered_map<std::string, keys::MailboxMeta> meta_cache;  // committed totals
-  Batch batch;
-  std::uint64_t last_assigned = 0;  // never goes back, even after a failed batch
-};
 
 // ---------------------------------------------------------------------------
 // open / close
@@ -148,9 +109,10 @@ bool RocksMailboxStore::valid_mailbox(std::string_view mailbox) {
 void RocksMailboxStore::append(AppendRequest req, AppendCallback done) {
   batcher_.enqueue(AppendOp{std::move(req), std::move(done)});
 }
-void RocksMailboxStore::ack(std::string mailbox, std::vector<std::uint64_t> seqs,
+void RocksMailboxStore::ack(std::string mailbox, std::string device, std::vector<std::uint64_t> seqs,
                             CountCallback done) {
-  batcher_.enqueue(AckOp{std::move(mailbox), std::move(seqs), std::move(done)});
+  if (device.empty()) device = std::string(proto::kLegacyDevice);
+  batcher_.enqueue(AckOp{std::move(mailbox), std::move(device), std::move(seqs), std::move(done)});
 }
 void RocksMailboxStore::purge(std::string mailbox, CountCallback done) {
   batcher_.enqueue(PurgeOp{std::move(mailbox), std::move(done)});
@@ -159,7 +121,7 @@ void RocksMailboxStore::purge(std::string mailbox, CountCallback done) {
 // ---------------------------------------------------------------------------
 // the writer thread
 
-void RocksMailboxStore::Batch::reset(std::int64_t now) {
+void rocks_detail::Batch::reset(std::int64_t now) {
   // A batch of many small requests leaves large tables and a large write
   // batch behind: keep those of ordinary batches, give back the others.
   constexpr std::size_t kKeepBuckets = 1u << 14;
@@ -174,11 +136,17 @@ void RocksMailboxStore::Batch::reset(std::int64_t now) {
   odd_deleted.clear();
   clear(dedup);
   clear(touched);
+  clear(acks);
+  devices.clear();
+  session_deltas.clear();
+  receipts.clear();
   now_ms = now;
   assigned_seq = false;
   refuse_new = false;
   failed = Status::ok();
   appended = duplicates = acked = purged = expired = 0;
+  for (auto& n : receipts_by_state) n = 0;
+  receipts_dropped = receipts_acked = acks_held = forgotten = released = 0;
   delta_messages = delta_bytes = 0;
 }
 
@@ -210,8 +178,8 @@ void RocksMailboxStore::commit(std::vector<WriteRequest>& requests,
   for (auto& [mailbox, staged] : b.touched) {
     if (!staged.dirty || !s.ok()) continue;
     const std::string key = keys::mailbox_meta_key(mailbox);
-    s = staged.meta.count == 0 ? b.wb.Delete(cfs_.mailbox_meta, key)
-                               : b.wb.Put(cfs_.mailbox_meta, key, keys::encode_mailbox_meta(staged.meta));
+    s = staged.meta.empty() ? b.wb.Delete(cfs_.mailbox_meta, key)
+                            : b.wb.Put(cfs_.mailbox_meta, key, keys::encode_mailbox_meta(staged.meta));
   }
   if (s.ok() && b.assigned_seq)
     s = b.wb.Put(cfs_.defaults, keys::kLastSeqKey, keys::encode_last_seq(writer_->last_assigned));
@@ -241,7 +209,7 @@ void RocksMailboxStore::commit(std::vector<WriteRequest>& requests,
   const bool ok = write_status.is_ok();
   if (ok) {
     for (auto& [mailbox, staged] : b.touched) {
-      if (staged.meta.count == 0)
+      if (staged.meta.empty())
         writer_->meta_cache.erase(mailbox);  // empty mailboxes are not worth a cache entry
       else if (staged.dirty)
         writer_->meta_cache[mailbox] = staged.meta;
@@ -253,6 +221,14 @@ void RocksMailboxStore::commit(std::vector<WriteRequest>& requests,
     counters_.expired_removed += b.expired;
     counters_.total_messages += static_cast<std::uint64_t>(b.delta_messages);  // wraps on minus
     counters_.total_bytes += static_cast<std::uint64_t>(b.delta_bytes);
+    counters_.receipts_delivered += b.receipts_by_state[1];
+    counters_.receipts_expired += b.receipts_by_state[2];
+    counters_.receipts_purged += b.receipts_by_state[3];
+    counters_.receipts_dropped += b.receipts_dropped;
+    counters_.receipts_acked += b.receipts_acked;
+    counters_.device_acks_held += b.acks_held;
+    counters_.devices_forgotten += b.forgotten;
+    counters_.devices_released += b.released;
     if (b.assigned_seq) last_seq_.store(writer_->last_assigned);
     if (attempted) writable_.store(true);
   } else {
@@ -265,6 +241,7 @@ void RocksMailboxStore::commit(std::vector<WriteRequest>& requests,
   }
   ++counters_.batches;
   counters_.batch_requests += requests.size();
+  finish_devices(b, ok);
   if (BatchObserver* obs = observer_.load())
     obs->on_batch(requests.size(), micros, attempted, write_status);
 
@@ -303,7 +280,8 @@ RocksMailboxStore::StagedMeta* RocksMailboxStore::staged_meta(Batch& b,
 WriteOutcome RocksMailboxStore::apply(Batch& b, AppendOp& op) {
   const AppendRequest& req = op.req;
   if (!valid_mailbox(req.mailbox) || req.from.size() > keys::kMaxShortField ||
-      req.reason.size() > keys::kMaxShortField || req.body.size() > UINT32_MAX ||
+      req.reason.size() > keys::kMaxShortField || req.client_msg_id.size() > keys::kMaxShortField ||
+      req.body.size() > UINT32_MAX ||
       req.dedup_payload.size() > UINT32_MAX || req.kind > proto::MessageKind::kMissed)
     return {Status::invalid_argument("append: bad mailbox, sender, reason or kind"), {}, 0};
 
@@ -352,7 +330,8 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, AppendOp& op) {
   std::string key = keys::message_key(req.mailbox, seq);
   rocksdb::Status s = b.wb.Put(
       cfs_.messages, key,
-      keys::encode_message_value({req.kind, b.now_ms, req.from, req.reason, req.body}));
+      keys::encode_message_value(
+          {req.kind, b.now_ms, req.from, req.reason, req.body, req.want_receipt, req.client_msg_id}));
   if (s.ok() && !dedup_key.empty()) {
     std::string value =
         keys::encode_dedup_value({seq, b.now_ms, req.mailbox, b.now_ms, req.dedup_payload});
@@ -363,7 +342,7 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, AppendOp& op) {
     b.failed = from_rocks(s, "building the batch");
     return {};
   }
-  b.messages.insert_or_assign(seq, InBatch{staged, body});
+  b.messages.insert_or_assign(seq, InBatch{staged, body, &req, InBatch::kNone});
   staged->meta.count += 1;
   staged->meta.bytes += body;
   staged->dirty = true;
@@ -378,78 +357,9 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, AppendOp& op) {
   return {Status::ok(), std::move(r), 0};
 }
 
-WriteOutcome RocksMailboxStore::apply(Batch& b, AckOp& op) {
-  if (!valid_mailbox(op.mailbox) || op.seqs.empty()) return {Status::ok(), {}, 0};
-  // The acked messages this batch has not touched are looked up in one
-  // sorted MultiGet (keys of one mailbox sort by seq): their body sizes keep
-  // the mailbox's byte count exact, and a missing one is not counted.
-  std::vector<std::uint64_t> lookup;
-  lookup.reserve(op.seqs.size());
-  for (std::uint64_t seq : op.seqs)
-    if (b.messages.find(seq) == b.messages.end()) lookup.push_back(seq);
-  std::sort(lookup.begin(), lookup.end());
-  lookup.erase(std::unique(lookup.begin(), lookup.end()), lookup.end());
-  std::vector<std::string> keys;
-  std::vector<rocksdb::Slice> slices;
-  keys.reserve(lookup.size());
-  slices.reserve(lookup.size());
-  for (std::uint64_t seq : lookup) {
-    keys.push_back(keys::message_key(op.mailbox, seq));
-    slices.emplace_back(keys.back());
-  }
-  std::vector<rocksdb::PinnableSlice> values(lookup.size());
-  std::vector<rocksdb::Status> found(lookup.size());
-  if (!lookup.empty())
-    db_->MultiGet(rocksdb::ReadOptions(), cfs_.messages, lookup.size(), slices.data(), values.data(),
-                  found.data(), /*sorted_input=*/true);
-
-  // This mailbox's staged meta, if the batch touched it (messages appended
-  // here carry it).
-  const StagedMeta* here = nullptr;
-  if (auto t = b.touched.find(op.mailbox); t != b.touched.end()) here = &t->second;
-  std::uint64_t removed = 0, removed_bytes = 0;
-  for (std::uint64_t seq : op.seqs) {
-    std::uint64_t size = 0;
-    std::string key;
-    if (auto in_batch = b.messages.find(seq); in_batch != b.messages.end()) {
-      // Deleted earlier in this batch, or appended here to another mailbox.
-      if (!in_batch->second.mailbox || in_batch->second.mailbox != here) continue;
-      size = in_batch->second.bytes;
-      key = keys::message_key(op.mailbox, seq);
-    } else {
-      const std::size_t i = static_cast<std::size_t>(
-          std::lower_bound(lookup.begin(), lookup.end(), seq) - lookup.begin());
-      if (found[i].IsNotFound()) continue;  // another mailbox's id, or already gone
-      if (!found[i].ok()) {
-        b.failed = from_rocks(found[i], "reading a message to ack");
-        return {};
-      }
-      auto m = keys::decode_message_value(values[i].ToStringView());
-      size = m ? m->body.size() : 0;
-      key = std::move(keys[i]);
-    }
-    rocksdb::Status s = b.wb.Delete(cfs_.messages, key);
-    if (!s.ok()) {
-      b.failed = from_rocks(s, "building the batch");
-      return {};
-    }
-    b.messages.insert_or_assign(seq, InBatch{});
-    ++removed;
-    removed_bytes += size;
-  }
-  if (removed > 0) {
-    StagedMeta* staged = staged_meta(b, op.mailbox);
-    if (!staged) return {};
-    staged->meta.count -= std::min(staged->meta.count, removed);
-    staged->meta.bytes -= std::min(staged->meta.bytes, removed_bytes);
-    staged->dirty = true;
-  }
-  b.acked += removed;
-  b.delta_messages -= static_cast<std::int64_t>(removed);
-  b.delta_bytes -= static_cast<std::int64_t>(removed_bytes);
-  return {Status::ok(), {}, removed};
-}
-
+// A purge deletes every message of the mailbox (not its receipts: those are
+// about what the user sent) with the acks kept for them; each message that
+// wanted a receipt and was never acked makes a `purged` one.
 WriteOutcome RocksMailboxStore::apply(Batch& b, PurgeOp& op) {
   if (!valid_mailbox(op.mailbox)) return {Status::ok(), {}, 0};
   StagedMeta* staged = staged_meta(b, op.mailbox);
@@ -459,18 +369,27 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, PurgeOp& op) {
   const rocksdb::Slice upper(end);
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper;
-  std::vector<std::pair<std::string, std::uint64_t>> doomed;  // key, seq
-  std::uint64_t removed_bytes = 0;
+  std::vector<Record> doomed;
+  std::vector<std::string> odd;  // keys that do not decode
   {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_.messages));
     for (it->Seek(begin); it->Valid() && it->key().compare(upper) < 0; it->Next()) {
-      // (A key that does not decode goes too: seq 0, as seqs start at 1.)
       auto key = keys::decode_message_key(it->key().ToStringView());
-      if (key ? b.messages.count(key->seq) != 0 : b.odd_deleted.count(it->key().ToString()) != 0)
-        continue;  // deleted in this batch
-      auto m = keys::decode_message_value(it->value().ToStringView());
-      removed_bytes += m ? m->body.size() : 0;
-      doomed.emplace_back(it->key().ToString(), key ? key->seq : 0);
+      if (!key) {
+        if (b.odd_deleted.count(it->key().ToString()) == 0) odd.push_back(it->key().ToString());
+        continue;
+      }
+      if (b.messages.count(key->seq) != 0) continue;  // deleted in this batch
+      Record rec;
+      rec.seq = key->seq;
+      if (auto m = keys::decode_message_value(it->value().ToStringView())) {
+        rec.bytes = m->body.size();
+        rec.want_receipt = m->want_receipt;
+        rec.at_ms = m->sent_at_ms;
+        rec.from = std::string(m->from);
+        rec.client_msg_id = std::string(m->client_msg_id);
+      }
+      doomed.push_back(std::move(rec));
     }
     if (!it->status().ok()) {
       b.failed = from_rocks(it->status(), "scanning a mailbox to purge");
@@ -479,28 +398,34 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, PurgeOp& op) {
   }
   // Appended earlier in this batch (not in the database yet).
   for (const auto& [seq, in_batch] : b.messages) {
-    if (in_batch.mailbox == staged) {
-      doomed.emplace_back(keys::message_key(op.mailbox, seq), seq);
-      removed_bytes += in_batch.bytes;
-    }
+    if (in_batch.mailbox != staged || !in_batch.append) continue;
+    Record rec;
+    rec.seq = seq;
+    rec.bytes = in_batch.bytes;
+    rec.want_receipt = in_batch.append->want_receipt;
+    rec.at_ms = b.now_ms;
+    rec.from = in_batch.append->from;
+    rec.client_msg_id = in_batch.append->client_msg_id;
+    doomed.push_back(std::move(rec));
   }
-  for (const auto& [key, seq] : doomed) {
-    rocksdb::Status s = b.wb.Delete(cfs_.messages, key);
-    if (!s.ok()) {
+  for (const auto& key : odd) {
+    if (rocksdb::Status s = b.wb.Delete(cfs_.messages, key); !s.ok()) {
       b.failed = from_rocks(s, "building the batch");
       return {};
     }
-    if (seq != 0) b.messages.insert_or_assign(seq, InBatch{});
-    else b.odd_deleted.insert(key);
+    b.odd_deleted.insert(key);
   }
-  if (staged->meta.count != 0 || staged->meta.bytes != 0 || !doomed.empty()) {
-    staged->meta = {};
-    staged->dirty = true;
+  std::vector<std::string> acked;
+  for (const Record& rec : doomed) {
+    bool marker = false;
+    if (!acked_by(b, op.mailbox, rec.seq, *staged, acked, marker)) return {};
+    if (rec.want_receipt && acked.empty() && !marker &&
+        !emit_receipt(b, rec.from, {rec.seq, rec.client_msg_id, op.mailbox, proto::ReceiptState::kPurged, b.now_ms}))
+      return {};
+    if (!delete_record(b, op.mailbox, *staged, rec, acked, marker)) return {};
   }
-  b.purged += doomed.size();
-  b.delta_messages -= static_cast<std::int64_t>(doomed.size());
-  b.delta_bytes -= static_cast<std::int64_t>(removed_bytes);
-  return {Status::ok(), {}, doomed.size()};
+  b.purged += doomed.size() + odd.size();
+  return {Status::ok(), {}, doomed.size() + odd.size()};
 }
 
 // A chunk of the expiry sweep (rocks_mailbox_sweep.cpp): keys its scan found
@@ -510,6 +435,7 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, PurgeOp& op) {
 WriteOutcome RocksMailboxStore::apply(Batch& b, SweepOp& op) {
   std::uint64_t removed = 0;
   std::string value;
+  std::vector<std::string> acked;
   for (const auto& key_bytes : op.message_keys) {
     auto key = keys::decode_message_key(key_bytes);
     if (!key || b.messages.count(key->seq) != 0) continue;  // appended or deleted in this batch
@@ -521,20 +447,48 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, SweepOp& op) {
     }
     auto m = keys::decode_message_value(value);
     if (m && !expired(m->sent_at_ms, b.now_ms)) continue;
-    const std::uint64_t bytes = m ? m->body.size() : 0;
-    StagedMeta* staged = staged_meta(b, std::string(key->mailbox));
+    const std::string mailbox(key->mailbox);
+    StagedMeta* staged = staged_meta(b, mailbox);
     if (!staged) return {};
-    if (s = b.wb.Delete(cfs_.messages, key_bytes); !s.ok()) {
-      b.failed = from_rocks(s, "building the batch");
+    Record rec;
+    rec.seq = key->seq;
+    if (m) {
+      rec.bytes = m->body.size();
+      rec.want_receipt = m->want_receipt;
+      rec.from = std::string(m->from);
+      rec.client_msg_id = std::string(m->client_msg_id);
+    }
+    bool marker = false;
+    if (!acked_by(b, mailbox, rec.seq, *staged, acked, marker)) return {};
+    // Never acked: its sender learns it expired (once acked, the delivered
+    // receipt went out already).
+    if (rec.want_receipt && acked.empty() && !marker &&
+        !emit_receipt(b, rec.from, {rec.seq, rec.client_msg_id, mailbox, proto::ReceiptState::kExpired, b.now_ms}))
+      return {};
+    if (!delete_record(b, mailbox, *staged, rec, acked, marker)) return {};
+    ++removed;
+  }
+  // Receipts expire like messages, without a further receipt.
+  for (const auto& key_bytes : op.receipt_keys) {
+    auto key = keys::decode_message_key(key_bytes);
+    if (!key || b.messages.count(key->seq) != 0) continue;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_.receipts, key_bytes, &value);
+    if (s.IsNotFound()) continue;
+    if (!s.ok()) {
+      b.failed = from_rocks(s, "reading an expired receipt");
       return {};
     }
-    b.messages.insert_or_assign(key->seq, InBatch{});
-    staged->meta.count -= std::min<std::uint64_t>(staged->meta.count, 1);
-    staged->meta.bytes -= std::min(staged->meta.bytes, bytes);
-    staged->dirty = true;
-    ++removed;
-    b.delta_messages -= 1;
-    b.delta_bytes -= static_cast<std::int64_t>(bytes);
+    auto r = keys::decode_receipt_value(value);
+    if (r && !expired(r->at_ms, b.now_ms)) continue;
+    const std::string mailbox(key->mailbox);
+    StagedMeta* staged = staged_meta(b, mailbox);
+    if (!staged) return {};
+    Record rec;
+    rec.receipt = true;
+    rec.seq = key->seq;
+    bool marker = false;
+    if (!acked_by(b, mailbox, rec.seq, *staged, acked, marker)) return {};
+    if (!delete_record(b, mailbox, *staged, rec, acked, marker)) return {};
   }
   for (const auto& key : op.dedup_keys) {
     if (b.dedup.count(key) != 0) continue;  // written or deleted in this batch

@@ -1,6 +1,6 @@
 // The RocksDB MailboxStore (internal to storage/): built by the database
-// (rocks_database.h) on its "default" (last_seq), messages, mailbox_meta and
-// dedup column families (layouts in keys.h).
+// (rocks_database.h) on its "default" (last_seq), messages, mailbox_meta,
+// dedup, receipts, acks and devices column families (layouts in keys.h).
 //
 // Writes: a WriteBatcher (write_batcher.h) group-commits them; its writer
 // thread calls commit(), which applies the batch's requests in order to one
@@ -8,6 +8,8 @@
 // writes it once. Reads (rocks_mailbox_reads.cpp) are plain RocksDB reads on
 // the caller's thread. The expiry sweep scans on a thread of its own and
 // deletes through the writer in small chunks (rocks_mailbox_sweep.cpp).
+// Devices, per-device acks and receipts: rocks_mailbox_devices.cpp; the
+// writer's per-batch state they share: rocks_mailbox_batch.h.
 //
 // Thread-safe, as MailboxStore says.
 #pragma once
@@ -19,6 +21,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
@@ -35,6 +38,14 @@ class DB;
 namespace oms::storage {
 
 class WalWatch;
+namespace rocks_detail {  // rocks_mailbox_batch.h
+struct StagedMeta;
+struct InBatch;
+struct Batch;
+struct Writer;
+struct UserDevices;
+struct Record;
+}  // namespace rocks_detail
 
 class RocksMailboxStore final : public MailboxStore {
  public:
@@ -46,15 +57,22 @@ class RocksMailboxStore final : public MailboxStore {
   ~RocksMailboxStore() override;  // completes every queued request
 
   void append(AppendRequest req, AppendCallback done) override;
-  void ack(std::string mailbox, std::vector<std::uint64_t> seqs, CountCallback done) override;
+  void ack(std::string mailbox, std::string device, std::vector<std::uint64_t> seqs,
+           CountCallback done) override;
   void purge(std::string mailbox, CountCallback done) override;
   void sweep_expired(CountCallback done) override;
+  void device_signed_in(std::string user, std::string device, bool capable, DeviceCallback done) override;
+  void device_signed_out(std::string user, std::string device, CountCallback done) override;
+  void forget_device(std::string user, std::string device, CountCallback done) override;
+  void reconcile_devices(CountCallback done) override;
 
-  Result<std::vector<StoredMessage>> read(std::string_view mailbox, std::uint64_t after_seq,
-                                          std::size_t limit) const override;
-  Result<MailboxSummary> summary(std::string_view mailbox, std::uint64_t after_seq,
-                                 bool missed_only, std::vector<StoredMessage>* first_page,
+  Result<std::vector<StoredMessage>> read(std::string_view mailbox, std::string_view device,
+                                          std::uint64_t after_seq, std::size_t limit) const override;
+  Result<MailboxSummary> summary(std::string_view mailbox, std::string_view device,
+                                 std::uint64_t after_seq, bool missed_only,
+                                 std::vector<StoredMessage>* first_page,
                                  std::size_t page_limit) const override;
+  Result<std::vector<DeviceRecord>> devices(std::string_view user) const override;
   MailboxStats stats(std::string_view mailbox) const override;
   Result<std::optional<AppendResult>> find_duplicate(std::string_view from,
                                                      std::string_view client_msg_id) const override;
@@ -62,15 +80,21 @@ class RocksMailboxStore final : public MailboxStore {
 
   const StoreCounters& counters() const override { return counters_; }
   void set_batch_observer(BatchObserver* observer) override { observer_.store(observer); }
+  void set_receipt_listener(ReceiptListener listener) override { receipt_listener_ = std::move(listener); }
   bool writable() const override { return writable_.load(); }
 
  private:
   // The writer thread's state: the batch being built and the committed
   // mailbox totals (rocks_mailbox_store.cpp).
-  struct StagedMeta;
-  struct InBatch;
-  struct Batch;
-  struct Writer;
+  using StagedMeta = rocks_detail::StagedMeta;
+  using InBatch = rocks_detail::InBatch;
+  using Batch = rocks_detail::Batch;
+  using Writer = rocks_detail::Writer;
+  using UserDevices = rocks_detail::UserDevices;
+  // A message or receipt record as an ack, purge, sweep or reconcile finds
+  // it (rocks_mailbox_devices.cpp).
+  using Record = rocks_detail::Record;
+  class MailboxCursor;  // the merged, per-device read (rocks_mailbox_reads.cpp)
 
   RocksMailboxStore(rocksdb::DB* db, MailboxColumnFamilies cfs, WalWatch* wal,
                     const StoreOptions& options);
@@ -87,6 +111,36 @@ class RocksMailboxStore final : public MailboxStore {
   WriteOutcome apply(Batch& b, AckOp& op);
   WriteOutcome apply(Batch& b, PurgeOp& op);
   WriteOutcome apply(Batch& b, SweepOp& op);
+  WriteOutcome apply(Batch& b, DeviceOp& op);
+  WriteOutcome apply(Batch& b, ReconcileOp& op);
+
+  // Devices, acks kept per device and receipts (rocks_mailbox_devices.cpp).
+  // The user's devices as the batch leaves them (loaded on first touch);
+  // nullptr when they could not be read (then b.failed is set).
+  const UserDevices* devices_of(Batch& b, const std::string& user);
+  UserDevices* devices_to_change(Batch& b, const std::string& user);
+  // Names of the user's active devices now.
+  std::vector<std::string> active_devices(Batch& b, const std::string& user, const UserDevices& devs) const;
+  std::uint32_t sessions_of(Batch& b, const std::string& user, const std::string& device) const;
+  // The devices that acked `seq` of `mailbox` (and whether the receipt
+  // marker is there), as the batch leaves them. False when a read failed.
+  bool acked_by(Batch& b, const std::string& mailbox, std::uint64_t seq, const StagedMeta& meta,
+                std::vector<std::string>& devices, bool& marker);
+  // Looks `seq` up in the batch, then in messages, then in receipts.
+  bool find_record(Batch& b, const std::string& mailbox, std::uint64_t seq, Record& out);
+  // Deletes a message or receipt with its kept acks; updates the meta.
+  bool delete_record(Batch& b, const std::string& mailbox, StagedMeta& meta, const Record& rec,
+                     const std::vector<std::string>& acked, bool marker);
+  // Writes a receipt into `sender`'s mailbox (and drops its oldest receipt
+  // beyond max_receipts_per_mailbox).
+  bool emit_receipt(Batch& b, std::string_view sender, ReceiptRecord r);
+  bool drop_oldest_receipt(Batch& b, const std::string& mailbox, StagedMeta& meta);
+  // Deletes what every active device of `user` has acked; `forgotten`
+  // (non-empty) loses its kept acks first. Yields how many were deleted.
+  bool reconcile_user(Batch& b, const std::string& user, const std::string& forgotten, std::uint64_t& released);
+  // Writer thread, after each batch: publishes or drops the batch's device
+  // state and hands new receipts to the listener.
+  void finish_devices(Batch& b, bool ok);
   // The mailbox's meta as staged in `b` (loaded on first touch); nullptr
   // when it could not be read (then b.failed is set).
   StagedMeta* staged_meta(Batch& b, const std::string& mailbox);
@@ -109,6 +163,7 @@ class RocksMailboxStore final : public MailboxStore {
   // sets `resume` to where the next chunk starts, `done` at the end.
   Status scan_messages(std::string& resume, bool& done, std::vector<std::string>& out) const;
   Status scan_dedup(std::string& resume, bool& done, std::vector<std::string>& out) const;
+  Status scan_receipts(std::string& resume, bool& done, std::vector<std::string>& out) const;
   Result<std::uint64_t> submit_chunk(SweepOp op);
   void stop_sweeper();
 
@@ -128,6 +183,11 @@ class RocksMailboxStore final : public MailboxStore {
   std::atomic<std::uint64_t> last_seq_{0};  // highest committed seq
   std::atomic<bool> writable_{true};
   std::atomic<BatchObserver*> observer_{nullptr};
+  ReceiptListener receipt_listener_;
+  // Open sessions per user and device (in memory only: none after a
+  // restart). Written by the writer thread, read by devices().
+  mutable std::mutex online_mu_;
+  std::unordered_map<std::string, std::unordered_map<std::string, std::uint32_t>> online_;
   std::unique_ptr<Writer> writer_;
   std::unique_ptr<Sweeper> sweeper_ = std::make_unique<Sweeper>();
   WriteBatcher batcher_;  // last: stopped (drained) before the rest goes

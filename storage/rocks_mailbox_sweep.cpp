@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
+#include <memory>
+#include <mutex>
 #include <utility>
 
 #include <pthread.h>
@@ -90,15 +92,19 @@ void RocksMailboxStore::run_sweep() {
                           [&] { return sweeper_->stopping; });
     return sweeper_->stopping;
   };
-  for (int phase = ttl_ms_ > 0 ? 0 : 1; phase < 2 && status.is_ok(); ++phase) {
+  // Phases: expired messages, expired receipts (both only with a ttl), old
+  // dedup entries.
+  for (int phase = ttl_ms_ > 0 ? 0 : 2; phase < 3 && status.is_ok(); ++phase) {
     std::string resume;
     bool done = false;
     while (!done && status.is_ok()) {
       const auto t0 = std::chrono::steady_clock::now();
       SweepOp op;
-      status = phase == 0 ? scan_messages(resume, done, op.message_keys)
-                          : scan_dedup(resume, done, op.dedup_keys);
-      if (!status.is_ok() || (op.message_keys.empty() && op.dedup_keys.empty())) continue;
+      status = phase == 0   ? scan_messages(resume, done, op.message_keys)
+               : phase == 1 ? scan_receipts(resume, done, op.receipt_keys)
+                            : scan_dedup(resume, done, op.dedup_keys);
+      if (!status.is_ok() || (op.message_keys.empty() && op.dedup_keys.empty() && op.receipt_keys.empty()))
+        continue;
       auto r = submit_chunk(std::move(op));
       if (r) removed += *r;
       else status = r.status();
@@ -155,6 +161,31 @@ Status RocksMailboxStore::scan_messages(std::string& resume, bool& done,
   return Status::ok();
 }
 
+// Receipts of a mailbox are in seq order, which is the order of their `at`.
+Status RocksMailboxStore::scan_receipts(std::string& resume, bool& done, std::vector<std::string>& out) const {
+  const std::int64_t now = clock_->now_ms();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_.receipts));
+  seek_after(*it, resume);
+  while (it->Valid() && out.size() < kSweepChunk) {
+    auto key = keys::decode_message_key(it->key().ToStringView());
+    if (!key) {
+      it->Next();
+      continue;
+    }
+    auto r = keys::decode_receipt_value(it->value().ToStringView());
+    if (r && !expired(r->at_ms, now)) {
+      seek_after(*it, keys::mailbox_range_end(key->mailbox));
+      continue;
+    }
+    out.push_back(it->key().ToString());
+    it->Next();
+  }
+  if (!it->status().ok()) return from_rocks(it->status(), "scanning for expired receipts");
+  done = !it->Valid();
+  if (!out.empty()) resume = out.back();
+  return Status::ok();
+}
+
 Status RocksMailboxStore::scan_dedup(std::string& resume, bool& done,
                                      std::vector<std::string>& out) const {
   const std::int64_t now = clock_->now_ms();
@@ -168,6 +199,61 @@ Status RocksMailboxStore::scan_dedup(std::string& resume, bool& done,
   done = !it->Valid();
   if (!out.empty()) resume = out.back();
   return Status::ok();
+}
+
+// The users with kept acks, found by skipping from user to user through the
+// acks family, then one ReconcileOp per chunk of them.
+void RocksMailboxStore::reconcile_devices(CountCallback done) {
+  constexpr std::size_t kUsersPerOp = 256;
+  std::vector<std::string> users;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_.acks));
+    for (it->SeekToFirst(); it->Valid();) {
+      auto key = keys::decode_ack_key(it->key().ToStringView());
+      if (!key) {
+        it->Next();
+        continue;
+      }
+      users.emplace_back(key->mailbox);
+      it->Seek(keys::mailbox_range_end(key->mailbox));
+    }
+    if (!it->status().ok()) {
+      if (done) done(Result<std::uint64_t>(from_rocks(it->status(), "scanning kept acks")));
+      return;
+    }
+  }
+  if (users.empty()) {
+    if (done) done(Result<std::uint64_t>(std::uint64_t{0}));
+    return;
+  }
+  // One callback when every chunk is done: the sum, or the first error.
+  struct Join {
+    std::mutex mu;
+    std::size_t left = 0;
+    std::uint64_t released = 0;
+    Status error;
+    CountCallback done;
+  };
+  auto join = std::make_shared<Join>();
+  join->left = (users.size() + kUsersPerOp - 1) / kUsersPerOp;
+  join->done = std::move(done);
+  for (std::size_t i = 0; i < users.size(); i += kUsersPerOp) {
+    ReconcileOp op;
+    op.users.assign(std::make_move_iterator(users.begin() + static_cast<std::ptrdiff_t>(i)),
+                    std::make_move_iterator(users.begin() +
+                                            static_cast<std::ptrdiff_t>(std::min(users.size(), i + kUsersPerOp))));
+    op.done = [join](Result<std::uint64_t> r) {
+      std::unique_lock<std::mutex> lock(join->mu);
+      if (r) join->released += *r;
+      else if (join->error.is_ok()) join->error = r.status();
+      if (--join->left != 0) return;
+      lock.unlock();
+      if (!join->done) return;
+      if (join->error.is_ok()) join->done(Result<std::uint64_t>(join->released));
+      else join->done(Result<std::uint64_t>(join->error));
+    };
+    batcher_.enqueue(std::move(op));
+  }
 }
 
 }  // namespace oms::storage

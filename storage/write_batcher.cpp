@@ -16,6 +16,14 @@ constexpr std::size_t kMaxBatchBodyBytes = 16u << 20;
 constexpr std::size_t kMaxBatchesToComplete = 2;
 
 void complete(WriteRequest& r, const WriteOutcome& o) {
+  if (auto* d = std::get_if<DeviceOp>(&r); d && d->kind == DeviceOp::Kind::kSignIn) {
+    if (!d->signed_in) return;
+    if (o.status.is_ok())
+      d->signed_in(Result<bool>(o.count == 1));
+    else
+      d->signed_in(Result<bool>(o.status));
+    return;
+  }
   std::visit(
       [&](auto& op) {
         using Op = std::decay_t<decltype(op)>;

@@ -38,7 +38,23 @@ struct AppendOp {
 };
 struct AckOp {
   std::string mailbox;
+  std::string device;  // never empty (kLegacyDevice)
   std::vector<std::uint64_t> seqs;
+  MailboxStore::CountCallback done;
+};
+// A device signing in or out, or forgotten (contract 4.1).
+struct DeviceOp {
+  enum class Kind : std::uint8_t { kSignIn, kSignOut, kForget };
+  Kind kind = Kind::kSignIn;
+  std::string user;
+  std::string device;
+  bool capable = false;                      // kSignIn
+  MailboxStore::DeviceCallback signed_in;    // kSignIn
+  MailboxStore::CountCallback done;          // kSignOut (may be empty), kForget
+};
+// Deletes what the active devices of these users have all acked.
+struct ReconcileOp {
+  std::vector<std::string> users;
   MailboxStore::CountCallback done;
 };
 struct PurgeOp {
@@ -50,15 +66,16 @@ struct PurgeOp {
 struct SweepOp {
   std::vector<std::string> message_keys;
   std::vector<std::string> dedup_keys;
+  std::vector<std::string> receipt_keys;
   MailboxStore::CountCallback done;
 };
-using WriteRequest = std::variant<AppendOp, AckOp, PurgeOp, SweepOp>;
+using WriteRequest = std::variant<AppendOp, AckOp, PurgeOp, SweepOp, DeviceOp, ReconcileOp>;
 
 // What one request of a batch comes to.
 struct WriteOutcome {
   Status status;
   AppendResult append;      // AppendOp
-  std::uint64_t count = 0;  // the others
+  std::uint64_t count = 0;  // the others (DeviceOp kSignIn: 1 = first seen)
 };
 
 class WriteBatcher {

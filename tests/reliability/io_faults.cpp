@@ -181,7 +181,7 @@ CaseResult store_case(const std::string& name, bool fault_syncs, FaultKind kind,
     r.first_error = "reopen: " + reopened.status().message();
     return r;
   }
-  auto msgs = reopened.value()->mailboxes().read("victim@contoso.com", 0, 100000);
+  auto msgs = reopened.value()->mailboxes().read("victim@contoso.com", "", 0, 100000);
   std::set<std::string> present;
   if (msgs)
     for (const auto& m : msgs.value()) {

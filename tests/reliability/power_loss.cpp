@@ -103,7 +103,7 @@ std::vector<Present> verify(storage::MailboxStore& store, Ledger& ledger, Totals
   std::set<std::string> seen;
   for (std::size_t m = 0; m < kMailboxes; ++m) {
     const std::string mailbox = mailbox_name(m);
-    auto msgs = store.read(mailbox, 0, SIZE_MAX - 1);
+    auto msgs = store.read(mailbox, "", 0, SIZE_MAX - 1);
     if (!msgs) {
       t.unexpected.insert("read failed: " + msgs.status().message());
       continue;
@@ -269,7 +269,7 @@ RunResult run(bool sync, std::uint64_t crash_points, std::uint64_t threads, std:
           }
           auto done = std::make_shared<std::promise<Result<std::uint64_t>>>();
           auto fut = done->get_future();
-          store->mailboxes().ack(mailbox, seqs, [done](Result<std::uint64_t> r) { done->set_value(std::move(r)); });
+          store->mailboxes().ack(mailbox, "", seqs, [done](Result<std::uint64_t> r) { done->set_value(std::move(r)); });
           if (fut.wait_for(kAppendTimeout) != std::future_status::ready) {
             ++stuck;
             return;

@@ -117,8 +117,49 @@ inline Result<std::uint64_t> ack_wait(MailboxStore& s, std::string mailbox,
                                       std::vector<std::uint64_t> seqs) {
   std::promise<Result<std::uint64_t>> p;
   auto f = p.get_future();
-  s.ack(std::move(mailbox), std::move(seqs),
+  s.ack(std::move(mailbox), "", std::move(seqs),
         [&p](Result<std::uint64_t> r) { p.set_value(std::move(r)); });
+  return wait_result(f);
+}
+
+// An ack by one device (contract 4.1).
+inline Result<std::uint64_t> ack_wait(MailboxStore& s, std::string mailbox, std::string device,
+                                      std::vector<std::uint64_t> seqs) {
+  std::promise<Result<std::uint64_t>> p;
+  auto f = p.get_future();
+  s.ack(std::move(mailbox), std::move(device), std::move(seqs),
+        [&p](Result<std::uint64_t> r) { p.set_value(std::move(r)); });
+  return wait_result(f);
+}
+
+// A session of `device` signs in; yields whether the device was new.
+inline Result<bool> sign_in_wait(MailboxStore& s, std::string user, std::string device, bool capable = true) {
+  std::promise<Result<bool>> p;
+  auto f = p.get_future();
+  s.device_signed_in(std::move(user), std::move(device), capable,
+                     [&p](Result<bool> r) { p.set_value(std::move(r)); });
+  return wait_result(f);
+}
+
+inline void sign_out_wait(MailboxStore& s, std::string user, std::string device) {
+  std::promise<Result<std::uint64_t>> p;
+  auto f = p.get_future();
+  s.device_signed_out(std::move(user), std::move(device),
+                      [&p](Result<std::uint64_t> r) { p.set_value(std::move(r)); });
+  REQUIRE(wait_result(f).is_ok());
+}
+
+inline Result<std::uint64_t> forget_wait(MailboxStore& s, std::string user, std::string device) {
+  std::promise<Result<std::uint64_t>> p;
+  auto f = p.get_future();
+  s.forget_device(std::move(user), std::move(device), [&p](Result<std::uint64_t> r) { p.set_value(std::move(r)); });
+  return wait_result(f);
+}
+
+inline Result<std::uint64_t> reconcile_wait(MailboxStore& s) {
+  std::promise<Result<std::uint64_t>> p;
+  auto f = p.get_future();
+  s.reconcile_devices([&p](Result<std::uint64_t> r) { p.set_value(std::move(r)); });
   return wait_result(f);
 }
 
@@ -190,9 +231,22 @@ class WriterGate {
 };
 
 inline std::vector<StoredMessage> read_all(const MailboxStore& s, std::string_view mailbox) {
-  auto r = s.read(mailbox, 0, 1'000'000);
+  auto r = s.read(mailbox, "", 0, 1'000'000);
   REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
   return std::move(r).value();
+}
+
+// What `device` would be delivered (messages and receipts, in order).
+inline std::vector<StoredMessage> read_for(const MailboxStore& s, std::string_view mailbox, std::string_view device) {
+  auto r = s.read(mailbox, device, 0, 1'000'000);
+  REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
+  return std::move(r).value();
+}
+
+inline std::vector<std::uint64_t> seqs_of(const std::vector<StoredMessage>& ms) {
+  std::vector<std::uint64_t> out;
+  for (const auto& m : ms) out.push_back(m.seq);
+  return out;
 }
 
 }  // namespace oms::storage::testing

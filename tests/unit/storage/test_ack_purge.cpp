@@ -97,9 +97,9 @@ TEST_CASE("purge and ack queued together see each other's effects") {
     // answers must be the same.
     std::promise<Result<std::uint64_t>> p1, p2, p3;
     auto f1 = p1.get_future(), f2 = p2.get_future(), f3 = p3.get_future();
-    store->ack("bob", {seqs[0], seqs[1]}, [&](Result<std::uint64_t> r) { p1.set_value(r); });
+    store->ack("bob", "", {seqs[0], seqs[1]}, [&](Result<std::uint64_t> r) { p1.set_value(r); });
     store->purge("bob", [&](Result<std::uint64_t> r) { p2.set_value(r); });
-    store->ack("bob", {seqs[2]}, [&](Result<std::uint64_t> r) { p3.set_value(r); });
+    store->ack("bob", "", {seqs[2]}, [&](Result<std::uint64_t> r) { p3.set_value(r); });
     CHECK(*wait_result(f1) == 2);
     CHECK(*wait_result(f2) == 8);
     CHECK(*wait_result(f3) == 0);
@@ -137,13 +137,13 @@ TEST_CASE("one batch: each request sees the effects of the earlier ones of the b
     auto count = [&](int i) { return [&, i](Result<std::uint64_t> r) { counted[i].set_value(r); }; };
     put(0, with_id(message("bob", "alice", "one"), "c1"));  // base+2
     put(1, with_id(message("bob", "alice", "one again"), "c1"));  // duplicate of base+2
-    store->ack("bob", {base + 2, base + 2}, count(0));            // 1: the repeat is gone already
+    store->ack("bob", "", {base + 2, base + 2}, count(0));            // 1: the repeat is gone already
     put(2, message("bob", "alice", "two"));                     // base+3
     store->purge("bob", count(1));                              // 1: base+3 only
     put(3, message("bob", "alice", "three!"));                  // base+4
-    store->ack("bob", {base + 3}, count(2));                    // 0: purged above
+    store->ack("bob", "", {base + 3}, count(2));                    // 0: purged above
     put(4, message("carol", "alice", "c"));                     // base+5
-    store->ack("bob", {base + 5}, count(3));                    // 0: carol's, not bob's
+    store->ack("bob", "", {base + 5}, count(3));                    // 0: carol's, not bob's
     gate.release();
 
     auto blocked = blocker_f.get();

@@ -34,14 +34,14 @@ TEST_CASE("store: append then read returns the message, oldest first, with pagin
       CHECK(all[i].kind == proto::MessageKind::kOffline);
       CHECK(all[i].sent_at_ms > 0);
     }
-    auto page = store->read("bob", seqs[1], 2);
+    auto page = store->read("bob", "", seqs[1], 2);
     REQUIRE(page.is_ok());
     REQUIRE(page->size() == 2);
     CHECK((*page)[0].seq == seqs[2]);
     CHECK((*page)[1].seq == seqs[3]);
-    CHECK(store->read("bob", seqs[4], 10)->empty());
-    CHECK(store->read("bob", 0, 0)->empty());
-    CHECK(store->read("nobody", 0, 10)->empty());
+    CHECK(store->read("bob", "", seqs[4], 10)->empty());
+    CHECK(store->read("bob", "", 0, 0)->empty());
+    CHECK(store->read("nobody", "", 0, 10)->empty());
     auto carol = read_all(*store, "carol");
     REQUIRE(carol.size() == 1);
     CHECK(carol[0].kind == proto::MessageKind::kMissed);
@@ -64,7 +64,7 @@ TEST_CASE("store: invalid requests are refused and store nothing") {
     CHECK(r.status().code() == Code::kInvalidArgument);
     r = append_wait(*store, message("bob", std::string(256, 'a'), "x"));
     CHECK(r.status().code() == Code::kInvalidArgument);
-    CHECK(store->read("", 0, 10).status().code() == Code::kInvalidArgument);
+    CHECK(store->read("", "", 0, 10).status().code() == Code::kInvalidArgument);
     CHECK(store->counters().total_messages == 0);
     CHECK(store->last_seq() == 0);
   });

@@ -180,7 +180,7 @@ TEST_CASE("crash: every acknowledged append survives SIGKILL") {
   std::size_t missing = 0, wrong = 0;
   for (const auto& a : acks) {
     max_seq = std::max(max_seq, a.seq);
-    auto r = store->read(crash_mailbox(a.index), a.seq - 1, 1);
+    auto r = store->read(crash_mailbox(a.index), "", a.seq - 1, 1);
     REQUIRE(r.is_ok());
     if (r->empty() || (*r)[0].seq != a.seq) {
       ++missing;

@@ -35,7 +35,7 @@ TEST_CASE("expiry: expired messages are never read and the sweep removes and cou
     CHECK(bob[0].seq == young1);
     CHECK(bob[1].seq == young2);
     CHECK(read_all(*store, "carol").empty());
-    auto sum = store->summary("bob");
+    auto sum = store->summary("bob", "");
     REQUIRE(sum.is_ok());
     CHECK(sum->count == 2);
     CHECK(sum->missed == 1);

@@ -76,7 +76,7 @@ TEST_CASE("keys: message key round-trip and corrupt keys") {
 
 TEST_CASE("keys: message value round-trip") {
   const std::string body(70000, 'z');  // longer than 16 bits of length
-  keys::MessageView in{MessageKind::kMissed, 1'700'000'123'456, "alice@contoso.com", "dnd", body};
+  keys::MessageView in{MessageKind::kMissed, 1'700'000'123'456, "alice@contoso.com", "dnd", body, true, "cmid-1"};
   const std::string enc = keys::encode_message_value(in);
   auto out = keys::decode_message_value(enc);
   REQUIRE(out);
@@ -85,8 +85,10 @@ TEST_CASE("keys: message value round-trip") {
   CHECK(out->from == "alice@contoso.com");
   CHECK(out->reason == "dnd");
   CHECK(out->body == body);
+  CHECK(out->want_receipt);
+  CHECK(out->client_msg_id == "cmid-1");
 
-  keys::MessageView empty{MessageKind::kOffline, -5, "", "", ""};
+  keys::MessageView empty{MessageKind::kOffline, -5, "", "", "", false, ""};
   const std::string empty_enc = keys::encode_message_value(empty);
   auto e = keys::decode_message_value(empty_enc);  // views into empty_enc
   REQUIRE(e);
@@ -97,12 +99,12 @@ TEST_CASE("keys: message value round-trip") {
 
 TEST_CASE("keys: corrupt message values are refused, never misread") {
   const std::string enc =
-      keys::encode_message_value({MessageKind::kOffline, 7, "alice", "", "hello"});
+      keys::encode_message_value({MessageKind::kOffline, 7, "alice", "", "hello", false, ""});
   for (std::size_t n = 0; n < enc.size(); ++n)
     CHECK_FALSE(keys::decode_message_value(enc.substr(0, n)));  // every truncation
   CHECK_FALSE(keys::decode_message_value(enc + "!"));           // trailing bytes
   std::string bad_version = enc;
-  bad_version[0] = 2;
+  bad_version[0] = 3;
   CHECK_FALSE(keys::decode_message_value(bad_version));
   std::string bad_kind = enc;
   bad_kind[1] = 9;

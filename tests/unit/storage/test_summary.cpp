@@ -31,7 +31,7 @@ TEST_CASE("summary: count, missed, bytes, oldest, senders by count then name, la
     const auto last = append_ok(*store, message("bob", "carol", "c3"));
     append_ok(*store, message("bobby", "zed", "not bob's"));
 
-    auto s = store->summary("bob");
+    auto s = store->summary("bob", "");
     REQUIRE(s.is_ok());
     CHECK(s->count == 6);
     CHECK(s->missed == 2);
@@ -41,20 +41,20 @@ TEST_CASE("summary: count, missed, bytes, oldest, senders by count then name, la
     using Entry = std::pair<std::string, std::uint64_t>;
     CHECK(s->from == std::vector<Entry>{{"carol", 3}, {"alice", 2}, {"dave", 1}});
 
-    auto after = store->summary("bob", mid);
+    auto after = store->summary("bob", "", mid);
     REQUIRE(after.is_ok());
     CHECK(after->count == 3);
     CHECK(after->oldest_ms == t0 + 10);
     CHECK(after->from == std::vector<Entry>{{"carol", 2}, {"alice", 1}});
 
-    auto only_missed = store->summary("bob", 0, true);
+    auto only_missed = store->summary("bob", "", 0, true);
     REQUIRE(only_missed.is_ok());
     CHECK(only_missed->count == 2);
     CHECK(only_missed->missed == 2);
     CHECK(only_missed->bytes == 6);
     CHECK(only_missed->from == std::vector<Entry>{{"alice", 1}, {"carol", 1}});
 
-    auto empty = store->summary("nobody");
+    auto empty = store->summary("nobody", "");
     REQUIRE(empty.is_ok());
     CHECK(empty->count == 0);
     CHECK_FALSE(empty->oldest_ms);
@@ -83,7 +83,7 @@ TEST_CASE("summary: a 10,000-message mailbox is summarised quickly") {
 
     auto timed_summary = [&](double* ms) {
       const auto t0 = std::chrono::steady_clock::now();
-      auto s = store->summary("bob");
+      auto s = store->summary("bob", "");
       *ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       REQUIRE(s.is_ok());
       CHECK(s->count == static_cast<std::uint64_t>(kN));
@@ -134,10 +134,10 @@ TEST_CASE("summary: the first page from the same scan is what read() returns") {
     for (std::size_t limit : {0u, 3u, 5u, 10u}) {
       CAPTURE(limit);
       std::vector<StoredMessage> page{StoredMessage{}};  // cleared by summary()
-      auto s = store->summary("bob", 0, false, &page, limit);
+      auto s = store->summary("bob", "", 0, false, &page, limit);
       REQUIRE(s.is_ok());
       CHECK(s->count == 5);
-      auto r = store->read("bob", 0, limit);
+      auto r = store->read("bob", "", 0, limit);
       REQUIRE(r.is_ok());
       REQUIRE(page.size() == r->size());
       for (std::size_t i = 0; i < page.size(); ++i) {

@@ -47,7 +47,7 @@ TEST_CASE("write failure: io_error for the whole batch, meta rolled back, then r
     }
     std::promise<Result<std::uint64_t>> ack_p;
     auto ack_f = ack_p.get_future();
-    store->ack("bob", {first}, [&](Result<std::uint64_t> r) { ack_p.set_value(r); });
+    store->ack("bob", "", {first}, [&](Result<std::uint64_t> r) { ack_p.set_value(r); });
     release.set_value();
     for (auto& f : appends) CHECK(wait_result(f).status().code() == Code::kIoError);
     CHECK(wait_result(ack_f).status().code() == Code::kIoError);

@@ -1,0 +1,105 @@
+// The writer thread's state of the RocksDB MailboxStore (internal to
+// storage/, shared by rocks_mailbox_store.cpp and rocks_mailbox_devices.cpp;
+// RocksMailboxStore names these types as its own):
+// the batch being built, with the overlay through which each request sees
+// what the earlier requests of the same batch did, and what the writer keeps
+// from batch to batch (committed mailbox totals, devices).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <limits>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include <rocksdb/write_batch.h>
+
+#include "storage/keys.h"
+#include "storage/mailbox_store.h"
+
+namespace oms::storage::rocks_detail {
+
+// Per-mailbox totals as the current batch leaves them.
+struct StagedMeta {
+  keys::MailboxMeta meta;
+  bool dirty = false;
+};
+
+// What a batch did to one message or receipt, by seq (a seq belongs to one
+// mailbox).
+struct InBatch {
+  static constexpr std::size_t kNone = std::numeric_limits<std::size_t>::max();
+  const StagedMeta* mailbox = nullptr;  // written here, to this mailbox; nullptr: deleted here
+  std::uint64_t bytes = 0;              // body bytes, when appended here
+  const AppendRequest* append = nullptr;  // a message appended here (the request, alive during commit)
+  std::size_t receipt = kNone;            // a receipt written here: index into Batch::receipts
+};
+
+// A device as the writer knows it (keys::DeviceValue plus its name).
+struct DeviceState {
+  std::string name;
+  keys::DeviceValue value;
+};
+struct UserDevices {
+  std::vector<DeviceState> devices;  // sorted by name
+  DeviceState* find(std::string_view name) {
+    for (auto& d : devices)
+      if (d.name == name) return &d;
+    return nullptr;
+  }
+};
+
+// A message or receipt found by seq.
+struct Record {
+  bool receipt = false;
+  std::uint64_t seq = 0;
+  std::uint64_t bytes = 0;  // a message's body
+  bool want_receipt = false;
+  std::int64_t at_ms = 0;   // a message's sent_at, a receipt's at
+  std::string from;         // a message's sender
+  std::string client_msg_id;
+};
+
+// The state of one batch on the writer thread. One Batch is reused from
+// batch to batch (reset() keeps the containers' memory, up to a bound).
+struct Batch {
+  rocksdb::WriteBatch wb;
+  // The overlay: what this batch did that later requests of the same batch
+  // must see before the database does. Messages and receipts by seq; dedup
+  // key -> the value written here, empty when deleted here; kept acks by
+  // seq -> (device, written (true) or deleted (false)), in order.
+  std::unordered_map<std::uint64_t, InBatch> messages;
+  std::unordered_set<std::string> odd_deleted;  // message keys that do not decode, deleted here
+  std::unordered_map<std::string, std::string> dedup;
+  std::unordered_map<std::uint64_t, std::vector<std::pair<std::string, bool>>> acks;
+  std::unordered_map<std::string, StagedMeta> touched;
+  // Device tables this batch changed (published on success), and the open
+  // session counts it moved (undone on failure): (user, device, +1/-1).
+  std::unordered_map<std::string, UserDevices> devices;
+  std::vector<std::tuple<std::string, std::string, int>> session_deltas;
+  std::deque<NewReceipt> receipts;  // written here (for the listener)
+  std::int64_t now_ms = 0;
+  bool assigned_seq = false;
+  bool refuse_new = false;  // StoreOptions::refuse_new_messages said so for this batch
+  Status failed;  // a read failed: the whole batch fails
+  std::uint64_t appended = 0, duplicates = 0, acked = 0, purged = 0, expired = 0;
+  std::uint64_t receipts_by_state[4] = {0, 0, 0, 0};  // by proto::ReceiptState
+  std::uint64_t receipts_dropped = 0, receipts_acked = 0, acks_held = 0, forgotten = 0, released = 0;
+  std::int64_t delta_messages = 0, delta_bytes = 0;
+
+  void reset(std::int64_t now);
+};
+
+// The writer thread's own state, kept from batch to batch.
+struct Writer {
+  std::unordered_map<std::string, keys::MailboxMeta> meta_cache;  // committed totals
+  std::unordered_map<std::string, UserDevices> device_cache;      // committed device tables
+  Batch batch;
+  std::uint64_t last_assigned = 0;  // never goes back, even after a failed batch
+};
+
+}  // namespace oms::storage::rocks_detail

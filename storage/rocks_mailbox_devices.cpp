@@ -1,0 +1,555 @@
+// Devices, acks kept per device, and receipts in the RocksDB MailboxStore
+// (contract 4.1, 4.2; the rules: mailbox_store.h). Writer thread, except
+// the public entry points (which only enqueue) and devices() (a read).
+//
+// An ack by device D of record s (a message or a receipt):
+//   - the devices that acked s before are its kept acks ("acks" family,
+//     read only when the mailbox's meta says it holds any: with one device
+//     there never are any, so that case costs what v1 cost);
+//   - if every active device of the user is D or has acked s, s is deleted
+//     with its kept acks; otherwise D's ack is kept;
+//   - the first ack of a message that wants a receipt writes the
+//     `delivered` receipt into the sender's mailbox, in the same batch; when
+//     the message stays, a marker ack (device "") records that the receipt
+//     went out, so that forgetting the device that acked cannot make a
+//     second one.
+// Device tables are cached per user; open sessions are counted in memory.
+// (The periodic reconcile's scan: rocks_mailbox_sweep.cpp; devices():
+// rocks_mailbox_reads.cpp.)
+#include <algorithm>
+#include <utility>
+
+#include <fmt/format.h>
+#include <rocksdb/db.h>
+
+#include "storage/keys.h"
+#include "storage/rocks_mailbox_batch.h"
+#include "storage/rocks_mailbox_store.h"
+#include "storage/rocks_status.h"
+
+namespace oms::storage {
+namespace {
+
+using rocks_detail::DeviceState;
+
+// Device tables kept in the writer's cache; beyond it, the tables of users
+// without open sessions are dropped (and read again when needed).
+constexpr std::size_t kMaxCachedDeviceTables = 65536;
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// entry points
+
+void RocksMailboxStore::device_signed_in(std::string user, std::string device, bool capable,
+                                         DeviceCallback done) {
+  DeviceOp op;
+  op.kind = DeviceOp::Kind::kSignIn;
+  op.user = std::move(user);
+  op.device = device.empty() ? std::string(proto::kLegacyDevice) : std::move(device);
+  op.capable = capable;
+  op.signed_in = std::move(done);
+  batcher_.enqueue(std::move(op));
+}
+
+void RocksMailboxStore::device_signed_out(std::string user, std::string device, CountCallback done) {
+  DeviceOp op;
+  op.kind = DeviceOp::Kind::kSignOut;
+  op.user = std::move(user);
+  op.device = device.empty() ? std::string(proto::kLegacyDevice) : std::move(device);
+  op.done = std::move(done);
+  batcher_.enqueue(std::move(op));
+}
+
+void RocksMailboxStore::forget_device(std::string user, std::string device, CountCallback done) {
+  DeviceOp op;
+  op.kind = DeviceOp::Kind::kForget;
+  op.user = std::move(user);
+  op.device = std::move(device);
+  op.done = std::move(done);
+  batcher_.enqueue(std::move(op));
+}
+
+// ---------------------------------------------------------------------------
+// device tables
+
+const RocksMailboxStore::UserDevices* RocksMailboxStore::devices_of(Batch& b, const std::string& user) {
+  if (auto it = b.devices.find(user); it != b.devices.end()) return &it->second;
+  if (auto it = writer_->device_cache.find(user); it != writer_->device_cache.end()) return &it->second;
+  UserDevices loaded;
+  const std::string prefix = keys::devices_prefix(user);
+  const std::string end = keys::mailbox_range_end(user);
+  const rocksdb::Slice upper(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_.devices));
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    auto key = keys::decode_device_key(it->key().ToStringView());
+    auto value = keys::decode_device_value(it->value().ToStringView());
+    if (!key || !value || key->user != user) continue;  // not ours (a longer user id's range)
+    loaded.devices.push_back({std::string(key->device), *value});
+  }
+  if (!it->status().ok()) {
+    b.failed = from_rocks(it->status(), "reading a user's devices");
+    return nullptr;
+  }
+  return &writer_->device_cache.emplace(user, std::move(loaded)).first->second;
+}
+
+RocksMailboxStore::UserDevices* RocksMailboxStore::devices_to_change(Batch& b, const std::string& user) {
+  if (auto it = b.devices.find(user); it != b.devices.end()) return &it->second;
+  const UserDevices* committed = devices_of(b, user);
+  if (!committed) return nullptr;
+  return &b.devices.emplace(user, *committed).first->second;
+}
+
+std::uint32_t RocksMailboxStore::sessions_of(Batch&, const std::string& user, const std::string& device) const {
+  std::lock_guard<std::mutex> lock(online_mu_);  // (the writer is the only writer: uncontended)
+  auto u = online_.find(user);
+  if (u == online_.end()) return 0;
+  auto d = u->second.find(device);
+  return d == u->second.end() ? 0 : d->second;
+}
+
+std::vector<std::string> RocksMailboxStore::active_devices(Batch& b, const std::string& user,
+                                                           const UserDevices& devs) const {
+  std::vector<std::string> out;
+  for (const auto& d : devs.devices) {
+    if (!d.value.capable) continue;
+    if (sessions_of(b, user, d.name) > 0 || b.now_ms - d.value.last_seen_ms < opts_.device_idle_ms)
+      out.push_back(d.name);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// records and kept acks
+
+bool RocksMailboxStore::acked_by(Batch& b, const std::string& mailbox, std::uint64_t seq, const StagedMeta& meta,
+                                 std::vector<std::string>& devices, bool& marker) {
+  devices.clear();
+  marker = false;
+  const auto overlay = b.acks.find(seq);
+  if (meta.meta.held == 0 && overlay == b.acks.end()) return true;
+  if (meta.meta.held > 0) {
+    const std::string begin = keys::ack_seq_prefix(mailbox, seq);
+    const std::string end = keys::ack_seq_prefix(mailbox, seq + 1);
+    const rocksdb::Slice upper(end);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_.acks));
+    for (it->Seek(begin); it->Valid(); it->Next()) {
+      auto key = keys::decode_ack_key(it->key().ToStringView());
+      if (!key || key->seq != seq || key->mailbox != mailbox) continue;
+      if (key->device.empty()) marker = true;
+      else devices.emplace_back(key->device);
+    }
+    if (!it->status().ok()) {
+      b.failed = from_rocks(it->status(), "reading kept acks");
+      return false;
+    }
+  }
+  if (overlay != b.acks.end()) {
+    for (const auto& [device, written] : overlay->second) {
+      if (device.empty()) {
+        marker = written;
+        continue;
+      }
+      auto at = std::find(devices.begin(), devices.end(), device);
+      if (written && at == devices.end()) devices.push_back(device);
+      if (!written && at != devices.end()) devices.erase(at);
+    }
+  }
+  return true;
+}
+
+bool RocksMailboxStore::find_record(Batch& b, const std::string& mailbox, std::uint64_t seq, Record& out) {
+  out = Record{};
+  out.seq = seq;
+  if (auto in = b.messages.find(seq); in != b.messages.end()) {
+    const InBatch& ib = in->second;
+    if (!ib.mailbox) return false;  // deleted in this batch
+    auto here = b.touched.find(mailbox);
+    if (here == b.touched.end() || &here->second != ib.mailbox) return false;  // another mailbox's
+    if (ib.append) {
+      out.bytes = ib.bytes;
+      out.want_receipt = ib.append->want_receipt;
+      out.at_ms = b.now_ms;
+      out.from = ib.append->from;
+      out.client_msg_id = ib.append->client_msg_id;
+    } else {
+      out.receipt = true;
+      out.at_ms = b.now_ms;
+    }
+    return true;
+  }
+  std::string value;
+  const std::string key = keys::message_key(mailbox, seq);
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_.messages, key, &value);
+  if (s.ok()) {
+    if (auto m = keys::decode_message_value(value)) {
+      out.bytes = m->body.size();
+      out.want_receipt = m->want_receipt;
+      out.at_ms = m->sent_at_ms;
+      out.from = std::string(m->from);
+      out.client_msg_id = std::string(m->client_msg_id);
+    }
+    return true;
+  }
+  if (!s.IsNotFound()) {
+    b.failed = from_rocks(s, "reading a message to ack");
+    return false;
+  }
+  s = db_->Get(rocksdb::ReadOptions(), cfs_.receipts, key, &value);
+  if (s.ok()) {
+    out.receipt = true;
+    if (auto r = keys::decode_receipt_value(value)) out.at_ms = r->at_ms;
+    return true;
+  }
+  if (!s.IsNotFound()) b.failed = from_rocks(s, "reading a receipt to ack");
+  return false;
+}
+
+bool RocksMailboxStore::delete_record(Batch& b, const std::string& mailbox, StagedMeta& meta, const Record& rec,
+                                      const std::vector<std::string>& acked, bool marker) {
+  const std::string key = keys::message_key(mailbox, rec.seq);
+  rocksdb::Status s = b.wb.Delete(rec.receipt ? cfs_.receipts : cfs_.messages, key);
+  for (const auto& d : acked) {
+    if (!s.ok()) break;
+    s = b.wb.Delete(cfs_.acks, keys::ack_key(mailbox, rec.seq, d));
+    b.acks[rec.seq].emplace_back(d, false);
+  }
+  if (s.ok() && marker) {
+    s = b.wb.Delete(cfs_.acks, keys::ack_key(mailbox, rec.seq, ""));
+    b.acks[rec.seq].emplace_back(std::string(), false);
+  }
+  if (!s.ok()) {
+    b.failed = from_rocks(s, "building the batch");
+    return false;
+  }
+  b.messages.insert_or_assign(rec.seq, InBatch{});
+  const std::uint64_t dropped_acks = acked.size() + (marker ? 1 : 0);
+  meta.meta.held -= std::min(meta.meta.held, dropped_acks);
+  if (rec.receipt) {
+    meta.meta.receipts -= std::min<std::uint64_t>(meta.meta.receipts, 1);
+  } else {
+    meta.meta.count -= std::min<std::uint64_t>(meta.meta.count, 1);
+    meta.meta.bytes -= std::min(meta.meta.bytes, rec.bytes);
+    b.delta_messages -= 1;
+    b.delta_bytes -= static_cast<std::int64_t>(rec.bytes);
+  }
+  meta.dirty = true;
+  return true;
+}
+
+bool RocksMailboxStore::emit_receipt(Batch& b, std::string_view sender, ReceiptRecord r) {
+  if (!valid_mailbox(sender) || r.to.size() > keys::kMaxShortField || r.client_msg_id.size() > keys::kMaxShortField)
+    return true;  // (cannot happen: the message was stored with them)
+  const std::string mailbox(sender);
+  StagedMeta* meta = staged_meta(b, mailbox);
+  if (!meta) return false;
+  const std::uint64_t seq = ++writer_->last_assigned;
+  b.assigned_seq = true;
+  rocksdb::Status s = b.wb.Put(cfs_.receipts, keys::receipt_key(mailbox, seq),
+                               keys::encode_receipt_value({r.state, r.msg_seq, r.at_ms, r.to, r.client_msg_id}));
+  if (!s.ok()) {
+    b.failed = from_rocks(s, "building the batch");
+    return false;
+  }
+  ++b.receipts_by_state[static_cast<std::size_t>(r.state) & 3];
+  b.messages.insert_or_assign(seq, InBatch{meta, 0, nullptr, b.receipts.size()});
+  b.receipts.push_back({mailbox, seq, std::move(r)});
+  meta->meta.receipts += 1;
+  meta->dirty = true;
+  if (meta->meta.receipts > opts_.max_receipts_per_mailbox) return drop_oldest_receipt(b, mailbox, *meta);
+  return true;
+}
+
+// The oldest receipt still there: the first in the database not deleted in
+// this batch, else the first written in this batch.
+bool RocksMailboxStore::drop_oldest_receipt(Batch& b, const std::string& mailbox, StagedMeta& meta) {
+  std::uint64_t oldest = 0;
+  {
+    const std::string end = keys::mailbox_range_end(mailbox);
+    const rocksdb::Slice upper(end);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_.receipts));
+    for (it->Seek(keys::mailbox_range_begin(mailbox)); it->Valid() && oldest == 0; it->Next()) {
+      auto key = keys::decode_message_key(it->key().ToStringView());
+      if (key && b.messages.count(key->seq) == 0) oldest = key->seq;
+    }
+    if (!it->status().ok()) {
+      b.failed = from_rocks(it->status(), "finding the oldest receipt");
+      return false;
+    }
+  }
+  if (oldest == 0) {
+    for (const auto& nr : b.receipts) {
+      auto in = b.messages.find(nr.seq);
+      if (nr.mailbox == mailbox && in != b.messages.end() && in->second.mailbox) {
+        oldest = nr.seq;
+        break;
+      }
+    }
+  }
+  if (oldest == 0) return true;
+  Record rec;
+  rec.receipt = true;
+  rec.seq = oldest;
+  std::vector<std::string> acked;
+  bool marker = false;
+  if (!acked_by(b, mailbox, oldest, meta, acked, marker)) return false;
+  ++b.receipts_dropped;
+  return delete_record(b, mailbox, meta, rec, acked, marker);
+}
+
+// ---------------------------------------------------------------------------
+// the writer's requests
+
+WriteOutcome RocksMailboxStore::apply(Batch& b, AckOp& op) {
+  if (!valid_mailbox(op.mailbox) || op.seqs.empty() || op.device.size() > proto::kMaxDeviceBytes)
+    return {Status::ok(), {}, 0};
+  const UserDevices* devs = devices_of(b, op.mailbox);
+  if (!devs) return {};
+  const std::vector<std::string> active = active_devices(b, op.mailbox, *devs);
+  StagedMeta* meta = staged_meta(b, op.mailbox);
+  if (!meta) return {};
+  std::sort(op.seqs.begin(), op.seqs.end());
+  op.seqs.erase(std::unique(op.seqs.begin(), op.seqs.end()), op.seqs.end());
+  std::uint64_t acked_here = 0;
+  Record rec;
+  std::vector<std::string> acked;
+  for (std::uint64_t seq : op.seqs) {
+    if (!find_record(b, op.mailbox, seq, rec)) {
+      if (!b.failed.is_ok()) return {};
+      continue;  // another mailbox's id, or gone already
+    }
+    bool marker = false;
+    if (!acked_by(b, op.mailbox, seq, *meta, acked, marker)) return {};
+    ++acked_here;
+    if (std::find(acked.begin(), acked.end(), op.device) != acked.end()) continue;  // acked before
+    const bool first = acked.empty() && !marker;
+    const bool last = std::all_of(active.begin(), active.end(), [&](const std::string& d) {
+      return d == op.device || std::find(acked.begin(), acked.end(), d) != acked.end();
+    });
+    if (first && !rec.receipt && rec.want_receipt &&
+        !emit_receipt(b, rec.from, {seq, rec.client_msg_id, op.mailbox, proto::ReceiptState::kDelivered, b.now_ms}))
+      return {};
+    if (last) {
+      if (!delete_record(b, op.mailbox, *meta, rec, acked, marker)) return {};
+      if (rec.receipt) ++b.receipts_acked;
+      else ++b.acked;
+      continue;
+    }
+    // Kept: this device's ack, and the marker for a receipt written now.
+    rocksdb::Status s = b.wb.Put(cfs_.acks, keys::ack_key(op.mailbox, seq, op.device), rocksdb::Slice());
+    b.acks[seq].emplace_back(op.device, true);
+    meta->meta.held += 1;
+    if (s.ok() && first && !rec.receipt && rec.want_receipt) {
+      s = b.wb.Put(cfs_.acks, keys::ack_key(op.mailbox, seq, ""), rocksdb::Slice());
+      b.acks[seq].emplace_back(std::string(), true);
+      meta->meta.held += 1;
+    }
+    if (!s.ok()) {
+      b.failed = from_rocks(s, "building the batch");
+      return {};
+    }
+    meta->dirty = true;
+    ++b.acks_held;
+  }
+  return {Status::ok(), {}, acked_here};
+}
+
+WriteOutcome RocksMailboxStore::apply(Batch& b, DeviceOp& op) {
+  if (!valid_mailbox(op.user) || op.device.size() > proto::kMaxDeviceBytes ||
+      (op.kind != DeviceOp::Kind::kForget && op.device.empty()))
+    return {Status::invalid_argument("device: bad user or device name"), {}, 0};
+  UserDevices* devs = devices_to_change(b, op.user);
+  if (!devs) return {};
+  DeviceState* dev = devs->find(op.device);
+  const std::string key = keys::device_key(op.user, op.device);
+  rocksdb::Status s;
+  switch (op.kind) {
+    case DeviceOp::Kind::kSignIn: {
+      const bool named = op.device != proto::kLegacyDevice;
+      const std::vector<std::string> active = active_devices(b, op.user, *devs);
+      const bool joins = std::find(active.begin(), active.end(), op.device) == active.end();
+      if (named && op.capable && joins) {
+        const auto named_active = static_cast<std::size_t>(std::count_if(
+            active.begin(), active.end(), [](const std::string& d) { return d != proto::kLegacyDevice; }));
+        if (named_active >= opts_.max_devices_per_user)
+          return {Status::too_many_devices(fmt::format(
+                      "{} has {} active devices, the most allowed; an operator can remove one", op.user,
+                      named_active)),
+                  {},
+                  0};
+      }
+      const bool first = dev == nullptr;
+      if (first) {
+        DeviceState fresh{op.device, {b.now_ms, b.now_ms, op.capable}};
+        auto at = std::lower_bound(devs->devices.begin(), devs->devices.end(), op.device,
+                                   [](const DeviceState& d, const std::string& n) { return d.name < n; });
+        dev = &*devs->devices.insert(at, std::move(fresh));
+      }
+      dev->value.last_seen_ms = b.now_ms;
+      dev->value.capable = op.capable;
+      s = b.wb.Put(cfs_.devices, key, keys::encode_device_value(dev->value));
+      if (s.ok()) {
+        std::lock_guard<std::mutex> lock(online_mu_);
+        ++online_[op.user][op.device];
+        b.session_deltas.emplace_back(op.user, op.device, +1);
+      }
+      if (!s.ok()) break;
+      return {Status::ok(), {}, first ? 1u : 0u};
+    }
+    case DeviceOp::Kind::kSignOut: {
+      {
+        std::lock_guard<std::mutex> lock(online_mu_);
+        auto u = online_.find(op.user);
+        if (u != online_.end()) {
+          auto d = u->second.find(op.device);
+          if (d != u->second.end() && d->second > 0) {
+            if (--d->second == 0) u->second.erase(d);
+            if (u->second.empty()) online_.erase(u);
+            b.session_deltas.emplace_back(op.user, op.device, -1);
+          }
+        }
+      }
+      if (!dev) return {Status::ok(), {}, 0};  // forgotten meanwhile
+      dev->value.last_seen_ms = b.now_ms;
+      s = b.wb.Put(cfs_.devices, key, keys::encode_device_value(dev->value));
+      if (!s.ok()) break;
+      return {Status::ok(), {}, 0};
+    }
+    case DeviceOp::Kind::kForget: {
+      if (!dev) return {Status::not_found(fmt::format("{} has no device '{}'", op.user, op.device)), {}, 0};
+      devs->devices.erase(devs->devices.begin() + (dev - devs->devices.data()));
+      s = b.wb.Delete(cfs_.devices, key);
+      if (!s.ok()) break;
+      ++b.forgotten;
+      std::uint64_t released = 0;
+      if (!reconcile_user(b, op.user, op.device, released)) return {};
+      return {Status::ok(), {}, released};
+    }
+  }
+  b.failed = from_rocks(s, "building the batch");
+  return {};
+}
+
+WriteOutcome RocksMailboxStore::apply(Batch& b, ReconcileOp& op) {
+  std::uint64_t released = 0;
+  for (const auto& user : op.users)
+    if (valid_mailbox(user) && !reconcile_user(b, user, std::string(), released)) return {};
+  return {Status::ok(), {}, released};
+}
+
+bool RocksMailboxStore::reconcile_user(Batch& b, const std::string& user, const std::string& forgotten,
+                                       std::uint64_t& released) {
+  const UserDevices* devs = devices_of(b, user);
+  if (!devs) return false;
+  const std::vector<std::string> active = active_devices(b, user, *devs);
+  StagedMeta* meta = staged_meta(b, user);
+  if (!meta) return false;
+  // The seqs with kept acks: in the database, and written in this batch.
+  std::vector<std::uint64_t> seqs;
+  if (meta->meta.held > 0) {
+    const std::string end = keys::mailbox_range_end(user);
+    const rocksdb::Slice upper(end);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_.acks));
+    for (it->Seek(keys::mailbox_range_begin(user)); it->Valid(); it->Next()) {
+      auto key = keys::decode_ack_key(it->key().ToStringView());
+      if (key && key->mailbox == user && (seqs.empty() || seqs.back() != key->seq)) seqs.push_back(key->seq);
+    }
+    if (!it->status().ok()) {
+      b.failed = from_rocks(it->status(), "scanning kept acks");
+      return false;
+    }
+  }
+  for (const auto& [seq, changes] : b.acks) {
+    auto in = b.messages.find(seq);
+    const bool ours = in == b.messages.end() || in->second.mailbox == meta;
+    if (ours && !changes.empty()) seqs.push_back(seq);
+  }
+  std::sort(seqs.begin(), seqs.end());
+  seqs.erase(std::unique(seqs.begin(), seqs.end()), seqs.end());
+
+  std::vector<std::string> acked;
+  Record rec;
+  std::uint64_t deleted = 0;
+  for (std::uint64_t seq : seqs) {
+    bool marker = false;
+    if (!acked_by(b, user, seq, *meta, acked, marker)) return false;
+    if (!forgotten.empty()) {
+      if (auto at = std::find(acked.begin(), acked.end(), forgotten); at != acked.end()) {
+        if (rocksdb::Status s = b.wb.Delete(cfs_.acks, keys::ack_key(user, seq, forgotten)); !s.ok()) {
+          b.failed = from_rocks(s, "building the batch");
+          return false;
+        }
+        b.acks[seq].emplace_back(forgotten, false);
+        meta->meta.held -= std::min<std::uint64_t>(meta->meta.held, 1);
+        meta->dirty = true;
+        acked.erase(at);
+      }
+    }
+    if (acked.empty()) continue;  // nobody acked it: it waits for the active devices
+    const bool all = std::all_of(active.begin(), active.end(), [&](const std::string& d) {
+      return std::find(acked.begin(), acked.end(), d) != acked.end();
+    });
+    if (!all) continue;
+    if (!find_record(b, user, seq, rec)) {
+      if (!b.failed.is_ok()) return false;
+      // Kept acks of a record that is gone already (expired meanwhile):
+      // they go too.
+      for (const auto& d : acked) {
+        if (rocksdb::Status s = b.wb.Delete(cfs_.acks, keys::ack_key(user, seq, d)); !s.ok()) {
+          b.failed = from_rocks(s, "building the batch");
+          return false;
+        }
+        b.acks[seq].emplace_back(d, false);
+      }
+      meta->meta.held -= std::min<std::uint64_t>(meta->meta.held, acked.size());
+      meta->dirty = true;
+      continue;
+    }
+    if (!delete_record(b, user, *meta, rec, acked, marker)) return false;
+    ++deleted;
+  }
+  released += deleted;
+  b.released += deleted;
+  return true;
+}
+
+void RocksMailboxStore::finish_devices(Batch& b, bool ok) {
+  if (ok) {
+    for (auto& [user, devs] : b.devices) writer_->device_cache.insert_or_assign(user, std::move(devs));
+  } else {
+    for (const auto& [user, devs] : b.devices) writer_->device_cache.erase(user);
+    std::lock_guard<std::mutex> lock(online_mu_);
+    for (auto it = b.session_deltas.rbegin(); it != b.session_deltas.rend(); ++it) {
+      const auto& [user, device, delta] = *it;
+      auto& n = online_[user][device];
+      n = delta > 0 ? (n > 0 ? n - 1 : 0) : n + 1;
+      if (n == 0) online_[user].erase(device);
+      if (online_[user].empty()) online_.erase(user);
+    }
+  }
+  if (writer_->device_cache.size() > kMaxCachedDeviceTables) {
+    std::lock_guard<std::mutex> lock(online_mu_);
+    for (auto it = writer_->device_cache.begin(); it != writer_->device_cache.end();)
+      it = online_.count(it->first) ? std::next(it) : writer_->device_cache.erase(it);
+  }
+  if (ok && !b.receipts.empty() && receipt_listener_) {
+    std::vector<NewReceipt> fresh;
+    fresh.reserve(b.receipts.size());
+    for (auto& r : b.receipts) {
+      auto in = b.messages.find(r.seq);
+      if (in != b.messages.end() && in->second.mailbox) fresh.push_back(std::move(r));  // not dropped again
+    }
+    if (!fresh.empty()) receipt_listener_(fresh);
+  }
+}
+
+}  // namespace oms::storage
