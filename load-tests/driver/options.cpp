@@ -78,7 +78,8 @@ Options:
                         --devices 1 (implied by --devices 2 or more)
   --receipts on|off     whether the run expects receipts: exactly one per stored or
                         missed message (offline-burst, signin-storm, presence-churn);
-                        default off. Receipts that come are acked and counted anyway
+                        default on; off when the server's enable_delivery_receipts is
+                        false or it has none. Receipts that come are acked and counted
   --server-pid PID      read the server's VmRSS from /proc/PID/status
   --json FILE           write every figure as JSON; a chart goes beside it
   --threads T           client threads, one io_context each (default: cores)

@@ -46,7 +46,7 @@ struct Options {
   // Whether the run expects receipts (contract 4.2): exactly one per stored
   // or missed message, checked where the senders stay signed in. Receipts
   // that come are acked and counted either way.
-  bool receipts = false;
+  bool receipts = true;
   std::optional<long> server_pid;
   std::string json_file;
   unsigned threads = 0;           // 0 = hardware concurrency

@@ -181,6 +181,7 @@ Verdict verify(Run& run, WorkerStats& stats, const VerifyOptions& opts) {
       if (got_on[d]) continue;
       if (opts.incomplete) {
         ++v.undelivered;
+        example(v, fmt::format("not delivered yet on {}: {}", device_name(run, s.to, d), who));
       } else {
         ++v.lost;
         example(v, fmt::format("lost on {}: {}", device_name(run, s.to, d), who));
