@@ -7,6 +7,8 @@
 #                               (the admin API); 1 when the server has no such
 #                               setting (an omsd from before receipts)
 #   bench_omsd_stop             SIGTERM, at most 30 s; sets OMSD_RC (124: killed)
+# OMSD_WRAPPER, when set, is a command omsd runs under (valgrind ...); the
+# waits for start and stop are then 120 s.
 
 # Benchmark configuration: lifts the limits meant for real users.
 bench_omsd_config() {  # FILE
@@ -27,20 +29,25 @@ level = "warn"
 EOF
 }
 
+bench_omsd_polls() {  # 0.2 s polls: 30 s, or 120 s under a wrapper
+  if [ -n "${OMSD_WRAPPER:-}" ]; then echo 600; else echo 150; fi
+}
+
 bench_omsd_start() {  # OMSD DIR
   local omsd=$1
   OMSD_DIR=$2
   mkdir -p "$OMSD_DIR"
   bench_omsd_config "$OMSD_DIR/omsd.toml"
-  "$omsd" --data-dir "$OMSD_DIR/omsd" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+  # shellcheck disable=SC2086 # OMSD_WRAPPER is a command line
+  ${OMSD_WRAPPER:-} "$omsd" --data-dir "$OMSD_DIR/omsd" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
     --config "$OMSD_DIR/omsd.toml" >"$OMSD_DIR/omsd.log" 2>&1 &
   OMSD_PID=$!
-  for _ in $(seq 1 150); do
+  for _ in $(seq 1 "$(bench_omsd_polls)"); do
     [ -s "$OMSD_DIR/omsd/ports.json" ] && break
     kill -0 "$OMSD_PID" 2>/dev/null || { cat "$OMSD_DIR/omsd.log" >&2; die "omsd ($omsd) exited at start"; }
     sleep 0.2
   done
-  [ -s "$OMSD_DIR/omsd/ports.json" ] || die "omsd ($omsd) did not write ports.json within 30 s"
+  [ -s "$OMSD_DIR/omsd/ports.json" ] || die "omsd ($omsd) did not write ports.json in time"
   URL="ws://127.0.0.1:$(jq -r .client "$OMSD_DIR/omsd/ports.json")/v1/ws"
   ADMIN_URL="http://127.0.0.1:$(jq -r .admin "$OMSD_DIR/omsd/ports.json")"
   SECRET=$OMSD_DIR/omsd/jwt.secret
@@ -65,7 +72,7 @@ bench_omsd_stop() {
   OMSD_RC=0
   [ -n "${OMSD_PID:-}" ] || return 0
   kill -TERM "$OMSD_PID" 2>/dev/null || true
-  for _ in $(seq 1 150); do kill -0 "$OMSD_PID" 2>/dev/null || break; sleep 0.2; done
+  for _ in $(seq 1 "$(bench_omsd_polls)"); do kill -0 "$OMSD_PID" 2>/dev/null || break; sleep 0.2; done
   if kill -0 "$OMSD_PID" 2>/dev/null; then
     kill -KILL "$OMSD_PID" 2>/dev/null || true
     wait "$OMSD_PID" 2>/dev/null || true
