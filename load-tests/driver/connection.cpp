@@ -54,11 +54,13 @@ bool is_quiet_close(const beast::error_code& ec) {
 
 }  // namespace
 
-bool online(const User& u) { return u.conn && u.conn->is_open(); }
+bool online(const Device& d) { return d.conn && d.conn->is_open(); }
+bool online(const User& u) { return online(u.primary()); }
 
-Connection::Connection(Worker& w, User& u, unsigned attempt)
+Connection::Connection(Worker& w, User& u, Device& d, unsigned attempt)
     : w_(w),
       u_(u),
+      dev_(d),
       run_(w.run),
       attempt_(attempt),
       ws_(w.ioc.get_executor()),
@@ -68,10 +70,12 @@ Connection::Connection(Worker& w, User& u, unsigned attempt)
   for (int i = 0; i < 4; ++i) mask_[i] = static_cast<std::uint8_t>(key >> (8 * i));
 }
 
+bool Connection::tracks_history() const { return u_.track_history && dev_.index == 0; }
+
 void Connection::start() {
   if (attempt_ == 0) {
-    u_.signin_started_ns = now_ns();
-    ++u_.sessions;
+    dev_.signin_started_ns = now_ns();
+    ++dev_.sessions;
   }
   w_.live.connects_started.fetch_add(1, std::memory_order_relaxed);
   phase_ = Phase::kQueued;
@@ -138,7 +142,7 @@ void Connection::on_upgrade(const beast::error_code& ec) {
   w_.stats.connect.record(now - t_connect_);
   phase_ = Phase::kHello;
   t_hello_ = now;
-  if (u_.track_history) {
+  if (tracks_history()) {
     signin_span_ = u_.history.size();
     u_.history.push_back({now, INT64_MAX, PresenceState::kAvailable});
   }
@@ -148,6 +152,7 @@ void Connection::on_upgrade(const beast::error_code& ec) {
   hello.client.name = "oms-load";
   hello.client.version = "0.1.0";
   hello.client.features.emplace_back(proto::kFeatureOfflineMessages);
+  hello.client.device = dev_.name;
   write(proto::encode(proto::ClientFrame{std::move(hello)}));
   do_read();
 }
@@ -193,21 +198,14 @@ void Connection::handle(std::string_view text) {
         else if constexpr (std::is_same_v<T, proto::Ok>) on_ok(f);
         else if constexpr (std::is_same_v<T, proto::Missed>) {
           ++w_.stats.notices;
-          if (auto id = parse_message_id(f.id)) u_.notices.insert(*id);
+          if (auto id = parse_message_id(f.id)) dev_.notices.insert(*id);
           else w_.count_error("bad_message_id");
         } else if constexpr (std::is_same_v<T, proto::MissedSummary>) {
           ++w_.stats.summaries;
         } else if constexpr (std::is_same_v<T, proto::MailboxDrained>) {
-          if (drained_) {
-            w_.count_error("drained_twice");
-            return;
-          }
-          drained_ = true;
-          const std::int64_t now = now_ns();
-          u_.drained_ns = now;
-          w_.stats.to_drained.record(now - u_.signin_started_ns);
-          w_.live.drained.fetch_add(1, std::memory_order_relaxed);
-          if (run_.hooks) run_.hooks->on_drained(u_);
+          on_drained();
+        } else if constexpr (std::is_same_v<T, proto::Receipt>) {
+          on_receipt(f);
         }
         // presence events and pongs: nothing to check here
       },
@@ -223,10 +221,11 @@ void Connection::on_welcome(proto::Welcome& w) {
   phase_ = Phase::kOpen;
   welcomed_ = true;
   w_.stats.hello_welcome.record(now - t_hello_);
-  w_.stats.signin_total.record(now - u_.signin_started_ns);
+  w_.stats.signin_total.record(now - dev_.signin_started_ns);
   if (auto* s = w_.slot(now)) ++s->signins;
-  u_.welcome_ns = now;
-  u_.welcome_count = w.mailbox.count;
+  dev_.welcome_ns = now;
+  dev_.welcome_count = w.mailbox.count;
+  dev_.welcome_receipts = w.mailbox.receipts;
   u_.state = w.presence;
   if (signin_span_ != SIZE_MAX) {
     u_.history[signin_span_].confirmed_ns = now;
@@ -234,7 +233,7 @@ void Connection::on_welcome(proto::Welcome& w) {
   }
   w_.live.signed_in.fetch_add(1, std::memory_order_relaxed);
   w_.live.open.fetch_add(1, std::memory_order_relaxed);
-  if (run_.hooks) run_.hooks->on_welcome(u_);
+  if (run_.hooks) run_.hooks->on_welcome(u_, dev_);
   if (close_wanted_) return sign_out();
   pump();
 }
@@ -266,6 +265,9 @@ void Connection::on_sent(proto::Sent& s) {
   if (s.duplicate) w_.count_error("sent_duplicate_flag");
   if (r.status == SendStatus::kStored && p.to < run_.expected_stored.size())
     run_.expected_stored[p.to].fetch_add(1, std::memory_order_relaxed);
+  w_.live.deliveries_due.fetch_add(run_.devices_of(p.to), std::memory_order_relaxed);
+  if (run_.opt.receipts && (r.status == SendStatus::kStored || r.status == SendStatus::kMissed))
+    w_.live.receipts_due.fetch_add(run_.devices_of(u_.index), std::memory_order_relaxed);
   w_.stats.sent.push_back(r);
   w_.stats.send_to_sent.record(now - p.intended_ns);
   if (w_.stats.first_sent_ns == 0) w_.stats.first_sent_ns = now;
@@ -298,82 +300,6 @@ void Connection::on_error(proto::Error& e) {
   }
   if (phase_ == Phase::kHello) w_.count_error("signin:" + e.code);
   else w_.count_error("unsolicited:" + e.code);
-}
-
-void Connection::on_ok(proto::Ok& ok) {
-  const std::int64_t* rid = std::get_if<std::int64_t>(&ok.rid);
-  if (!rid) return;
-  auto it = presence_reqs_.find(*rid);
-  if (it == presence_reqs_.end()) return;
-  const std::int64_t now = now_ns();
-  if (it->second < u_.history.size()) {
-    u_.history[it->second].confirmed_ns = now;
-    u_.state = u_.history[it->second].state;
-  }
-  presence_reqs_.erase(it);
-  w_.live.presence_ok.fetch_add(1, std::memory_order_relaxed);
-}
-
-void Connection::on_message(proto::Message& m) {
-  const std::int64_t now = now_ns();
-  auto id = parse_message_id(m.id);
-  if (!id) {
-    w_.count_error("bad_message_id");
-    return;
-  }
-  unacked_.push_back(*id);
-  if (unacked_.size() >= run_.opt.ack_batch) {
-    flush_acks();
-  } else if (!ack_armed_) {
-    ack_armed_ = true;
-    ack_timer_.expires_after(std::chrono::nanoseconds(static_cast<std::int64_t>(run_.opt.ack_delay_ms * 1e6)));
-    ack_timer_.async_wait([self = shared_from_this()](const beast::error_code& ec) {
-      self->ack_armed_ = false;
-      if (!ec) self->flush_acks();
-    });
-  }
-  if (!session_ids_.insert(*id)) {
-    ++w_.stats.duplicates;
-    return;
-  }
-  if (!u_.seen.insert(*id)) {
-    ++w_.stats.redelivered;
-    return;
-  }
-  auto h = parse_body(m.body);
-  if (!h || h->sender >= run_.user_count() || m.from != run_.user_id(h->sender)) {
-    ++w_.stats.corrupt;
-  } else {
-    auto& last = u_.last_seq[h->sender];
-    if (h->seq <= last) ++w_.stats.reordered;
-    else last = h->seq;
-    if (m.kind == proto::MessageKind::kLive) {
-      w_.stats.end_to_end.record(now - h->t_ns);
-      if (run_.timeline_end_to_end)
-        if (auto* sl = w_.slot(now)) sl->latency.record(now - h->t_ns);
-    } else if (m.kind == proto::MessageKind::kMissed && welcomed_ && u_.welcome_ns < h->t_ns) {
-      w_.stats.missed_e2e.record(now - h->t_ns);
-    }
-  }
-  w_.stats.received.push_back({*id, u_.index, m.kind});
-  if (w_.stats.first_recv_ns == 0) w_.stats.first_recv_ns = now;
-  w_.stats.last_recv_ns = now;
-  if (auto* sl = w_.slot(now)) ++sl->received;
-  w_.live.received.fetch_add(1, std::memory_order_relaxed);
-}
-
-void Connection::flush_acks() {
-  if (unacked_.empty()) return;
-  if (phase_ != Phase::kOpen && !(phase_ == Phase::kClosing && !close_sent_)) {
-    unacked_.clear();
-    return;
-  }
-  proto::Ack ack;
-  ack.ids = std::move(unacked_);
-  unacked_.clear();
-  ++w_.stats.acks_sent;
-  w_.stats.acked_ids += ack.ids.size();
-  write(proto::encode(proto::ClientFrame{std::move(ack)}));
 }
 
 bool Connection::send_to(std::uint32_t to, std::int64_t intended_ns) {
@@ -411,7 +337,7 @@ void Connection::set_presence(PresenceState s) {
   p.rid = rid;
   p.state = s;
   std::size_t span = SIZE_MAX;
-  if (u_.track_history) {
+  if (tracks_history()) {
     span = u_.history.size();
     u_.history.push_back({now_ns(), INT64_MAX, s});
   }
@@ -425,7 +351,7 @@ void Connection::sign_out() {
     case Phase::kNew:
     case Phase::kQueued:
       phase_ = Phase::kClosed;  // never connected; the limiter skips it
-      if (u_.conn.get() == this) u_.conn.reset();
+      if (dev_.conn.get() == this) dev_.conn.reset();
       w_.live.closed.fetch_add(1, std::memory_order_relaxed);
       return;
     case Phase::kConnecting:
@@ -446,7 +372,7 @@ void Connection::sign_out() {
   flush_acks();
   phase_ = Phase::kClosing;
   close_wanted_ = true;
-  if (u_.track_history) {
+  if (tracks_history()) {
     signout_span_ = u_.history.size();
     u_.history.push_back({now_ns(), INT64_MAX, PresenceState::kOffline});
   }
@@ -510,9 +436,9 @@ void Connection::fail(const beast::error_code& ec, std::string_view what) {
       phase_ = Phase::kClosed;
       release_connect_slot();
       w_.live.closed.fetch_add(1, std::memory_order_relaxed);
-      auto next = std::make_shared<Connection>(w_, u_, attempt_ + 1);
+      auto next = std::make_shared<Connection>(w_, u_, dev_, attempt_ + 1);
       next->send_window = send_window;
-      if (u_.conn.get() == this) u_.conn = next;
+      if (dev_.conn.get() == this) dev_.conn = next;
       next->start();
       return;
     } else {
@@ -538,7 +464,7 @@ void Connection::finish(bool expected) {
     w_.live.replies.fetch_add(sends_.size(), std::memory_order_relaxed);
     sends_.clear();
   }
-  if (u_.track_history) {
+  if (tracks_history()) {
     // Pending presence changes may or may not have been applied.
     for (auto& [rid, span] : presence_reqs_)
       if (span < u_.history.size()) u_.history[span].confirmed_ns = now;
@@ -552,18 +478,19 @@ void Connection::finish(bool expected) {
     }
   }
   presence_reqs_.clear();
-  u_.state = PresenceState::kOffline;
+  ack_reqs_.clear();  // not answered: those ids may come again (redelivered)
+  if (dev_.index == 0) u_.state = PresenceState::kOffline;
   if (was_welcomed) w_.live.open.fetch_sub(1, std::memory_order_relaxed);
   w_.live.closed.fetch_add(1, std::memory_order_relaxed);
   if (!expected) w_.live.dropped.fetch_add(1, std::memory_order_relaxed);
   if (was_signing_in && !expected) w_.live.signin_failed.fetch_add(1, std::memory_order_relaxed);
-  if (u_.conn.get() == this) u_.conn.reset();
-  if (!expected && was_welcomed && u_.keep_online && u_.reconnects < kMaxReconnects && !run_.stopping()) {
-    ++u_.reconnects;
+  if (dev_.conn.get() == this) dev_.conn.reset();
+  if (!expected && was_welcomed && u_.keep_online && dev_.reconnects < kMaxReconnects && !run_.stopping()) {
+    ++dev_.reconnects;
     ++w_.stats.reconnects;
-    auto next = std::make_shared<Connection>(w_, u_);
+    auto next = std::make_shared<Connection>(w_, u_, dev_);
     next->send_window = send_window;
-    u_.conn = next;
+    dev_.conn = next;
     next->start();
   }
 }

@@ -1,7 +1,7 @@
-// Connection: one WebSocket session of a synthetic user, from the connect
-// (behind its worker's connect limiter) through the upgrade, hello and
-// welcome, sends and acks, to the close. It records what it sees into its
-// worker's statistics and its user's receive-side checks.
+// Connection: one WebSocket session of one device of a synthetic user, from
+// the connect (behind its worker's connect limiter) through the upgrade,
+// hello and welcome, sends and acks, to the close. It records what it sees
+// into its worker's statistics and its device's receive-side checks.
 //
 // Thread-safety: lives on its worker's thread (its io_context); every
 // pending handler holds shared_from_this(). Not safe to call from elsewhere.
@@ -32,6 +32,7 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 
 struct ConnectQueue;
+struct Device;
 struct User;
 class Worker;
 class RunState;
@@ -43,7 +44,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // A sign-out that has not completed its close handshake by then is cut.
   static constexpr auto kCloseTimeout = std::chrono::seconds(5);
 
-  Connection(Worker& w, User& u, unsigned attempt = 0);
+  Connection(Worker& w, User& u, Device& d, unsigned attempt = 0);
 
   void start();  // connect (behind the worker's connect limiter), upgrade, hello
   bool is_open() const { return phase_ == Phase::kOpen; }
@@ -68,6 +69,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static constexpr std::size_t kMaxMessageBytes = 4u << 20;
 
   // connection.cpp: the session.
+  // The primary device's sessions keep the user's presence history.
+  bool tracks_history() const;
   // Starts waiting connects while the worker's limiter has room.
   static void admit_waiting(ConnectQueue& q);
   void begin_connect();
@@ -79,16 +82,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_welcome(proto::Welcome& w);
   void on_sent(proto::Sent& s);
   void on_error(proto::Error& e);
-  void on_message(proto::Message& m);
-  void on_ok(proto::Ok& ok);
   void write(std::string frame);
   void do_write();
   void on_write(const beast::error_code& ec);
-  void flush_acks();
   void do_close();
   void release_connect_slot();
   void fail(const beast::error_code& ec, std::string_view what);
   void finish(bool expected);
+  // connection_recv.cpp: what the session receives (messages, receipts,
+  // drained) and acks.
+  void on_message(proto::Message& m);
+  void on_receipt(proto::Receipt& r);
+  void on_drained();
+  void on_ok(proto::Ok& ok);
+  void queue_ack(std::uint64_t id);
+  void flush_acks();
   // connection_raw.cpp: raw framing (Options::raw_framing), after the upgrade.
   void raw_read();
   void raw_on_read(const beast::error_code& ec, std::size_t n);
@@ -98,6 +106,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   Worker& w_;
   User& u_;
+  Device& dev_;
   RunState& run_;
   unsigned attempt_;
   Phase phase_ = Phase::kNew;
@@ -127,15 +136,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
   std::unordered_map<std::int64_t, PendingSend> sends_;
   std::unordered_map<std::int64_t, std::size_t> presence_reqs_;  // rid -> index in history
+  std::unordered_map<std::int64_t, std::vector<std::uint64_t>> ack_reqs_;  // rid -> ids (named devices)
   std::int64_t next_rid_ = 2;  // 1 is the hello
-  IdSet session_ids_;
+  IdSet session_ids_;  // message and receipt ids received in this session
   std::int64_t t_connect_ = 0;
   std::int64_t t_hello_ = 0;
   std::size_t signin_span_ = SIZE_MAX;
   std::size_t signout_span_ = SIZE_MAX;
 };
 
-// True when `u` has a session and it is open (welcomed, not closing).
+// True when the device has a session and it is open (welcomed, not closing).
+bool online(const Device& d);
+// The same for the user's primary device.
 bool online(const User& u);
 
 }  // namespace oms::load

@@ -12,6 +12,9 @@ namespace oms::load {
 
 namespace {
 
+// More devices than the server's cap (default 10) is a test of the cap.
+constexpr std::uint64_t kMaxDevices = 64;
+
 const std::set<std::string, std::less<>> kScenarios = {
     "offline-burst", "chat", "presence-churn", "signin-storm", "idle", "mixed"};
 
@@ -68,6 +71,15 @@ Options:
   --rate R              mixed: operations per second; offline-burst/signin-storm/chat:
                         send at R msgs/s open loop instead of W in flight
   --churn-ms MS         presence-churn: mean time between a user's presence changes
+  --devices N           devices per user, each its own session d1..dN that drains and
+                        acks for itself (offline-burst, signin-storm: the recipients;
+                        chat: every user; presence-churn: the recipients); default 1
+  --device-names        send the device names (and a rid with every ack) even with
+                        --devices 1 (implied by --devices 2 or more)
+  --receipts on|off     whether the run expects receipts: exactly one per stored or
+                        missed message (offline-burst, signin-storm, presence-churn);
+                        default on; off when the server's enable_delivery_receipts is
+                        false or it has none. Receipts that come are acked and counted
   --server-pid PID      read the server's VmRSS from /proc/PID/status
   --json FILE           write every figure as JSON; a chart goes beside it
   --threads T           client threads, one io_context each (default: cores)
@@ -214,7 +226,23 @@ std::optional<Options> parse_options(int argc, char** argv, std::string& error, 
     else if (a == "--duration") ok = dbl(o.duration_s);
     else if (a == "--rate") ok = dbl(o.rate);
     else if (a == "--churn-ms") ok = dbl(o.churn_ms);
-    else if (a == "--server-pid") {
+    else if (a == "--devices") {
+      ok = u64(tmp);
+      if (ok && (tmp < 1 || tmp > kMaxDevices)) {
+        error = fmt::format("--devices is 1 to {}", kMaxDevices);
+        return std::nullopt;
+      }
+      o.devices = static_cast<std::uint32_t>(tmp);
+    } else if (a == "--device-names") o.device_names = true;
+    else if (a == "--receipts") {
+      std::string v;
+      ok = str(v);
+      if (ok && v != "on" && v != "off") {
+        error = "--receipts is on or off";
+        return std::nullopt;
+      }
+      o.receipts = v == "on";
+    } else if (a == "--server-pid") {
       ok = u64(tmp);
       if (ok) o.server_pid = static_cast<long>(tmp);
     } else if (a == "--json") ok = str(o.json_file);
@@ -317,6 +345,10 @@ bool apply_scenario_defaults(Options& o, std::string& error) {
   }
   if (o.messages > 1'000'000'000) {
     error = "--messages is at most 1e9";
+    return false;
+  }
+  if (o.devices > 1 && (s == "idle" || s == "mixed")) {
+    error = "--devices applies to offline-burst, signin-storm, chat and presence-churn";
     return false;
   }
   if (o.ack_batch == 0) o.ack_batch = 1;

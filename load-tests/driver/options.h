@@ -35,6 +35,18 @@ struct Options {
   double duration_s = 0;          // chat, presence-churn, idle, mixed
   double rate = 0;                // open loop: mixed ops/s; offline-burst, signin-storm, chat msgs/s
   double churn_ms = 0;            // presence-churn: mean time between presence changes per user
+  // Devices per user (contract 4.1) for offline-burst, signin-storm (the
+  // recipients), chat (every user) and presence-churn (the recipients): each
+  // signs in its own session as d1..dN, drains and acks for itself.
+  std::uint32_t devices = 1;
+  // Send the device names (d1..dN) and a rid with every ack. Implied by
+  // devices > 1; with --devices 1 and without it the wire is that of a v1
+  // client (no device name, acks without rid).
+  bool device_names = false;
+  // Whether the run expects receipts (contract 4.2): exactly one per stored
+  // or missed message, checked where the senders stay signed in. Receipts
+  // that come are acked and counted either way.
+  bool receipts = true;
   std::optional<long> server_pid;
   std::string json_file;
   unsigned threads = 0;           // 0 = hardware concurrency
@@ -54,6 +66,9 @@ struct Options {
   // per syscall and reads ~1.5 KiB at a time). "beast" keeps Beast's framing.
   bool raw_framing = true;
   bool chart = true;
+
+  // Device names and ack rids go on the wire.
+  bool named_devices() const { return devices > 1 || device_names; }
 };
 
 // Parses argv. On error returns nullopt and sets `error`; `help` is set for

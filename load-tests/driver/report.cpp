@@ -246,6 +246,9 @@ Report::Report(const Options& opt) {
   params["connect_concurrency"] = opt.connect_concurrency;
   params["source_addrs"] = opt.source_addrs;
   params["user_prefix"] = opt.user_prefix;
+  params["devices"] = opt.devices;
+  params["device_names"] = opt.named_devices();
+  params["receipts"] = opt.receipts;
   root_["params"] = std::move(params);
 }
 
@@ -322,7 +325,7 @@ void Report::add_verdict(const Verdict& v, const WorkerStats& stats) {
   count("checks", "lost", "lost", v.lost);
   if (v.undelivered)
     count("checks", "undelivered", "not delivered yet when the run stopped early", v.undelivered);
-  count("checks", "duplicates", "duplicates (same session)", v.duplicates);
+  count("checks", "duplicates", "duplicates (same session, or after ack ok)", v.duplicates);
   count("checks", "reordered", "reordered", v.reordered);
   count("checks", "redelivered", "redelivered in a later session", v.redelivered);
   count("checks", "unanswered", "sends without reply", v.unanswered);
@@ -333,18 +336,52 @@ void Report::add_verdict(const Verdict& v, const WorkerStats& stats) {
   count("checks", "missed_without_notice", "missed without notice", v.missed_without_notice);
   count("checks", "welcome_mismatch", "welcome count mismatch", v.welcome_mismatch);
   count("checks", "unconfirmed", "received without sent reply", v.unconfirmed);
+  count("checks", "receipts_missing", "receipts missing", v.receipts_missing);
+  count("checks", "receipts_extra", "receipts extra (second, unknown or misaddressed)", v.receipts_extra);
+  count("checks", "receipt_duplicates", "receipt duplicates", v.receipt_duplicates);
   set("checks", "missed_notices", stats.notices);
   set("checks", "missed_summaries", stats.summaries);
   json::array ex;
   for (const auto& e : v.examples) ex.emplace_back(e);
   set("checks", "examples", std::move(ex));
   add_errors(stats);
+  add_receipts(v, stats);
   if (!v.ok()) {
     fail(fmt::format("verification failed: lost {}, duplicates {}, reordered {}, corrupt {}, unanswered {}, "
-                     "kind {}, status {}, presence {}, notices {}, welcome {}",
+                     "kind {}, status {}, presence {}, notices {}, welcome {}, receipts missing {} extra {} "
+                     "duplicates {}",
                      v.lost, v.duplicates, v.reordered, v.corrupt, v.unanswered, v.kind_mismatch,
-                     v.status_inconsistent, v.presence_violation, v.missed_without_notice, v.welcome_mismatch));
+                     v.status_inconsistent, v.presence_violation, v.missed_without_notice, v.welcome_mismatch,
+                     v.receipts_missing, v.receipts_extra, v.receipt_duplicates));
   }
+}
+
+void Report::add_receipts(const Verdict& v, const WorkerStats& stats) {
+  section("receipts");
+  set("receipts", "expected", v.receipts_expected);
+  row("expected (--receipts)", v.receipts_expected ? "yes: one per stored/missed message and sender device"
+                                                   : "no: counted, not required");
+  count("receipts", "received", "receipts received (distinct, per device)", v.receipts);
+  json::object by_state;
+  std::string line;
+  for (const char* st : {"delivered", "expired", "purged"}) {
+    const auto it = v.receipts_by_state.find(st);
+    const std::uint64_t n = it == v.receipts_by_state.end() ? 0 : it->second;
+    by_state[st] = n;
+    line += fmt::format("{}{} {}", line.empty() ? "" : ", ", st, thousands(n));
+  }
+  set("receipts", "by_state", std::move(by_state));
+  row("receipts by state", line);
+  if (v.receipts_expected) {
+    count("receipts", "due", "receipts due (stored/missed x sender devices)", v.receipts_due);
+    count("receipts", "missing", "receipts missing", v.receipts_missing);
+    if (v.receipts_undelivered)
+      count("receipts", "undelivered", "receipts not come yet when the run stopped early", v.receipts_undelivered);
+  }
+  count("receipts", "extra", "receipts extra", v.receipts_extra);
+  count("receipts", "duplicates", "receipt duplicates (same session, or after ack ok)", v.receipt_duplicates);
+  count("receipts", "redelivered", "receipts redelivered in a later session", v.receipts_redelivered);
+  set("receipts", "acks_ok", stats.acks_ok);
 }
 
 void Report::add_timeline(const WorkerStats& stats, const Options& opt, std::string latency_label) {

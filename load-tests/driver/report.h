@@ -37,6 +37,8 @@ class Report {
 
   void add_verdict(const Verdict& v, const WorkerStats& stats);
   void add_errors(const WorkerStats& stats);
+  // Receipts received, by state, and their checks (JSON "receipts").
+  void add_receipts(const Verdict& v, const WorkerStats& stats);
   // Per-slot throughput and latency percentiles (JSON "timeline").
   void add_timeline(const WorkerStats& stats, const Options& opt, std::string latency_label);
 

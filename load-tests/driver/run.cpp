@@ -81,6 +81,20 @@ void Run::create_users(std::uint32_t count) {
     users_.push_back(std::move(u));
   }
   expected_stored = std::vector<std::atomic<std::uint32_t>>(count);
+  device_counts_.assign(count, 0);
+  set_devices(0, count, 1);
+}
+
+void Run::set_devices(std::uint32_t first, std::uint32_t count, std::uint32_t n) {
+  for (std::uint32_t i = first; i < first + count; ++i) {
+    User& u = *users_[i];
+    u.devices.assign(n, Device{});
+    for (std::uint32_t d = 0; d < n; ++d) {
+      u.devices[d].index = d;
+      if (opt.named_devices()) u.devices[d].name = fmt::format("d{}", d + 1);
+    }
+    device_counts_[i] = n;
+  }
 }
 
 void Run::start() {
@@ -96,9 +110,8 @@ void Run::stop() {
   if (!running) return;
   stopping_.store(true);
   for_users(0, user_count(), [](User& u) {
-    if (u.conn) {
-      auto c = u.conn;
-      c->sign_out();
+    for (Device& d : u.devices) {
+      if (auto c = d.conn) c->sign_out();
     }
   });
   // Bounded: sessions close within kCloseTimeout (then they are cut).
@@ -129,10 +142,21 @@ void Run::for_users(std::uint32_t first, std::uint32_t count, std::function<void
 void Run::sign_in(std::uint32_t first, std::uint32_t count, bool keep_online) {
   // Connections need their worker; create them on the owner thread.
   for_users(first, count, [this, keep_online](User& u) {
-    if (u.conn) return;
     u.keep_online = keep_online;
-    u.conn = std::make_shared<Connection>(owner(u.index), u);
-    u.conn->start();
+    for (Device& d : u.devices) {
+      if (d.conn) continue;
+      d.conn = std::make_shared<Connection>(owner(u.index), u, d);
+      d.conn->start();
+    }
+  });
+}
+
+void Run::sign_out(std::uint32_t first, std::uint32_t count) {
+  for_users(first, count, [](User& u) {
+    u.keep_online = false;
+    for (Device& d : u.devices) {
+      if (auto c = d.conn) c->sign_out();
+    }
   });
 }
 

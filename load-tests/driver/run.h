@@ -41,8 +41,11 @@ class Run : public RunState {
   Run(const Run&) = delete;
   Run& operator=(const Run&) = delete;
 
-  // Users [0, count): ids, tokens, owners. Call before start().
+  // Users [0, count): ids, tokens, owners, one device each. Call before start().
   void create_users(std::uint32_t count);
+  // Users [first, first+count) get `n` devices (named d1..dn when
+  // opt.named_devices()). Call before start().
+  void set_devices(std::uint32_t first, std::uint32_t count, std::uint32_t n);
   Worker& owner(std::uint32_t idx) { return *workers_[idx % workers_.size()]; }
   std::size_t worker_count() const { return workers_.size(); }
   Worker& worker(std::size_t i) { return *workers_[i]; }
@@ -57,8 +60,10 @@ class Run : public RunState {
     net::post(workers_[worker]->ioc, std::forward<F>(f));
   }
 
-  // Signs users in (keep_online: reconnect if dropped).
+  // Signs users in, every device of each (keep_online: reconnect if dropped).
   void sign_in(std::uint32_t first, std::uint32_t count, bool keep_online);
+  // Signs every device of users [first, first+count) out (no reconnect).
+  void sign_out(std::uint32_t first, std::uint32_t count);
 
   // Polls `done` until true. False (and failure() set) when `progress` has
   // not moved for --stall seconds, or the overall deadline is near.

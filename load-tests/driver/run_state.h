@@ -1,6 +1,6 @@
 // RunState: the part of a Run that its workers and sessions read while it
 // runs (options, start time, the scenario's hooks, the users' ids, the stop
-// flag), and Hooks, what a scenario plugs into the sessions. Run (run.h)
+// flag, the devices per user), and Hooks, what a scenario plugs into the sessions. Run (run.h)
 // is a RunState plus the workers and phases; Worker and Connection see only
 // this, so they do not depend on Run.
 //
@@ -12,10 +12,12 @@
 #pragma once
 
 #include <atomic>
+#include <charconv>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -32,8 +34,8 @@ class Hooks {
   virtual ~Hooks() = default;
   // Closed-loop senders: the next recipient for `sender`, or nullopt to stop.
   virtual std::optional<std::uint32_t> next_target(User& /*sender*/) { return std::nullopt; }
-  virtual void on_welcome(User& /*u*/) {}
-  virtual void on_drained(User& /*u*/) {}
+  virtual void on_welcome(User& /*u*/, Device& /*d*/) {}
+  virtual void on_drained(User& /*u*/, Device& /*d*/) {}
 };
 
 class RunState {
@@ -51,6 +53,20 @@ class RunState {
 
   std::uint32_t user_count() const { return static_cast<std::uint32_t>(users_.size()); }
   const std::string& user_id(std::uint32_t idx) const { return users_[idx]->id; }
+  // The index of the user with id `id` (PREFIX-u000123@load.test), when it
+  // is one of this run's users.
+  std::optional<std::uint32_t> user_index(std::string_view id) const {
+    const auto u = id.rfind("-u");
+    const auto at = id.find('@', u == std::string_view::npos ? 0 : u);
+    std::uint32_t idx = 0;
+    if (u == std::string_view::npos || at == std::string_view::npos) return std::nullopt;
+    const auto [p, ec] = std::from_chars(id.data() + u + 2, id.data() + at, idx);
+    if (ec != std::errc{} || p != id.data() + at || idx >= users_.size() || users_[idx]->id != id)
+      return std::nullopt;
+    return idx;
+  }
+  // How many devices user `idx` has (fixed before the workers start).
+  std::uint32_t devices_of(std::uint32_t idx) const { return device_counts_[idx]; }
   // REQUIRES: on the owner's thread, or after the workers have stopped.
   User& user(std::uint32_t idx) { return *users_[idx]; }
 
@@ -63,6 +79,7 @@ class RunState {
   ~RunState() = default;
 
   std::vector<std::unique_ptr<User>> users_;  // filled by Run::create_users
+  std::vector<std::uint32_t> device_counts_;  // per user, set with the users' devices
   std::atomic<bool> stopping_{false};         // set by Run::stop
 
  private:

@@ -37,6 +37,9 @@ void WorkerStats::merge(WorkerStats&& o) {
   reconnects += o.reconnects;
   acks_sent += o.acks_sent;
   acked_ids += o.acked_ids;
+  acks_ok += o.acks_ok;
+  receipt_duplicates += o.receipt_duplicates;
+  receipts_redelivered += o.receipts_redelivered;
   presence_sets += o.presence_sets;
   frames_in += o.frames_in;
   frames_out += o.frames_out;
@@ -49,6 +52,8 @@ void WorkerStats::merge(WorkerStats&& o) {
   else sent.insert(sent.end(), o.sent.begin(), o.sent.end());
   if (received.empty()) received = std::move(o.received);
   else received.insert(received.end(), o.received.begin(), o.received.end());
+  if (receipts.empty()) receipts = std::move(o.receipts);
+  else receipts.insert(receipts.end(), o.receipts.begin(), o.receipts.end());
   if (timeline.size() < o.timeline.size()) timeline.resize(o.timeline.size());
   for (std::size_t i = 0; i < o.timeline.size(); ++i) {
     timeline[i].sent_ok += o.timeline[i].sent_ok;

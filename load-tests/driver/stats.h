@@ -31,11 +31,22 @@ struct SentRecord {
   bool duplicate = false;
 };
 
-// One message received for the first time by its recipient user.
+// One message received for the first time by one device of its recipient.
 struct RecvRecord {
   std::uint64_t id = 0;
   std::uint32_t to = 0;
+  std::uint16_t device = 0;
   proto::MessageKind kind = proto::MessageKind::kLive;
+};
+
+// One receipt received for the first time by one device of the sender.
+struct ReceiptRecord {
+  std::uint64_t id = 0;   // the receipt's own id
+  std::uint64_t msg = 0;  // the message it is about
+  std::uint32_t sender = 0;
+  std::uint32_t to = 0;   // the recipient it names (UINT32_MAX: not a user of the run)
+  std::uint16_t device = 0;
+  proto::ReceiptState state = proto::ReceiptState::kDelivered;
 };
 
 // The run's counters, declared once for both of their forms: LiveCounters
@@ -53,7 +64,10 @@ struct Counters {
   Field<std::uint64_t> replies{};        // sent + error replies to sends
   Field<std::uint64_t> sent_ok{};
   Field<std::uint64_t> send_errors{};
-  Field<std::uint64_t> received{};       // first time per user
+  Field<std::uint64_t> received{};       // first time per device
+  Field<std::uint64_t> deliveries_due{};  // sent_ok x the recipient's devices
+  Field<std::uint64_t> receipts{};       // first time per device
+  Field<std::uint64_t> receipts_due{};   // with --receipts on: stored/missed x the sender's devices
   Field<std::uint64_t> frames_in{};
   Field<std::uint64_t> drained{};
   Field<std::uint64_t> presence_ok{};
@@ -63,7 +77,8 @@ struct Counters {
 template <class C>
 auto counter_fields(C& c) {
   return std::tie(c.connects_started, c.signed_in, c.signin_failed, c.open, c.closed, c.dropped, c.sends,
-                  c.replies, c.sent_ok, c.send_errors, c.received, c.frames_in, c.drained, c.presence_ok);
+                  c.replies, c.sent_ok, c.send_errors, c.received, c.deliveries_due, c.receipts, c.receipts_due,
+                  c.frames_in, c.drained, c.presence_ok);
 }
 
 template <class T>
@@ -99,7 +114,7 @@ struct WorkerStats {
   LatencyHistogram to_drained;     // sign-in requested -> mailbox.drained
   std::map<std::string, std::uint64_t, std::less<>> errors;  // by code (send errors, closes, ...)
   std::map<std::string, std::uint64_t, std::less<>> statuses;
-  std::uint64_t duplicates = 0;   // same id twice in one session
+  std::uint64_t duplicates = 0;   // same id twice in one session, or again after its ack's `ok`
   std::uint64_t reordered = 0;    // per sender->recipient sequence went backwards
   std::uint64_t redelivered = 0;  // id seen again in a later session (at-least-once)
   std::uint64_t corrupt = 0;      // body or sender not as sent
@@ -111,6 +126,9 @@ struct WorkerStats {
   std::uint64_t reconnects = 0;
   std::uint64_t acks_sent = 0;
   std::uint64_t acked_ids = 0;
+  std::uint64_t acks_ok = 0;      // acks with a rid answered `ok`
+  std::uint64_t receipt_duplicates = 0;  // same receipt twice in one session, or after its ack's `ok`
+  std::uint64_t receipts_redelivered = 0;
   std::uint64_t presence_sets = 0;
   std::uint64_t frames_in = 0;
   std::uint64_t frames_out = 0;
@@ -118,6 +136,7 @@ struct WorkerStats {
   std::int64_t first_recv_ns = 0, last_recv_ns = 0;
   std::vector<SentRecord> sent;
   std::vector<RecvRecord> received;
+  std::vector<ReceiptRecord> receipts;
   std::vector<TimelineSlot> timeline;
 
   void merge(WorkerStats&& o);

@@ -1,6 +1,9 @@
 // chat: N online users in pairs (2k <-> 2k+1), each keeping --window sends in
 // flight to its partner for --duration (or until --messages). Measures the
 // live delivery rate and end-to-end latency (send -> partner's `message`).
+// With --devices D every user has D sessions (d1..dD); sends go from d1 and
+// every device of the partner gets each message (the delivery rate counts
+// deliveries to devices).
 // With --rate: open loop instead, --rate sends per second over all users
 // whatever the replies do, latency from each send's intended time (no
 // coordinated omission): the latency at a given load, where the closed loop
@@ -42,11 +45,12 @@ int run_chat(const Options& o, const std::string& secret) {
   run.hooks = &hooks;
   run.timeline_end_to_end = true;
   run.create_users(N);
+  run.set_devices(0, N, opt.devices);
   run.start();
   Report rep(opt);
 
   run.sign_in(0, N, /*keep_online=*/true);
-  bool ok = wait_signed_in(run, "users sign in", N);
+  bool ok = wait_signed_in(run, "users sign in", std::uint64_t{N} * opt.devices);
 
   const Totals before = run.totals();
   const std::int64_t t_start = now_ns();
@@ -76,6 +80,7 @@ int run_chat(const Options& o, const std::string& secret) {
     const std::uint64_t sent = at_stop.sent_ok - before.sent_ok;
     rep.section("chat");
     rep.count("chat", "users", "online users (pairs)", N);
+    if (opt.devices > 1) rep.count("chat", "devices", "devices per user (each gets every message)", opt.devices);
     if (open_loop) {
       rep.figure("chat", "target_rate", "open loop: target rate", opt.rate, "msgs/s");
       rep.figure("chat", "max_lag_ms", "open loop: largest pacer lag",

@@ -66,8 +66,9 @@ class Pacer : public std::enable_shared_from_this<Pacer> {
       // (A send not made is counted once, by why: client_backlog or
       // open_loop_sender_offline. It has no latency: those counts say how
       // much of the intended load the run did not offer.)
-      if (!u.conn || !u.conn->is_open()) w_.count_error("open_loop_sender_offline");
-      else if (u.conn->send_to(*to, intended)) state_->sent.fetch_add(1, std::memory_order_relaxed);
+      const auto& conn = u.primary().conn;
+      if (!conn || !conn->is_open()) w_.count_error("open_loop_sender_offline");
+      else if (conn->send_to(*to, intended)) state_->sent.fetch_add(1, std::memory_order_relaxed);
       ++n_;
     }
     if (!more) {
@@ -116,9 +117,10 @@ std::shared_ptr<OpenLoop> start_open_loop(Run& run, std::uint32_t first, std::ui
 
 void start_closed_loop(Run& run, std::uint32_t first, std::uint32_t count, std::size_t window) {
   run.for_users(first, count, [window](User& u) {
-    if (!u.conn) return;
-    u.conn->send_window = window;
-    u.conn->pump();
+    const auto& conn = u.primary().conn;
+    if (!conn) return;
+    conn->send_window = window;
+    conn->pump();
   });
 }
 
@@ -134,12 +136,23 @@ bool wait_all_answered(Run& run, std::string_view what, const OpenLoop* pacers, 
       [&] {
         if (pacers && !pacers->stopped(run)) return false;
         Totals t = run.totals();
-        return t.replies >= t.sends && (!deliveries || t.received >= t.sent_ok);
+        return t.replies >= t.sends && (!deliveries || t.received >= t.deliveries_due);
       },
       [&] {
         Totals t = run.totals();
         return deliveries ? t.replies + t.received : t.replies;
       });
+}
+
+bool wait_receipts(Run& run, std::string_view what) {
+  if (!run.opt.receipts) return true;
+  return run.wait_for(
+      what,
+      [&] {
+        Totals t = run.totals();
+        return t.receipts >= t.receipts_due;
+      },
+      [&] { return run.totals().receipts; });
 }
 
 bool wait_signed_in(Run& run, std::string_view what, std::uint64_t target) {

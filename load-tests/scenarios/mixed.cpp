@@ -71,8 +71,8 @@ class Generator : public std::enable_shared_from_this<Generator> {
     for (int i = 0; i < kPickTries; ++i) {
       User& u = run_.user(mine_[d(w_.rng)]);
       if (want_online) {
-        if (online(u) && (!idle_sender || u.conn->in_flight() == 0)) return &u;
-      } else if (!u.conn) {
+        if (online(u) && (!idle_sender || u.primary().conn->in_flight() == 0)) return &u;
+      } else if (!u.primary().conn) {
         return &u;
       }
     }
@@ -87,28 +87,29 @@ class Generator : public std::enable_shared_from_this<Generator> {
       std::uniform_int_distribution<std::uint32_t> d(0, run_.user_count() - 1);
       std::uint32_t to = d(w_.rng);
       if (to == s->index) to = (to + 1) % run_.user_count();
-      if (s->conn->send_to(to, intended)) ++sends;
+      if (s->primary().conn->send_to(to, intended)) ++sends;
       else ++skipped;
     } else if (r < 0.94) {
       User* u = pick(true, false);
       if (!u) return void(++skipped);
       PresenceState next = u->state;
       while (next == u->state) next = kStates[std::uniform_int_distribution<int>(0, 4)(w_.rng)];
-      u->conn->set_presence(next);
+      u->primary().conn->set_presence(next);
       ++presence;
     } else if (r < 0.97) {
       // Only a session without sends in flight signs out, so no reply is lost.
       User* u = pick(true, true);
       if (!u) return void(++skipped);
-      auto c = u->conn;
+      auto c = u->primary().conn;
       c->sign_out();
       ++signouts;
     } else {
       User* u = pick(false, false);
       if (!u) return void(++skipped);
       u->keep_online = false;
-      u->conn = std::make_shared<Connection>(w_, *u);
-      u->conn->start();
+      Device& d = u->primary();
+      d.conn = std::make_shared<Connection>(w_, *u, d);
+      d.conn->start();
       ++signins;
     }
   }

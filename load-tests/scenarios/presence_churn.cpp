@@ -4,6 +4,10 @@
 // delivered for available and missed for dnd/presenting, matching the
 // recipient's presence between the send and the reply; missed messages must
 // come with a `missed` notice and kind "missed", live ones with kind "live".
+// With --devices D every recipient has D sessions (d1..dD, all signed in
+// before the churn starts; the primary one changes the presence): each must
+// get every message and notice; the senders stay and take the receipts of
+// missed messages.
 //
 // Users: senders [0, S), recipients [S, S+N).
 #include <atomic>
@@ -49,11 +53,12 @@ void churn(Run& run, Worker& w, std::uint32_t idx, double mean_ms, const std::at
   w.after(delay, [&run, &w, idx, mean_ms, &stop] {
     if (stop.load(std::memory_order_relaxed) || run.stopping()) return;
     User& u = run.user(idx);
-    if (u.conn && u.conn->is_open()) {
-      // A state other than the current one.
+    if (online(u)) {
+      // A state other than the current one (presence is per user: the
+      // primary device sets it for all).
       PresenceState next = u.state;
       while (next == u.state) next = kChurnStates[std::uniform_int_distribution<int>(0, 2)(w.rng)];
-      u.conn->set_presence(next);
+      u.primary().conn->set_presence(next);
       u.state = next;  // the next change differs from this one
     }
     churn(run, w, idx, mean_ms, stop);
@@ -72,12 +77,13 @@ int run_presence_churn(const Options& o, const std::string& secret) {
   run.hooks = &hooks;
   run.timeline_end_to_end = false;
   run.create_users(S + N);
+  run.set_devices(S, N, opt.devices);
   for (std::uint32_t i = S; i < S + N; ++i) run.user(i).track_history = true;  // before start()
   run.start();
   Report rep(opt);
 
   run.sign_in(0, S + N, /*keep_online=*/true);
-  bool ok = wait_signed_in(run, "users sign in", S + N);
+  bool ok = wait_signed_in(run, "users sign in", S + std::uint64_t{N} * opt.devices);
 
   std::atomic<bool> churn_stop{false};
   const Totals before = run.totals();
@@ -97,18 +103,21 @@ int run_presence_churn(const Options& o, const std::string& secret) {
     churn_stop.store(true);
     t_stop = now_ns();
     if (ok) ok = wait_all_answered(run, "last replies and deliveries", nullptr, /*deliveries=*/true);
+    if (ok) ok = wait_receipts(run, "receipts of missed messages reach the senders");
   }
 
   VerifyOptions v;
   v.check_presence = true;
   v.strict_live_kind = true;
   v.strict_notices = true;
+  v.expect_receipts = opt.receipts;
   return finish(run, rep, v, "send -> sent", [&](WorkerStats& st) {
     const double secs = static_cast<double>(std::max<std::int64_t>(1, t_stop - t_start)) / 1e9;
     auto status = [&](const char* s) { return st.statuses.count(s) ? st.statuses.at(s) : 0; };
     rep.section("presence churn");
     rep.count("churn", "recipients", "recipients churning", N);
     rep.count("churn", "senders", "senders", S);
+    rep.count("churn", "devices", "devices per recipient", opt.devices);
     rep.figure("churn", "mean_change_ms", "mean time between changes", opt.churn_ms, "ms", 1);
     rep.count("churn", "presence_changes", "presence changes", st.presence_sets);
     rep.count("churn", "delivered", "sent: delivered", status("delivered"));

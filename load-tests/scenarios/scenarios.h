@@ -72,6 +72,10 @@ std::shared_ptr<OpenLoop> start_sending(Run& run, std::uint32_t first, std::uint
 // waits until every pacer has seen the stop (one may be making a last send).
 bool wait_all_answered(Run& run, std::string_view what, const OpenLoop* pacers, bool deliveries);
 
+// With --receipts on: waits until every stored or missed message's receipt
+// has reached every device of its sender (the senders must be signed in).
+bool wait_receipts(Run& run, std::string_view what);
+
 // Session figures: connect, hello->welcome, sign-in, drops.
 void add_session_figures(Report& rep, const WorkerStats& stats);
 
