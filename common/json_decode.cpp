@@ -190,9 +190,9 @@ bool read_hello(Fields& f, const DecodeLimits& limits, Hello& out) {
   // (Checked by the server, which answers an invalid name with close 4400.)
   const json::value* device = c.find("device");
   if (device != nullptr && !device->is_null()) {
-    if (!device->is_string()) return f.wrong_type("client.device", "a string");
-    const std::string_view d = sv(device->get_string());
-    out.client.device = std::string(d.substr(0, kMaxDeviceBytes + 1));
+    // A non-string is an invalid name (empty): bad_request, close 4400.
+    out.client.device = device->is_string() ? std::string(sv(device->get_string()).substr(0, kMaxDeviceBytes + 1))
+                                            : std::string();
   }
 
   const json::value* features = c.find("features");

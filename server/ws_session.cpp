@@ -722,7 +722,10 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
       case Arrival::kThroughWindow: break;
     }
     if (d.missed_notice) enqueue(d.missed_notice);
-    switch (window_.on_stored(d.seq, d.message_frame != nullptr)) {
+    // A receipt comes from the writer thread and may overtake a message of
+    // a lower seq still on its way from the completion thread: it is never
+    // pushed from here but read from the store, in seq order.
+    switch (window_.on_stored(d.seq, d.message_frame != nullptr && !d.receipt)) {
       case DeliveryWindow::Arrived::kPush: return push(d.message_frame);
       case DeliveryWindow::Arrived::kRead: return maybe_read();
       case DeliveryWindow::Arrived::kNone: return;
