@@ -32,6 +32,10 @@ namespace {
 
 using rocks_detail::DeviceState;
 
+std::string device_or_legacy(std::string device) {
+  return device.empty() ? std::string(proto::kLegacyDevice) : std::move(device);
+}
+
 // A sign-in or sign-out writes the device's last_seen only when the one on
 // disk is older than this (or something else changed): a client that
 // reconnects in a loop costs no synced writes. After a restart last_seen
@@ -49,31 +53,17 @@ constexpr std::size_t kMaxCachedDeviceTables = 65536;
 
 void RocksMailboxStore::device_signed_in(std::string user, std::string device, bool capable,
                                          DeviceCallback done) {
-  DeviceOp op;
-  op.kind = DeviceOp::Kind::kSignIn;
-  op.user = std::move(user);
-  op.device = device.empty() ? std::string(proto::kLegacyDevice) : std::move(device);
-  op.capable = capable;
-  op.signed_in = std::move(done);
-  batcher_.enqueue(std::move(op));
+  batcher_.enqueue(DeviceOp{DeviceOp::Kind::kSignIn, std::move(user), device_or_legacy(std::move(device)), capable,
+                            std::move(done), {}});
 }
 
 void RocksMailboxStore::device_signed_out(std::string user, std::string device, CountCallback done) {
-  DeviceOp op;
-  op.kind = DeviceOp::Kind::kSignOut;
-  op.user = std::move(user);
-  op.device = device.empty() ? std::string(proto::kLegacyDevice) : std::move(device);
-  op.done = std::move(done);
-  batcher_.enqueue(std::move(op));
+  batcher_.enqueue(DeviceOp{DeviceOp::Kind::kSignOut, std::move(user), device_or_legacy(std::move(device)), false,
+                            {}, std::move(done)});
 }
 
 void RocksMailboxStore::forget_device(std::string user, std::string device, CountCallback done) {
-  DeviceOp op;
-  op.kind = DeviceOp::Kind::kForget;
-  op.user = std::move(user);
-  op.device = std::move(device);
-  op.done = std::move(done);
-  batcher_.enqueue(std::move(op));
+  batcher_.enqueue(DeviceOp{DeviceOp::Kind::kForget, std::move(user), std::move(device), false, {}, std::move(done)});
 }
 
 // ---------------------------------------------------------------------------
