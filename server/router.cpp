@@ -132,6 +132,8 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
   append.body = std::move(req.body);
   append.kind = kind;
   append.reason = reason;
+  // (kept for a receipt arranged late: see the stored-after-all case below)
+  std::string client_msg_id = verdict == Verdict::kDelivered ? req.client_msg_id : std::string();
   append.client_msg_id = std::move(req.client_msg_id);
   // Receipts (4.2): for what `sent` will call stored or missed, when the
   // recipient's effective policy asks for them, read now.
@@ -143,7 +145,8 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
   ctx_.store->append(
       std::move(append),
       [this, sender, rid = std::move(req.rid), to = std::move(req.to), from, verdict, state,
-       reason = std::move(reason), body_copy, started](Result<storage::AppendResult> r) {
+       reason = std::move(reason), body_copy, started,
+       client_msg_id = std::move(client_msg_id)](Result<storage::AppendResult> r) mutable {
         // The store's completion thread: post only.
         if (!r) {
           std::string_view code = store_error_code(r.status());
@@ -200,7 +203,8 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
         sent.recipient = PresenceRegistry::visible(state);
         // The recipient was online when the send was decided but left before
         // the message became durable: no session took it, it waits in the
-        // mailbox. Say so (issue 15 item 9) instead of `delivered`.
+        // mailbox. Say so (issue 15 item 9) instead of `delivered`, and, as
+        // for any stored message, arrange its receipt (4.2) before `sent`.
         Verdict reported = verdict;
         if (verdict == Verdict::kDelivered && sessions.empty()) {
           reported = Verdict::kStored;
@@ -212,7 +216,21 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
           case Verdict::kStored: ctx_.metrics.sent_stored.fetch_add(1, std::memory_order_relaxed); break;
           default: ctx_.metrics.sent_missed.fetch_add(1, std::memory_order_relaxed); break;
         }
-        sender->post_frame(share(proto::encode_sent(sent)));
+        auto frame = share(proto::encode_sent(sent));
+        if (reported != verdict &&
+            ctx_.database->policies().effective_policy_for(to).policy.enable_delivery_receipts) {
+          ctx_.store->want_receipt(
+              to, res.seq, from, std::move(client_msg_id),
+              [sender, frame, to, seq = res.seq](Result<std::uint64_t> marked) {
+                // The message is stored whatever this says: `sent` goes out.
+                if (!marked)
+                  logger_for(LogComponent::kStore)
+                      .warn("no receipt for message {} to {}: {}", seq, to, marked.status().to_string());
+                sender->post_frame(frame);
+              });
+          return;
+        }
+        sender->post_frame(std::move(frame));
       });
 }
 

@@ -722,10 +722,9 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
       case Arrival::kThroughWindow: break;
     }
     if (d.missed_notice) enqueue(d.missed_notice);
-    // A receipt comes from the writer thread and may overtake a message of
-    // a lower seq still on its way from the completion thread: it is never
-    // pushed from here but read from the store, in seq order.
-    switch (window_.on_stored(d.seq, d.message_frame != nullptr && !d.receipt)) {
+    // Messages and receipts both come from the store's completion thread,
+    // in seq order per mailbox (a batch's receipts after its callbacks).
+    switch (window_.on_stored(d.seq, d.message_frame != nullptr)) {
       case DeliveryWindow::Arrived::kPush: return push(d.message_frame);
       case DeliveryWindow::Arrived::kRead: return maybe_read();
       case DeliveryWindow::Arrived::kNone: return;

@@ -175,8 +175,10 @@ class MailboxStore {
   using CountCallback = std::function<void(Result<std::uint64_t>)>;
   // A device sign-in: true when the device was seen for the first time.
   using DeviceCallback = std::function<void(Result<bool>)>;
-  // Called on the writer thread after each batch that wrote receipts (only
-  // after the write returned OK). Must be quick (post, don't wait).
+  // Called on the store's completion thread with the receipts a request
+  // wrote, right after that request's callback (only once the write returned
+  // OK; so in seq order with the messages appended around them). Must be
+  // quick (post, don't wait).
   using ReceiptListener = std::function<void(const std::vector<NewReceipt>&)>;
 
   MailboxStore() = default;
@@ -216,6 +218,15 @@ class MailboxStore {
   virtual void reconcile_devices(CountCallback done) = 0;
   // Deletes the whole mailbox. Yields how many were removed.
   virtual void purge(std::string mailbox, CountCallback done) = 0;
+  // Message `seq` of `mailbox`, from `from`, was stored without a receipt,
+  // but its `sent` is to say stored after all (the recipient left between
+  // the send's decision and the durable write): it gets one (4.2). Written
+  // at once (delivered) when a device acked it meanwhile or it is gone
+  // already; else the message is marked. REQUIRES: `seq` was appended to
+  // `mailbox` (a seq not there counts as gone). Yields 1 when a receipt
+  // was arranged, 0 when none was (a receipt's seq, an unreadable value).
+  virtual void want_receipt(std::string mailbox, std::uint64_t seq, std::string from, std::string client_msg_id,
+                            CountCallback done) = 0;
   // Deletes expired messages and dedup entries. Yields how many messages.
   virtual void sweep_expired(CountCallback done) = 0;
 

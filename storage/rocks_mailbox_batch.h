@@ -83,6 +83,8 @@ struct Batch {
   std::unordered_map<std::string, UserDevices> devices;
   std::vector<std::tuple<std::string, std::string, int>> session_deltas;
   std::deque<NewReceipt> receipts;  // written here (for the listener)
+  std::vector<std::size_t> receipt_request;  // the request that wrote each of `receipts`
+  std::size_t request = 0;  // the request being applied (index in the batch)
   std::int64_t now_ms = 0;
   bool assigned_seq = false;
   bool refuse_new = false;  // StoreOptions::refuse_new_messages said so for this batch

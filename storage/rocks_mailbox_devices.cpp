@@ -254,69 +254,16 @@ bool RocksMailboxStore::delete_record(Batch& b, const std::string& mailbox, Stag
   return true;
 }
 
-bool RocksMailboxStore::emit_receipt(Batch& b, std::string_view sender, ReceiptRecord r) {
-  if (!valid_mailbox(sender) || r.to.size() > keys::kMaxShortField || r.client_msg_id.size() > keys::kMaxShortField)
-    return true;  // (cannot happen: the message was stored with them)
-  const std::string mailbox(sender);
-  StagedMeta* meta = staged_meta(b, mailbox);
-  if (!meta) return false;
-  const std::uint64_t seq = ++writer_->last_assigned;
-  b.assigned_seq = true;
-  rocksdb::Status s = b.wb.Put(cfs_.receipts, keys::receipt_key(mailbox, seq),
-                               keys::encode_receipt_value({r.state, r.msg_seq, r.at_ms, r.to, r.client_msg_id}));
-  if (!s.ok()) {
+bool RocksMailboxStore::keep_ack(Batch& b, const std::string& mailbox, std::uint64_t seq, const std::string& device,
+                                 StagedMeta& meta) {
+  if (rocksdb::Status s = b.wb.Put(cfs_.acks, keys::ack_key(mailbox, seq, device), rocksdb::Slice()); !s.ok()) {
     b.failed = from_rocks(s, "building the batch");
     return false;
   }
-  ++b.receipts_by_state[static_cast<std::size_t>(r.state) & 3];
-  b.messages.insert_or_assign(seq, InBatch{meta, 0, nullptr, b.receipts.size()});
-  b.receipts.push_back({mailbox, seq, std::move(r)});
-  meta->meta.receipts += 1;
-  meta->dirty = true;
-  if (meta->meta.receipts > opts_.max_receipts_per_mailbox) return drop_oldest_receipt(b, mailbox, *meta);
+  b.acks[seq].emplace_back(device, true);
+  meta.meta.held += 1;
+  meta.dirty = true;
   return true;
-}
-
-// The oldest receipt still there: the first in the database not deleted in
-// this batch, else the first written in this batch.
-bool RocksMailboxStore::drop_oldest_receipt(Batch& b, const std::string& mailbox, StagedMeta& meta) {
-  std::uint64_t oldest = 0;
-  {
-    const std::string end = keys::mailbox_range_end(mailbox);
-    const rocksdb::Slice upper(end);
-    rocksdb::ReadOptions ro;
-    ro.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_.receipts));
-    auto floor = writer_->receipt_floor.find(mailbox);
-    const std::uint64_t from = floor == writer_->receipt_floor.end() ? 0 : floor->second + 1;
-    for (it->Seek(keys::receipt_key(mailbox, from)); it->Valid() && oldest == 0; it->Next()) {
-      auto key = keys::decode_message_key(it->key().ToStringView());
-      if (key && b.messages.count(key->seq) == 0) oldest = key->seq;
-    }
-    if (!it->status().ok()) {
-      b.failed = from_rocks(it->status(), "finding the oldest receipt");
-      return false;
-    }
-  }
-  if (oldest == 0) {
-    for (const auto& nr : b.receipts) {
-      auto in = b.messages.find(nr.seq);
-      if (nr.mailbox == mailbox && in != b.messages.end() && in->second.mailbox) {
-        oldest = nr.seq;
-        break;
-      }
-    }
-  }
-  if (oldest == 0) return true;
-  writer_->receipt_floor[mailbox] = oldest;
-  Record rec;
-  rec.receipt = true;
-  rec.seq = oldest;
-  std::vector<std::string> acked;
-  bool marker = false;
-  if (!acked_by(b, mailbox, oldest, meta, acked, marker)) return false;
-  ++b.receipts_dropped;
-  return delete_record(b, mailbox, meta, rec, acked, marker);
 }
 
 // ---------------------------------------------------------------------------
@@ -377,19 +324,8 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, AckOp& op) {
       continue;
     }
     // Kept: this device's ack, and the marker for a receipt written now.
-    rocksdb::Status s = b.wb.Put(cfs_.acks, keys::ack_key(op.mailbox, seq, op.device), rocksdb::Slice());
-    b.acks[seq].emplace_back(op.device, true);
-    meta->meta.held += 1;
-    if (s.ok() && first && !rec.receipt && rec.want_receipt) {
-      s = b.wb.Put(cfs_.acks, keys::ack_key(op.mailbox, seq, ""), rocksdb::Slice());
-      b.acks[seq].emplace_back(std::string(), true);
-      meta->meta.held += 1;
-    }
-    if (!s.ok()) {
-      b.failed = from_rocks(s, "building the batch");
-      return {};
-    }
-    meta->dirty = true;
+    if (!keep_ack(b, op.mailbox, seq, op.device, *meta)) return {};
+    if (first && !rec.receipt && rec.want_receipt && !keep_ack(b, op.mailbox, seq, "", *meta)) return {};
     ++b.acks_held;
   }
   return {Status::ok(), {}, acked_here};
@@ -568,7 +504,6 @@ void RocksMailboxStore::finish_devices(Batch& b, bool ok) {
   if (ok) {
     for (auto& [user, devs] : b.devices) writer_->device_cache.insert_or_assign(user, std::move(devs));
   } else {
-    writer_->receipt_floor.clear();
     for (const auto& [user, devs] : b.devices) writer_->device_cache.erase(user);
     std::lock_guard<std::mutex> lock(online_mu_);
     for (auto it = b.session_deltas.rbegin(); it != b.session_deltas.rend(); ++it) {
@@ -579,20 +514,10 @@ void RocksMailboxStore::finish_devices(Batch& b, bool ok) {
       if (online_[user].empty()) online_.erase(user);
     }
   }
-  if (writer_->receipt_floor.size() > kMaxCachedDeviceTables) writer_->receipt_floor.clear();
   if (writer_->device_cache.size() > kMaxCachedDeviceTables) {
     std::lock_guard<std::mutex> lock(online_mu_);
     for (auto it = writer_->device_cache.begin(); it != writer_->device_cache.end();)
       it = online_.count(it->first) ? std::next(it) : writer_->device_cache.erase(it);
-  }
-  if (ok && !b.receipts.empty() && receipt_listener_) {
-    std::vector<NewReceipt> fresh;
-    fresh.reserve(b.receipts.size());
-    for (auto& r : b.receipts) {
-      auto in = b.messages.find(r.seq);
-      if (in != b.messages.end() && in->second.mailbox) fresh.push_back(std::move(r));  // not dropped again
-    }
-    if (!fresh.empty()) receipt_listener_(fresh);
   }
 }
 

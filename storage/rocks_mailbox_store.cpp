@@ -65,7 +65,7 @@ RocksMailboxStore::RocksMailboxStore(rocksdb::DB* db, MailboxColumnFamilies cfs,
       writer_(std::make_unique<Writer>()),
       batcher_(opts_.max_batch_requests, opts_.max_queued_requests,
                [this](std::vector<WriteRequest>& requests, std::vector<WriteOutcome>& outcomes) {
-                 commit(requests, outcomes);
+                 return commit(requests, outcomes);
                }) {}
 
 RocksMailboxStore::~RocksMailboxStore() {
@@ -140,6 +140,7 @@ void rocks_detail::Batch::reset(std::int64_t now) {
   devices.clear();
   session_deltas.clear();
   receipts.clear();
+  receipt_request.clear();
   now_ms = now;
   assigned_seq = false;
   refuse_new = false;
@@ -150,8 +151,8 @@ void rocks_detail::Batch::reset(std::int64_t now) {
   delta_messages = delta_bytes = 0;
 }
 
-void RocksMailboxStore::commit(std::vector<WriteRequest>& requests,
-                               std::vector<WriteOutcome>& outcomes) {
+WriteBatcher::Followers RocksMailboxStore::commit(std::vector<WriteRequest>& requests,
+                                                 std::vector<WriteOutcome>& outcomes) {
   Batch& b = writer_->batch;
   b.reset(clock_->now_ms());
   b.refuse_new = opts_.refuse_new_messages && opts_.refuse_new_messages();
@@ -163,13 +164,14 @@ void RocksMailboxStore::commit(std::vector<WriteRequest>& requests,
                                              "until space is freed (retry)"),
                           {},
                           0});
-    return;
+    return {};
   }
   for (auto& r : requests) {
     if (!b.failed.is_ok()) {
       outcomes.push_back({});
       continue;
     }
+    b.request = outcomes.size();
     outcomes.push_back(std::visit([&](auto& op) { return apply(b, op); }, r));
   }
 
@@ -242,11 +244,13 @@ void RocksMailboxStore::commit(std::vector<WriteRequest>& requests,
   ++counters_.batches;
   counters_.batch_requests += requests.size();
   finish_devices(b, ok);
+  WriteBatcher::Followers then = finish_receipts(b, ok);
   if (BatchObserver* obs = observer_.load())
     obs->on_batch(requests.size(), micros, attempted, write_status);
 
   if (!ok)
     for (auto& o : outcomes) o = WriteOutcome{Status::io_error(write_status.message()), {}, 0};
+  return then;
 }
 
 RocksMailboxStore::StagedMeta* RocksMailboxStore::staged_meta(Batch& b,

@@ -63,6 +63,8 @@ class RocksMailboxStore final : public MailboxStore {
   void ack(std::string mailbox, std::string device, std::vector<std::uint64_t> seqs,
            CountCallback done) override;
   void purge(std::string mailbox, CountCallback done) override;
+  void want_receipt(std::string mailbox, std::uint64_t seq, std::string from, std::string client_msg_id,
+                    CountCallback done) override;
   void sweep_expired(CountCallback done) override;
   void device_signed_in(std::string user, std::string device, bool capable, DeviceCallback done) override;
   void device_signed_out(std::string user, std::string device, CountCallback done) override;
@@ -109,10 +111,11 @@ class RocksMailboxStore final : public MailboxStore {
   }
 
   // Writer thread only.
-  void commit(std::vector<WriteRequest>& requests, std::vector<WriteOutcome>& outcomes);
+  WriteBatcher::Followers commit(std::vector<WriteRequest>& requests, std::vector<WriteOutcome>& outcomes);
   WriteOutcome apply(Batch& b, AppendOp& op);
   WriteOutcome apply(Batch& b, AckOp& op);
   WriteOutcome apply(Batch& b, PurgeOp& op);
+  WriteOutcome apply(Batch& b, ReceiptWantedOp& op);
   WriteOutcome apply(Batch& b, SweepOp& op);
   WriteOutcome apply(Batch& b, DeviceOp& op);
   WriteOutcome apply(Batch& b, ReconcileOp& op);
@@ -144,16 +147,24 @@ class RocksMailboxStore final : public MailboxStore {
   // Deletes a message or receipt with its kept acks; updates the meta.
   bool delete_record(Batch& b, const std::string& mailbox, StagedMeta& meta, const Record& rec,
                      const std::vector<std::string>& acked, bool marker);
+  // Keeps `device`'s ack of `seq` ("" = the receipt marker).
+  bool keep_ack(Batch& b, const std::string& mailbox, std::uint64_t seq, const std::string& device,
+                StagedMeta& meta);
   // Writes a receipt into `sender`'s mailbox (and drops its oldest receipt
-  // beyond max_receipts_per_mailbox).
+  // beyond max_receipts_per_mailbox). rocks_mailbox_receipts.cpp.
   bool emit_receipt(Batch& b, std::string_view sender, ReceiptRecord r);
   bool drop_oldest_receipt(Batch& b, const std::string& mailbox, StagedMeta& meta);
   // Deletes what every active device of `user` has acked; `forgotten`
   // (non-empty) loses its kept acks first. Yields how many were deleted.
   bool reconcile_user(Batch& b, const std::string& user, const std::string& forgotten, std::uint64_t& released);
   // Writer thread, after each batch: publishes or drops the batch's device
-  // state and hands new receipts to the listener.
+  // state.
   void finish_devices(Batch& b, bool ok);
+  // Writer thread, after each batch (rocks_mailbox_receipts.cpp): the
+  // hand-over of its new receipts to the listener, each to follow the
+  // callback of the request that wrote it, so that the completion thread
+  // publishes receipts and messages in seq order.
+  WriteBatcher::Followers finish_receipts(Batch& b, bool ok);
   // The mailbox's meta as staged in `b` (loaded on first touch); nullptr
   // when it could not be read (then b.failed is set).
   StagedMeta* staged_meta(Batch& b, const std::string& mailbox);

@@ -119,7 +119,7 @@ void WriteBatcher::run_writer() {
     }
     std::vector<WriteOutcome> outcomes;
     outcomes.reserve(requests.size());
-    commit_(requests, outcomes);
+    Followers then = commit_(requests, outcomes);
     // The callbacks need neither the bodies nor the dedup payloads: give them
     // back now rather than after the completion thread's turn.
     for (auto& r : requests)
@@ -127,17 +127,17 @@ void WriteBatcher::run_writer() {
         std::string().swap(a->req.body);
         std::string().swap(a->req.dedup_payload);
       }
-    hand_off(std::move(requests), std::move(outcomes));
+    hand_off(std::move(requests), std::move(outcomes), std::move(then));
     requests.clear();
   }
 }
 
 void WriteBatcher::hand_off(std::vector<WriteRequest> requests,
-                            std::vector<WriteOutcome> outcomes) {
+                            std::vector<WriteOutcome> outcomes, Followers then) {
   {
     std::unique_lock<std::mutex> lock(done_mu_);
     done_cv_.wait(lock, [&] { return done_.size() < kMaxBatchesToComplete; });
-    done_.push_back({std::move(requests), std::move(outcomes)});
+    done_.push_back({std::move(requests), std::move(outcomes), std::move(then)});
   }
   done_cv_.notify_all();
 }
@@ -153,7 +153,12 @@ void WriteBatcher::run_completer() {
       done_.pop_front();
     }
     done_cv_.notify_all();  // room for the writer
-    for (std::size_t i = 0; i < c.requests.size(); ++i) complete(c.requests[i], c.outcomes[i]);
+    auto next = c.then.begin();
+    for (std::size_t i = 0; i < c.requests.size(); ++i) {
+      complete(c.requests[i], c.outcomes[i]);
+      for (; next != c.then.end() && next->first <= i; ++next) next->second();
+    }
+    for (; next != c.then.end(); ++next) next->second();
   }
 }
 

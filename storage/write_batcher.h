@@ -8,8 +8,10 @@
 //      back end's Commit with the batch: it decides and writes all of it at
 //      once and fills one outcome per request;
 //   3. the completion thread (oms-complete) runs the callbacks in request
-//      order, batch after batch, while the writer goes on (at most two
-//      batches wait there; then the writer waits).
+//      order, each followed by what Commit said follows it (news for
+//      others that must not overtake what earlier callbacks sent, such as
+//      the receipts an ack wrote), batch after batch, while the writer goes
+//      on (at most two batches wait there; then the writer waits).
 //
 // Thread-safe: enqueue() from any thread. Commit runs on the writer thread
 // only, one batch at a time.
@@ -23,6 +25,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -61,6 +64,15 @@ struct PurgeOp {
   std::string mailbox;
   MailboxStore::CountCallback done;
 };
+// MailboxStore::want_receipt.
+struct ReceiptWantedOp {
+  std::string mailbox;
+  std::uint64_t seq = 0;
+  std::string from;
+  std::string client_msg_id;
+  MailboxStore::CountCallback done;
+  AppendRequest rewritten;  // the back end's: the message as rewritten, while the batch lasts
+};
 // One chunk of an expiry sweep: keys a scan found expired (the back end
 // checks each again before deleting it).
 struct SweepOp {
@@ -69,7 +81,7 @@ struct SweepOp {
   std::vector<std::string> receipt_keys;
   MailboxStore::CountCallback done;
 };
-using WriteRequest = std::variant<AppendOp, AckOp, PurgeOp, SweepOp, DeviceOp, ReconcileOp>;
+using WriteRequest = std::variant<AppendOp, AckOp, PurgeOp, SweepOp, DeviceOp, ReconcileOp, ReceiptWantedOp>;
 
 // What one request of a batch comes to.
 struct WriteOutcome {
@@ -82,9 +94,12 @@ class WriteBatcher {
  public:
   // Decides and writes one batch: appends one outcome per request, in
   // order, to `outcomes` (empty, with room for all); returns once the batch
-  // is durable, or failed (then every outcome is an error).
+  // is durable, or failed (then every outcome is an error). Returns what
+  // runs on the completion thread after the callback of a request (by
+  // request index, ascending; usually nothing).
+  using Followers = std::vector<std::pair<std::size_t, std::function<void()>>>;
   using Commit =
-      std::function<void(std::vector<WriteRequest>& requests, std::vector<WriteOutcome>& outcomes)>;
+      std::function<Followers(std::vector<WriteRequest>& requests, std::vector<WriteOutcome>& outcomes)>;
 
   WriteBatcher(std::size_t max_batch_requests, std::size_t max_queued_requests, Commit commit);
   ~WriteBatcher();  // stop()
@@ -102,7 +117,7 @@ class WriteBatcher {
   void run_completer();
   // Hands a committed batch's callbacks to the completer thread; waits while
   // kMaxBatchesToComplete are queued there already.
-  void hand_off(std::vector<WriteRequest> requests, std::vector<WriteOutcome> outcomes);
+  void hand_off(std::vector<WriteRequest> requests, std::vector<WriteOutcome> outcomes, Followers then);
 
   const std::size_t max_batch_requests_;
   const std::size_t max_queued_requests_;
@@ -120,6 +135,7 @@ class WriteBatcher {
   struct Committed {
     std::vector<WriteRequest> requests;
     std::vector<WriteOutcome> outcomes;
+    Followers then;
   };
   std::mutex done_mu_;
   std::condition_variable done_cv_;  // a batch was queued, or one was taken

@@ -111,6 +111,8 @@ TEST_CASE("devices: welcome.mailbox counts what this device has not acked") {
     OMS_CHECK_TYPE(desk->ack_with_rid({str_of(m, "id")}), "ok");
     desk->close();
   }
+  // (the server may not have seen the close yet: bob would still be in dnd)
+  wait_for_presence(omsd, kBob, "offline");
   send_stored(*alice, kBob, 2, "from-alice-");
   send_stored(*carol, kBob, 1, "from-carol-");
 
@@ -349,6 +351,7 @@ TEST_CASE("devices: an older client's device never holds messages back and gets 
     old->barrier();
     old->close();
   }
+  wait_for_presence(omsd, kBob, "offline");
   auto alice = sign_in(omsd, kAlice);
   const auto ids = send_stored(*alice, kBob, 1);
   auto desk = sign_in_device(omsd, kBob, "desk");

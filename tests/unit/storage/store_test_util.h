@@ -170,6 +170,15 @@ inline Result<std::uint64_t> purge_wait(MailboxStore& s, std::string mailbox) {
   return wait_result(f);
 }
 
+inline Result<std::uint64_t> want_receipt_wait(MailboxStore& s, std::string mailbox, std::uint64_t seq,
+                                              std::string from, std::string client_msg_id = {}) {
+  std::promise<Result<std::uint64_t>> p;
+  auto f = p.get_future();
+  s.want_receipt(std::move(mailbox), seq, std::move(from), std::move(client_msg_id),
+                 [&p](Result<std::uint64_t> r) { p.set_value(std::move(r)); });
+  return wait_result(f);
+}
+
 inline Result<std::uint64_t> sweep_wait(MailboxStore& s) {
   std::promise<Result<std::uint64_t>> p;
   auto f = p.get_future();

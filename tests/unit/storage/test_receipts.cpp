@@ -94,6 +94,46 @@ TEST_CASE("receipts: forgetting the device that acked makes no second receipt") 
   });
 }
 
+TEST_CASE("receipts: want_receipt gives a message stored without one exactly one receipt") {
+  // The server calls it when a send decided `delivered` finds no session
+  // left once durable: `sent` says stored, so a receipt is owed (4.2).
+  for_each_backend([](const Backend& backend) {
+    TempDir dir("oms-storage-receipts-late");
+    auto store = open_mailboxes(backend.options_in(dir));
+    REQUIRE(sign_in_wait(*store, "bob", "desk").is_ok());
+    REQUIRE(sign_in_wait(*store, "bob", "phone").is_ok());
+    const auto unread = append_ok(*store, message("bob", "alice", "not acked yet", "c-1"));
+    const auto half = append_ok(*store, message("bob", "alice", "acked by one device", "c-2"));
+    const auto gone = append_ok(*store, message("bob", "alice", "acked by both", "c-3"));
+    REQUIRE(ack_wait(*store, "bob", "desk", {half, gone}).is_ok());
+    REQUIRE(ack_wait(*store, "bob", "phone", {gone}).is_ok());
+    CHECK(receipts_in(*store, "alice").empty());
+
+    // Acked by a device already, or gone: delivered at once.
+    CHECK(want_receipt_wait(*store, "bob", half, "alice", "c-2").value() == 1);
+    CHECK(want_receipt_wait(*store, "bob", gone, "alice", "c-3").value() == 1);
+    // Not acked yet: marked (twice is once), delivered at the first ack.
+    CHECK(want_receipt_wait(*store, "bob", unread, "alice", "c-1").value() == 1);
+    CHECK(want_receipt_wait(*store, "bob", unread, "alice", "c-1").value() == 1);
+    CHECK(want_receipt_wait(*store, "bob", half, "alice", "c-2").value() == 1);  // not a second one
+    auto r = receipts_in(*store, "alice");
+    REQUIRE(r.size() == 2);
+    CHECK(r[0].receipt->msg_seq == half);
+    CHECK(r[0].receipt->client_msg_id == "c-2");
+    CHECK(r[1].receipt->msg_seq == gone);
+    CHECK(r[1].receipt->state == ReceiptState::kDelivered);
+
+    REQUIRE(ack_wait(*store, "bob", "phone", {unread, half}).is_ok());
+    REQUIRE(ack_wait(*store, "bob", "desk", {unread}).is_ok());
+    r = receipts_in(*store, "alice");
+    REQUIRE(r.size() == 3);
+    CHECK(r[2].receipt->msg_seq == unread);
+    CHECK(r[2].receipt->client_msg_id == "c-1");
+    CHECK(store->stats("bob").count == 0);
+    CHECK(store->stats("bob").bytes == 0);
+  });
+}
+
 TEST_CASE("receipts: expired and purged, only for messages never acked; a message to oneself too") {
   for_each_backend([](const Backend& backend) {
     TempDir dir("oms-storage-receipts-expiry");
