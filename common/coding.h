@@ -28,4 +28,13 @@ bool get_bytes32(std::string_view& in, std::string_view& s);
 std::uint64_t decode_fixed64_be(const char* p);
 void encode_fixed64_be(char* p, std::uint64_t v);
 
+// A signed 64-bit integer (times in ms) as its two's complement, big-endian.
+inline void put_int64_be(std::string& out, std::int64_t v) { put_fixed64_be(out, static_cast<std::uint64_t>(v)); }
+inline bool get_int64_be(std::string_view& in, std::int64_t& v) {
+  std::uint64_t u = 0;
+  if (!get_fixed64_be(in, u)) return false;
+  v = static_cast<std::int64_t>(u);
+  return true;
+}
+
 }  // namespace oms

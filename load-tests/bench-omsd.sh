@@ -27,6 +27,8 @@ window = 256
 [log]
 level = "warn"
 EOF
+  # More settings for this run (e.g. [receipts] when receipts are on).
+  [ -z "${BENCH_OMSD_EXTRA_TOML:-}" ] || printf '%s\n' "$BENCH_OMSD_EXTRA_TOML" >>"$1"
 }
 
 bench_omsd_polls() {  # 0.2 s polls: 30 s, or 120 s under a wrapper

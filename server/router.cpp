@@ -138,7 +138,7 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
   // Receipts (4.2): for what `sent` will call stored or missed, when the
   // recipient's effective policy asks for them, read now.
   if (verdict == Verdict::kStored || verdict == Verdict::kMissed)
-    append.want_receipt = ctx_.database->policies().effective_policy_for(req.to).policy.enable_delivery_receipts;
+    append.want_receipt = ctx_.database->policies().delivery_receipts_for(req.to);
   append.dedup_payload = dedup_payload(sent_status(verdict), PresenceRegistry::visible(state));
 
   const auto started = std::chrono::steady_clock::now();
@@ -218,7 +218,7 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
         }
         auto frame = share(proto::encode_sent(sent));
         if (reported != verdict &&
-            ctx_.database->policies().effective_policy_for(to).policy.enable_delivery_receipts) {
+            ctx_.database->policies().delivery_receipts_for(to)) {
           ctx_.store->want_receipt(
               to, res.seq, from, std::move(client_msg_id),
               [sender, frame, to, seq = res.seq](Result<std::uint64_t> marked) {

@@ -13,17 +13,6 @@ namespace {
 // Every value layout starts with this byte (format version 1).
 constexpr std::uint8_t kValueVersion = 1;
 
-bool get_int64(std::string_view& in, std::int64_t& v) {
-  std::uint64_t u = 0;
-  if (!get_fixed64_be(in, u)) return false;
-  v = static_cast<std::int64_t>(u);
-  return true;
-}
-
-void put_int64(std::string& out, std::int64_t v) {
-  put_fixed64_be(out, static_cast<std::uint64_t>(v));
-}
-
 bool get_version(std::string_view& in) {
   std::uint8_t v = 0;
   return get_fixed8(in, v) && v == kValueVersion;
@@ -103,7 +92,7 @@ std::string encode_message_value(const MessageView& m) {
               m.body.size());
   put_fixed8(out, kMessageValueVersion);
   put_fixed8(out, static_cast<std::uint8_t>(m.kind));
-  put_int64(out, m.sent_at_ms);
+  put_int64_be(out, m.sent_at_ms);
   put_short_bytes(out, m.from);
   put_short_bytes(out, m.reason);
   put_fixed8(out, m.want_receipt ? kMessageFlagReceipt : 0);
@@ -116,7 +105,7 @@ std::optional<MessageView> decode_message_value(std::string_view value) {
   MessageView m;
   std::uint8_t version = 0, kind = 0, flags = 0;
   if (!get_fixed8(value, version) || (version != 1 && version != kMessageValueVersion) ||
-      !get_fixed8(value, kind) || !get_int64(value, m.sent_at_ms) || !get_short_bytes(value, m.from) ||
+      !get_fixed8(value, kind) || !get_int64_be(value, m.sent_at_ms) || !get_short_bytes(value, m.from) ||
       !get_short_bytes(value, m.reason))
     return std::nullopt;
   if (version == kMessageValueVersion) {
@@ -170,17 +159,17 @@ std::string encode_dedup_value(const DedupView& d) {
   std::string out;
   put_fixed8(out, kValueVersion);
   put_fixed64_be(out, d.seq);
-  put_int64(out, d.sent_at_ms);
+  put_int64_be(out, d.sent_at_ms);
   put_short_bytes(out, d.mailbox);
-  put_int64(out, d.created_ms);
+  put_int64_be(out, d.created_ms);
   put_bytes32(out, d.payload);
   return out;
 }
 
 std::optional<DedupView> decode_dedup_value(std::string_view value) {
   DedupView d;
-  if (!get_version(value) || !get_fixed64_be(value, d.seq) || !get_int64(value, d.sent_at_ms) ||
-      !get_short_bytes(value, d.mailbox) || !get_int64(value, d.created_ms) ||
+  if (!get_version(value) || !get_fixed64_be(value, d.seq) || !get_int64_be(value, d.sent_at_ms) ||
+      !get_short_bytes(value, d.mailbox) || !get_int64_be(value, d.created_ms) ||
       !get_bytes32(value, d.payload) || !value.empty())
     return std::nullopt;
   return d;

@@ -11,15 +11,6 @@ namespace {
 constexpr std::uint8_t kValueVersion = 1;
 constexpr std::uint8_t kDeviceFlagCapable = 1;
 
-bool get_int64(std::string_view& in, std::int64_t& v) {
-  std::uint64_t u = 0;
-  if (!get_fixed64_be(in, u)) return false;
-  v = static_cast<std::int64_t>(u);
-  return true;
-}
-
-void put_int64(std::string& out, std::int64_t v) { put_fixed64_be(out, static_cast<std::uint64_t>(v)); }
-
 }  // namespace
 
 std::string receipt_key(std::string_view mailbox, std::uint64_t seq) { return message_key(mailbox, seq); }
@@ -31,7 +22,7 @@ std::string encode_receipt_value(const ReceiptView& r) {
   put_fixed8(out, kValueVersion);
   put_fixed8(out, static_cast<std::uint8_t>(r.state));
   put_fixed64_be(out, r.msg_seq);
-  put_int64(out, r.at_ms);
+  put_int64_be(out, r.at_ms);
   put_short_bytes(out, r.to);
   put_short_bytes(out, r.client_msg_id);
   return out;
@@ -41,7 +32,7 @@ std::optional<ReceiptView> decode_receipt_value(std::string_view value) {
   ReceiptView r;
   std::uint8_t version = 0, state = 0;
   if (!get_fixed8(value, version) || version != kValueVersion || !get_fixed8(value, state) ||
-      !get_fixed64_be(value, r.msg_seq) || !get_int64(value, r.at_ms) || !get_short_bytes(value, r.to) ||
+      !get_fixed64_be(value, r.msg_seq) || !get_int64_be(value, r.at_ms) || !get_short_bytes(value, r.to) ||
       !get_short_bytes(value, r.client_msg_id) || !value.empty())
     return std::nullopt;
   if (state < static_cast<std::uint8_t>(proto::ReceiptState::kDelivered) ||
@@ -87,8 +78,8 @@ std::string encode_device_value(const DeviceValue& d) {
   std::string out;
   out.reserve(18);
   put_fixed8(out, kValueVersion);
-  put_int64(out, d.first_seen_ms);
-  put_int64(out, d.last_seen_ms);
+  put_int64_be(out, d.first_seen_ms);
+  put_int64_be(out, d.last_seen_ms);
   put_fixed8(out, d.capable ? kDeviceFlagCapable : 0);
   return out;
 }
@@ -96,8 +87,8 @@ std::string encode_device_value(const DeviceValue& d) {
 std::optional<DeviceValue> decode_device_value(std::string_view value) {
   DeviceValue d;
   std::uint8_t version = 0, flags = 0;
-  if (!get_fixed8(value, version) || version != kValueVersion || !get_int64(value, d.first_seen_ms) ||
-      !get_int64(value, d.last_seen_ms) || !get_fixed8(value, flags) || !value.empty())
+  if (!get_fixed8(value, version) || version != kValueVersion || !get_int64_be(value, d.first_seen_ms) ||
+      !get_int64_be(value, d.last_seen_ms) || !get_fixed8(value, flags) || !value.empty())
     return std::nullopt;
   d.capable = (flags & kDeviceFlagCapable) != 0;
   return d;

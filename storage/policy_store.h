@@ -59,6 +59,9 @@ class PolicyStore {
   virtual Status grant(std::string_view user, std::optional<std::string_view> policy) = 0;
   virtual std::optional<std::string> granted_policy(std::string_view user) const = 0;
   virtual EffectivePolicy effective_policy_for(std::string_view user) const = 0;
+  // effective_policy_for(user).policy.enable_delivery_receipts, without
+  // copying the policy (read for every stored message).
+  virtual bool delivery_receipts_for(std::string_view user) const = 0;
   // Users granted `identity` (for the admin view), sorted.
   virtual std::vector<std::string> users_granted(std::string_view identity) const = 0;
 

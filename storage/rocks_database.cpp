@@ -176,6 +176,9 @@ Status RocksDatabase::open_db(const StoreOptions& opts) {
   rocksdb::ColumnFamilyOptions acks_opts = cf_opts;
   acks_opts.table_properties_collector_factories.push_back(
       rocksdb::NewCompactOnDeletionCollectorFactory(kTombstoneWindow, kTombstoneTrigger));
+  // Kept acks are read by point lookups (most miss): a memtable bloom filter too.
+  acks_opts.memtable_whole_key_filtering = true;
+  acks_opts.memtable_prefix_bloom_size_ratio = kMemtableBloomRatio;
   rocksdb::ColumnFamilyOptions meta_opts = cf_opts;
   meta_opts.inplace_update_support = true;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;

@@ -52,6 +52,11 @@ struct UserDevices {
       if (d.name == name) return &d;
     return nullptr;
   }
+  bool has(std::string_view name) const {
+    for (const auto& d : devices)
+      if (d.name == name) return true;
+    return false;
+  }
 };
 
 // A message or receipt found by seq.
@@ -77,6 +82,7 @@ struct Batch {
   std::unordered_set<std::string> odd_deleted;  // message keys that do not decode, deleted here
   std::unordered_map<std::string, std::string> dedup;
   std::unordered_map<std::uint64_t, std::vector<std::pair<std::string, bool>>> acks;
+  std::unordered_map<std::string, std::vector<std::uint64_t>> acks_by_mailbox;  // the seqs of `acks`, per mailbox
   std::unordered_map<std::string, StagedMeta> touched;
   // Device tables this batch changed (published on success), and the open
   // session counts it moved (undone on failure): (user, device, +1/-1).
@@ -84,7 +90,12 @@ struct Batch {
   std::vector<std::tuple<std::string, std::string, int>> session_deltas;
   std::deque<NewReceipt> receipts;  // written here (for the listener)
   std::vector<std::size_t> receipt_request;  // the request that wrote each of `receipts`
+  // drop_oldest_receipt, per mailbox: where its search of `receipts` goes
+  // on (those before are dropped or another mailbox's).
+  std::unordered_map<std::string, std::size_t> receipt_drop_from;
   std::size_t request = 0;  // the request being applied (index in the batch)
+  // Scratch of acked_by (kept for their memory).
+  std::vector<std::string> ack_lookup_names, ack_lookup_keys;
   std::int64_t now_ms = 0;
   bool assigned_seq = false;
   bool refuse_new = false;  // StoreOptions::refuse_new_messages said so for this batch
@@ -95,6 +106,16 @@ struct Batch {
   std::int64_t delta_messages = 0, delta_bytes = 0;
 
   void reset(std::int64_t now);
+  // Records in the overlay that `device`'s ack of `seq` ("" = the receipt
+  // marker) was written (or deleted) here.
+  void note_ack(const std::string& mailbox, std::uint64_t seq, std::string device, bool written) {
+    auto& changes = acks[seq];
+    if (changes.empty()) acks_by_mailbox[mailbox].push_back(seq);
+    changes.emplace_back(std::move(device), written);
+  }
+  // `devices` (and `marker`) as read from the database, changed by this
+  // batch's overlay for `seq`.
+  void overlay_acks(std::uint64_t seq, std::vector<std::string>& devices, bool& marker) const;
 };
 
 // The writer thread's own state, kept from batch to batch.

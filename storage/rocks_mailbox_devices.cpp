@@ -122,41 +122,60 @@ std::vector<std::string> RocksMailboxStore::active_devices(Batch& b, const std::
 // records and kept acks
 
 bool RocksMailboxStore::acked_by(Batch& b, const std::string& mailbox, std::uint64_t seq, const StagedMeta& meta,
-                                 std::vector<std::string>& devices, bool& marker) {
+                                 std::vector<std::string>& devices, bool& marker, std::string_view also) {
   devices.clear();
   marker = false;
   const auto overlay = b.acks.find(seq);
   if (meta.meta.held == 0 && overlay == b.acks.end()) return true;
   if (meta.meta.held > 0) {
-    const std::string begin = keys::ack_seq_prefix(mailbox, seq);
-    const std::string end = keys::ack_seq_prefix(mailbox, seq + 1);
-    const rocksdb::Slice upper(end);
-    rocksdb::ReadOptions ro;
-    ro.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_.acks));
-    for (it->Seek(begin); it->Valid(); it->Next()) {
-      auto key = keys::decode_ack_key(it->key().ToStringView());
-      if (!key || key->seq != seq || key->mailbox != mailbox) continue;
-      if (key->device.empty()) marker = true;
-      else devices.emplace_back(key->device);
+    // Point lookups of the marker and of every device in the table (a
+    // device that acks is in it: apply(AckOp)), not a scan: a scan's cost
+    // grows with the tombstones and files the acks family collects in a
+    // long multi-device drain; a lookup's does not (bloom filters).
+    const UserDevices* devs = devices_of(b, mailbox);
+    if (!devs) return false;
+    auto& names = b.ack_lookup_names;
+    names.clear();
+    names.emplace_back();  // the marker
+    for (const auto& d : devs->devices) names.push_back(d.name);
+    if (!also.empty() && !devs->has(also)) names.emplace_back(also);
+    auto& keys = b.ack_lookup_keys;
+    keys.resize(names.size());
+    std::vector<rocksdb::Slice> slices(names.size());
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      keys[i] = keys::ack_key(mailbox, seq, names[i]);
+      slices[i] = keys[i];
     }
-    if (!it->status().ok()) {
-      b.failed = from_rocks(it->status(), "reading kept acks");
-      return false;
-    }
-  }
-  if (overlay != b.acks.end()) {
-    for (const auto& [device, written] : overlay->second) {
-      if (device.empty()) {
-        marker = written;
-        continue;
+    std::vector<rocksdb::PinnableSlice> values(names.size());
+    std::vector<rocksdb::Status> found(names.size());
+    db_->MultiGet(rocksdb::ReadOptions(), cfs_.acks, names.size(), slices.data(), values.data(), found.data(),
+                  /*sorted_input=*/false);
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (found[i].IsNotFound()) continue;
+      if (!found[i].ok()) {
+        b.failed = from_rocks(found[i], "reading kept acks");
+        return false;
       }
-      auto at = std::find(devices.begin(), devices.end(), device);
-      if (written && at == devices.end()) devices.push_back(device);
-      if (!written && at != devices.end()) devices.erase(at);
+      if (i == 0) marker = true;
+      else devices.push_back(names[i]);
     }
   }
+  if (overlay != b.acks.end()) b.overlay_acks(seq, devices, marker);
   return true;
+}
+
+void rocks_detail::Batch::overlay_acks(std::uint64_t seq, std::vector<std::string>& devices, bool& marker) const {
+  auto overlay = acks.find(seq);
+  if (overlay == acks.end()) return;
+  for (const auto& [device, written] : overlay->second) {
+    if (device.empty()) {
+      marker = written;
+      continue;
+    }
+    auto at = std::find(devices.begin(), devices.end(), device);
+    if (written && at == devices.end()) devices.push_back(device);
+    if (!written && at != devices.end()) devices.erase(at);
+  }
 }
 
 std::size_t RocksMailboxStore::Prefetch::index(std::uint64_t seq) const {
@@ -186,14 +205,13 @@ bool RocksMailboxStore::find_record(Batch& b, const std::string& mailbox, std::u
     return true;
   }
   std::string value;
-  const std::string key = keys::message_key(mailbox, seq);
   rocksdb::Status s;
   std::string_view found;
   if (const std::size_t i = pre ? pre->index(seq) : Prefetch::kNone; i != Prefetch::kNone) {
     s = pre->found[i];
     if (s.ok()) found = pre->values[i].ToStringView();
   } else {
-    s = db_->Get(rocksdb::ReadOptions(), cfs_.messages, key, &value);
+    s = db_->Get(rocksdb::ReadOptions(), cfs_.messages, keys::message_key(mailbox, seq), &value);
     found = value;
   }
   if (s.ok()) {
@@ -212,7 +230,7 @@ bool RocksMailboxStore::find_record(Batch& b, const std::string& mailbox, std::u
     b.failed = from_rocks(s, "reading a message to ack");
     return false;
   }
-  s = db_->Get(rocksdb::ReadOptions(), cfs_.receipts, key, &value);
+  s = db_->Get(rocksdb::ReadOptions(), cfs_.receipts, keys::receipt_key(mailbox, seq), &value);
   if (s.ok()) {
     out.receipt = true;
     if (auto r = keys::decode_receipt_value(value)) out.at_ms = r->at_ms;
@@ -229,11 +247,11 @@ bool RocksMailboxStore::delete_record(Batch& b, const std::string& mailbox, Stag
   for (const auto& d : acked) {
     if (!s.ok()) break;
     s = b.wb.Delete(cfs_.acks, keys::ack_key(mailbox, rec.seq, d));
-    b.acks[rec.seq].emplace_back(d, false);
+    b.note_ack(mailbox, rec.seq, d, false);
   }
   if (s.ok() && marker) {
     s = b.wb.Delete(cfs_.acks, keys::ack_key(mailbox, rec.seq, ""));
-    b.acks[rec.seq].emplace_back(std::string(), false);
+    b.note_ack(mailbox, rec.seq, std::string(), false);
   }
   if (!s.ok()) {
     b.failed = from_rocks(s, "building the batch");
@@ -260,7 +278,7 @@ bool RocksMailboxStore::keep_ack(Batch& b, const std::string& mailbox, std::uint
     b.failed = from_rocks(s, "building the batch");
     return false;
   }
-  b.acks[seq].emplace_back(device, true);
+  b.note_ack(mailbox, seq, device, true);
   meta.meta.held += 1;
   meta.dirty = true;
   return true;
@@ -274,6 +292,14 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, AckOp& op) {
     return {Status::ok(), {}, 0};
   const UserDevices* devs = devices_of(b, op.mailbox);
   if (!devs) return {};
+  if (!devs->has(op.device)) {
+    // Its sign-in found the disk too full to record it: recorded now, not
+    // capable (so it holds nothing back, as then), so that its kept acks
+    // are found (acked_by looks up the table's names).
+    if (!add_device(b, op.mailbox, op.device, /*capable=*/false)) return {};
+    devs = devices_of(b, op.mailbox);
+    if (!devs) return {};
+  }
   const std::vector<std::string> active = active_devices(b, op.mailbox, *devs);
   StagedMeta* meta = staged_meta(b, op.mailbox);
   if (!meta) return {};
@@ -415,6 +441,21 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, DeviceOp& op) {
   return {};
 }
 
+bool RocksMailboxStore::add_device(Batch& b, const std::string& user, const std::string& device, bool capable) {
+  UserDevices* devs = devices_to_change(b, user);
+  if (!devs) return false;
+  DeviceState fresh{device, {b.now_ms, b.now_ms, capable}, b.now_ms};
+  if (rocksdb::Status s = b.wb.Put(cfs_.devices, keys::device_key(user, device), keys::encode_device_value(fresh.value));
+      !s.ok()) {
+    b.failed = from_rocks(s, "building the batch");
+    return false;
+  }
+  auto at = std::lower_bound(devs->devices.begin(), devs->devices.end(), device,
+                             [](const DeviceState& d, const std::string& n) { return d.name < n; });
+  devs->devices.insert(at, std::move(fresh));
+  return true;
+}
+
 WriteOutcome RocksMailboxStore::apply(Batch& b, ReconcileOp& op) {
   std::uint64_t released = 0;
   for (const auto& user : op.users)
@@ -429,8 +470,14 @@ bool RocksMailboxStore::reconcile_user(Batch& b, const std::string& user, const 
   const std::vector<std::string> active = active_devices(b, user, *devs);
   StagedMeta* meta = staged_meta(b, user);
   if (!meta) return false;
-  // The seqs with kept acks: in the database, and written in this batch.
-  std::vector<std::uint64_t> seqs;
+  // The kept acks by seq: read in one scan of the user's range, then as
+  // this batch changed them (not a lookup per seq: a user can hold many).
+  struct Held {
+    std::uint64_t seq = 0;
+    std::vector<std::string> devices;
+    bool marker = false;
+  };
+  std::vector<Held> held;
   if (meta->meta.held > 0) {
     const std::string end = keys::mailbox_range_end(user);
     const rocksdb::Slice upper(end);
@@ -439,34 +486,40 @@ bool RocksMailboxStore::reconcile_user(Batch& b, const std::string& user, const 
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_.acks));
     for (it->Seek(keys::mailbox_range_begin(user)); it->Valid(); it->Next()) {
       auto key = keys::decode_ack_key(it->key().ToStringView());
-      if (key && key->mailbox == user && (seqs.empty() || seqs.back() != key->seq)) seqs.push_back(key->seq);
+      if (!key || key->mailbox != user) continue;
+      if (held.empty() || held.back().seq != key->seq) held.push_back({key->seq, {}, false});
+      if (key->device.empty()) held.back().marker = true;
+      else held.back().devices.emplace_back(key->device);
     }
     if (!it->status().ok()) {
       b.failed = from_rocks(it->status(), "scanning kept acks");
       return false;
     }
   }
-  for (const auto& [seq, changes] : b.acks) {
-    auto in = b.messages.find(seq);
-    const bool ours = in == b.messages.end() || in->second.mailbox == meta;
-    if (ours && !changes.empty()) seqs.push_back(seq);
+  if (auto here = b.acks_by_mailbox.find(user); here != b.acks_by_mailbox.end()) {
+    const std::size_t scanned = held.size();
+    for (std::uint64_t seq : here->second) {
+      auto at = std::lower_bound(held.begin(), held.begin() + static_cast<std::ptrdiff_t>(scanned), seq,
+                                 [](const Held& h, std::uint64_t s) { return h.seq < s; });
+      if (at == held.begin() + static_cast<std::ptrdiff_t>(scanned) || at->seq != seq) held.push_back({seq, {}, false});
+    }
+    std::sort(held.begin(), held.end(), [](const Held& x, const Held& y) { return x.seq < y.seq; });
+    for (auto& h : held) b.overlay_acks(h.seq, h.devices, h.marker);
   }
-  std::sort(seqs.begin(), seqs.end());
-  seqs.erase(std::unique(seqs.begin(), seqs.end()), seqs.end());
 
-  std::vector<std::string> acked;
   Record rec;
   std::uint64_t deleted = 0;
-  for (std::uint64_t seq : seqs) {
-    bool marker = false;
-    if (!acked_by(b, user, seq, *meta, acked, marker)) return false;
+  for (auto& h : held) {
+    const std::uint64_t seq = h.seq;
+    std::vector<std::string>& acked = h.devices;
+    const bool marker = h.marker;
     if (!forgotten.empty()) {
       if (auto at = std::find(acked.begin(), acked.end(), forgotten); at != acked.end()) {
         if (rocksdb::Status s = b.wb.Delete(cfs_.acks, keys::ack_key(user, seq, forgotten)); !s.ok()) {
           b.failed = from_rocks(s, "building the batch");
           return false;
         }
-        b.acks[seq].emplace_back(forgotten, false);
+        b.note_ack(user, seq, forgotten, false);
         meta->meta.held -= std::min<std::uint64_t>(meta->meta.held, 1);
         meta->dirty = true;
         acked.erase(at);
@@ -486,7 +539,7 @@ bool RocksMailboxStore::reconcile_user(Batch& b, const std::string& user, const 
           b.failed = from_rocks(s, "building the batch");
           return false;
         }
-        b.acks[seq].emplace_back(d, false);
+        b.note_ack(user, seq, d, false);
       }
       meta->meta.held -= std::min<std::uint64_t>(meta->meta.held, acked.size());
       meta->dirty = true;

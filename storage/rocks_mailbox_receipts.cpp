@@ -83,7 +83,9 @@ bool RocksMailboxStore::drop_oldest_receipt(Batch& b, const std::string& mailbox
     }
   }
   if (oldest == 0) {
-    for (const auto& nr : b.receipts) {
+    std::size_t& from = b.receipt_drop_from[mailbox];
+    for (; from < b.receipts.size(); ++from) {
+      const NewReceipt& nr = b.receipts[from];
       auto in = b.messages.find(nr.seq);
       if (nr.mailbox == mailbox && in != b.messages.end() && in->second.mailbox) {
         oldest = nr.seq;

@@ -137,10 +137,12 @@ void rocks_detail::Batch::reset(std::int64_t now) {
   clear(dedup);
   clear(touched);
   clear(acks);
+  clear(acks_by_mailbox);
   devices.clear();
   session_deltas.clear();
   receipts.clear();
   receipt_request.clear();
+  clear(receipt_drop_from);
   now_ms = now;
   assigned_seq = false;
   refuse_new = false;

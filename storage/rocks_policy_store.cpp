@@ -39,6 +39,7 @@ class RocksPolicyStore final : public PolicyStore {
   Status grant(std::string_view user, std::optional<std::string_view> policy) override;
   std::optional<std::string> granted_policy(std::string_view user) const override;
   EffectivePolicy effective_policy_for(std::string_view user) const override;
+  bool delivery_receipts_for(std::string_view user) const override;
   std::vector<std::string> users_granted(std::string_view identity) const override;
   ImConfiguration im_configuration() const override;
   Status set_im_configuration(const ImConfiguration& config) override;
@@ -57,7 +58,7 @@ class RocksPolicyStore final : public PolicyStore {
   std::mutex write_mu_;  // serialises writers (check + write + publish)
   mutable std::shared_mutex mu_;  // guards the three members below
   std::map<std::string, ClientPolicy> policies_;  // by policy_key (lower-case)
-  std::map<std::string, std::string> grants_;     // user -> policy_key
+  std::map<std::string, std::string, std::less<>> grants_;  // user -> policy_key
   ImConfiguration im_;
   std::map<std::string, std::int64_t> revoked_;  // user -> revocation time (s)
 };
@@ -274,6 +275,21 @@ EffectivePolicy RocksPolicyStore::effective_policy_for(std::string_view user) co
     if (p != policies_.end()) return EffectivePolicy{p->second, true};
   }
   return EffectivePolicy{global_locked(), false};
+}
+
+bool RocksPolicyStore::delivery_receipts_for(std::string_view user) const {
+  // Users reach here normalised (lower-case): no copy then.
+  const bool lower = std::none_of(user.begin(), user.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+  std::string folded;
+  if (!lower) folded = lower_ascii(user);
+  const std::string_view u = lower ? user : std::string_view(folded);
+  std::shared_lock lock(mu_);
+  auto g = grants_.find(u);
+  if (g != grants_.end()) {
+    auto p = policies_.find(g->second);
+    if (p != policies_.end()) return p->second.enable_delivery_receipts;
+  }
+  return global_locked().enable_delivery_receipts;
 }
 
 std::vector<std::string> RocksPolicyStore::users_granted(std::string_view identity) const {

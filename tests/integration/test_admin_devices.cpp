@@ -18,20 +18,6 @@ namespace {
 
 const std::string kBobDevices = std::string("/v1/users/") + kBob + "/devices";
 
-// omsctl --admin URL --data-dir DIR [--json] ARGS...
-CommandResult omsctl(const OmsdProcess& omsd, const std::vector<std::string>& args, bool json = false) {
-  std::vector<std::string> argv = {omsctl_binary_path(), "--admin", omsd.admin_url(), "--data-dir",
-                                   omsd.data_dir().string()};
-  if (json) argv.push_back("--json");
-  argv.insert(argv.end(), args.begin(), args.end());
-  return run_command(argv);
-}
-
-std::string describe(const CommandResult& r) {
-  return "exit " + std::to_string(r.exit_code) + (r.timed_out ? " (timed out)" : "") +
-         "\nstdout: " + r.out + "\nstderr: " + r.err;
-}
-
 bool is_2xx(int status) { return status >= 200 && status < 300; }
 
 std::vector<std::string> names_of(const array& devices) {

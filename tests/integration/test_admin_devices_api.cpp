@@ -5,11 +5,8 @@
 // device and receipt metrics.
 #include <doctest/doctest.h>
 
-#include <regex>
-#include <sstream>
-
+#include "tests/support/devices.h"
 #include "tests/support/harness.h"
-#include "tests/support/process.h"
 
 using namespace oms::test;
 using boost::json::array;
@@ -19,39 +16,11 @@ namespace {
 
 constexpr int kCloseDeviceRemoved = 4403;
 
-// A capable client of `user` signed in as `device` (absent: the legacy device).
-std::unique_ptr<WsClient> sign_in_device(const OmsdProcess& omsd, std::string_view user, std::string_view device) {
-  auto c = connect_client(omsd);
-  Json client{{"name", "oms-tests"}, {"version", "2.1.0"}, {"features", array{"offline-messages"}}};
-  if (!device.empty()) client["device"] = device;
-  const Json r = c->request(Json{{"type", "hello"}, {"token", omsd.token(user)}, {"client", client}});
-  if (str_of(r, "type") != "welcome") throw TestError("hello was not welcomed: " + to_text(r));
-  return c;
-}
-
 // GET /v1/users/{user}/devices -> device name -> its object.
-std::map<std::string, Json> devices_of(const OmsdProcess& omsd, std::string_view user) {
-  const HttpResult r = omsd.admin().get("/v1/users/" + std::string(user) + "/devices");
-  OMS_CHECK_HTTP(r, 200);
-  if (!r.json.is_object()) throw TestError("not a JSON object: " + r.raw);
+std::map<std::string, Json> devices_by_name(const OmsdProcess& omsd, std::string_view user) {
   std::map<std::string, Json> out;
-  for (const auto& d : arr_of(r.json.get_object(), "devices")) out[str_of(d.get_object(), "device")] = d.get_object();
+  for (const auto& d : devices_of(omsd, user)) out[str_of(d.get_object(), "device")] = d.get_object();
   return out;
-}
-
-bool is_iso_ms(const std::string& s) {
-  static const std::regex iso(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$)");
-  return std::regex_match(s, iso);
-}
-
-// The value of one sample (name with its labels, as printed) of GET /metrics.
-double metric(const OmsdProcess& omsd, const std::string& sample) {
-  const HttpResult r = omsd.admin().get("/metrics");
-  OMS_CHECK_HTTP(r, 200);
-  std::istringstream in(r.raw);
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind(sample + " ", 0) == 0) return std::stod(line.substr(sample.size() + 1));
-  throw TestError("no sample " + sample + " in /metrics");
 }
 
 // Sends `n` messages from `from` to `to`; each answered with `status`.
@@ -63,18 +32,6 @@ std::vector<std::string> send_n(WsClient& from, std::string_view to, int n, std:
     ids.push_back(str_of(sent, "id"));
   }
   return ids;
-}
-
-CommandResult omsctl(const OmsdProcess& omsd, const std::vector<std::string>& args, bool json = false) {
-  std::vector<std::string> argv = {omsctl_binary_path(), "--admin", omsd.admin_url(), "--data-dir",
-                                   omsd.data_dir().string()};
-  if (json) argv.push_back("--json");
-  argv.insert(argv.end(), args.begin(), args.end());
-  return run_command(argv);
-}
-
-std::string describe(const CommandResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\nstdout: " + r.out + "\nstderr: " + r.err;
 }
 
 }  // namespace
@@ -100,20 +57,20 @@ TEST_CASE("admin devices: listed with times, sessions, active and what each has 
   CHECK(ids_of(got) == ids);
   CHECK(str_of(desk->ack_with_rid(ids), "type") == "ok");
 
-  auto bob = devices_of(omsd, kBob);
+  auto bob = devices_by_name(omsd, kBob);
   REQUIRE(bob.size() == 2);
   REQUIRE(bob.count("desk") == 1);
   REQUIRE(bob.count("phone") == 1);
   for (const auto& [name, d] : bob) {
     INFO(name);
-    CHECK(is_iso_ms(str_of(d, "first_seen")));
-    CHECK(is_iso_ms(str_of(d, "last_seen")));
+    CHECK(is_iso8601_ms(str_of(d, "first_seen")));
+    CHECK(is_iso8601_ms(str_of(d, "last_seen")));
     CHECK(str_of(d, "first_seen") <= str_of(d, "last_seen"));
     CHECK(bool_of(d, "active") == true);  // within [devices] idle_seconds
   }
   CHECK(int_of(bob["desk"], "sessions") == 1);
   // (The phone's sign-out is recorded after its close: wait for it.)
-  CHECK(wait_until([&] { return int_of(devices_of(omsd, kBob)["phone"], "sessions") == 0; },
+  CHECK(wait_until([&] { return int_of(devices_by_name(omsd, kBob)["phone"], "sessions") == 0; },
                    std::chrono::seconds(10)));
   CHECK(int_of(bob["desk"], "unacked") == 0);
   CHECK(int_of(bob["phone"], "unacked") == 3);  // the phone still has to get them
@@ -134,7 +91,7 @@ TEST_CASE("admin devices: listed with times, sessions, active and what each has 
   const Json a = user_info(omsd, kAlice);
   CHECK(int_of(obj_of(a, "mailbox"), "count") == 0);
   CHECK(int_of(obj_of(a, "mailbox"), "receipts") == 3);
-  auto alices = devices_of(omsd, kAlice);
+  auto alices = devices_by_name(omsd, kAlice);
   REQUIRE(alices.count("legacy") == 1);
   CHECK(int_of(alices["legacy"], "unacked") == 3);
   CHECK(int_of(alices["legacy"], "sessions") == 1);
@@ -172,12 +129,12 @@ TEST_CASE("admin devices: DELETE forgets a device, closes its sessions 4403 and 
 
   // Nothing waits for the phone any more; the desk and Carol's phone go on.
   wait_for_mailbox_count(omsd, kBob, 0);
-  auto bob = devices_of(omsd, kBob);
+  auto bob = devices_by_name(omsd, kBob);
   CHECK(bob.size() == 1);
   CHECK(bob.count("desk") == 1);
   CHECK(str_of(desk->ping(), "type") == "pong");
   CHECK(str_of(phone_too->ping(), "type") == "pong");
-  CHECK(devices_of(omsd, kCarol).count("phone") == 1);
+  CHECK(devices_by_name(omsd, kCarol).count("phone") == 1);
   CHECK(wait_until([&] { return metric(omsd, "oms_devices_forgotten_total") == forgotten_before + 1; },
                    std::chrono::seconds(10)));
   CHECK(wait_until([&] { return metric(omsd, "oms_devices_released_total") >= 2; }, std::chrono::seconds(10)));
@@ -199,8 +156,8 @@ TEST_CASE("admin devices: DELETE forgets a device, closes its sessions 4403 and 
 
   // The phone may come back: a new device, given what is still stored (nothing).
   auto again = sign_in_device(omsd, kBob, "phone");
-  CHECK(devices_of(omsd, kBob).count("phone") == 1);
-  CHECK(int_of(devices_of(omsd, kBob)["phone"], "unacked") == 0);
+  CHECK(devices_by_name(omsd, kBob).count("phone") == 1);
+  CHECK(int_of(devices_by_name(omsd, kBob)["phone"], "unacked") == 0);
 }
 
 TEST_CASE("admin devices: removing legacy closes the sessions without a device name only") {
@@ -208,14 +165,14 @@ TEST_CASE("admin devices: removing legacy closes the sessions without a device n
   auto old1 = sign_in(omsd, kBob);
   auto old2 = sign_in_older(omsd, kBob);
   auto desk = sign_in_device(omsd, kBob, "desk");
-  CHECK(int_of(devices_of(omsd, kBob)["legacy"], "sessions") == 2);
+  CHECK(int_of(devices_by_name(omsd, kBob)["legacy"], "sessions") == 2);
   const HttpResult r = omsd.admin().del("/v1/users/bob@contoso.com/devices/legacy");
   OMS_CHECK_HTTP(r, 200);
   if (r.json.is_object()) CHECK(int_of(r.json.get_object(), "sessions_closed") == 2);
   CHECK(old1->expect_closed(kCloseDeviceRemoved) == kCloseDeviceRemoved);
   CHECK(old2->expect_closed(kCloseDeviceRemoved) == kCloseDeviceRemoved);
   CHECK(str_of(desk->ping(), "type") == "pong");
-  CHECK(devices_of(omsd, kBob).count("legacy") == 0);
+  CHECK(devices_by_name(omsd, kBob).count("legacy") == 0);
 }
 
 TEST_CASE("admin devices: omsctl device list, device remove and user show") {
@@ -261,7 +218,7 @@ TEST_CASE("admin devices: omsctl device list, device remove and user show") {
     CHECK(r.out.find("1 session(s) closed") != std::string::npos);
   }
   CHECK(tablet->expect_closed(kCloseDeviceRemoved) == kCloseDeviceRemoved);
-  CHECK(devices_of(omsd, kBob).count("tablet") == 0);
+  CHECK(devices_by_name(omsd, kBob).count("tablet") == 0);
   {
     const CommandResult r = omsctl(omsd, {"device", "remove", kBob, "tablet"});  // 404
     INFO(describe(r));

@@ -8,7 +8,6 @@
 #include <sys/socket.h>
 
 #include <cerrno>
-#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -46,13 +45,6 @@ void expect_refused(const OmsdProcess& omsd, const std::string& token) {
   const Json r = c->hello_raw(token);
   OMS_CHECK_ERROR(r, "unauthenticated");
   c->expect_closed(4401);
-}
-
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace

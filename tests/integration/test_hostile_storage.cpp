@@ -62,14 +62,6 @@ void seed_store(const OmsdProcess& omsd, std::size_t n, std::size_t body_bytes, 
   REQUIRE(failed == 0);
 }
 
-// A counter of GET /metrics (0 when absent).
-std::int64_t metric(const OmsdProcess& omsd, const std::string& name) {
-  const std::string raw = omsd.admin().get("/metrics").raw;
-  const auto at = raw.find("\n" + name + " ");
-  if (at == std::string::npos) return 0;
-  return std::atoll(raw.c_str() + at + name.size() + 2);
-}
-
 // Everything under `root` (and root) private: no group or other bits.
 std::string first_public(const fs::path& root) {
   constexpr auto kOthers = fs::perms::group_all | fs::perms::others_all;
@@ -176,12 +168,12 @@ TEST_CASE("hostile: an expiry sweep of many expired entries does not stall sends
   omsd.restart();
   Bystander bystander(omsd, {.max_time = std::chrono::seconds(300)});
   const auto t0 = std::chrono::steady_clock::now();
-  const bool swept = wait_until([&] { return metric(omsd, "oms_store_expired_total") >=
+  const bool swept = wait_until([&] { return static_cast<std::int64_t>(metric(omsd, "oms_store_expired_total")) >=
                                              static_cast<std::int64_t>(entries); },
                                 std::chrono::seconds(240));
   const double sweep_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   bystander.stop();
-  const std::int64_t removed = metric(omsd, "oms_store_expired_total");
+  const auto removed = static_cast<std::int64_t>(metric(omsd, "oms_store_expired_total"));
 
   const Latencies& during = bystander.sends();
   const double quiet_p99 = quiet.sends().p99();

@@ -22,20 +22,6 @@ namespace {
     }                                                               \
   } while (0)
 
-// omsctl --admin URL --data-dir DIR [--json] ARGS...
-CommandResult omsctl(const OmsdProcess& omsd, const std::vector<std::string>& args, bool json = false) {
-  std::vector<std::string> argv = {omsctl_binary_path(), "--admin", omsd.admin_url(), "--data-dir",
-                                   omsd.data_dir().string()};
-  if (json) argv.push_back("--json");
-  argv.insert(argv.end(), args.begin(), args.end());
-  return run_command(argv);
-}
-
-std::string describe(const CommandResult& r) {
-  return "exit " + std::to_string(r.exit_code) + (r.timed_out ? " (timed out)" : "") +
-         "\nstdout: " + r.out + "\nstderr: " + r.err;
-}
-
 #define OMS_CHECK_EXIT_OK(r)                         \
   do {                                               \
     const CommandResult& oms_c_ = (r);               \

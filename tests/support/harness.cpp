@@ -1,5 +1,7 @@
 #include "tests/support/harness.h"
 
+#include <sstream>
+
 #include <doctest/doctest.h>
 
 namespace oms::test {
@@ -106,6 +108,28 @@ const boost::json::value* find_key(const boost::json::value& v, std::string_view
       if (const auto* hit = find_key(e, key)) return hit;
   }
   return nullptr;
+}
+
+CommandResult omsctl(const OmsdProcess& omsd, const std::vector<std::string>& args, bool json) {
+  std::vector<std::string> argv = {omsctl_binary_path(), "--admin", omsd.admin_url(), "--data-dir",
+                                   omsd.data_dir().string()};
+  if (json) argv.push_back("--json");
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv);
+}
+
+std::string describe(const CommandResult& r) {
+  return "exit " + std::to_string(r.exit_code) + (r.timed_out ? " (timed out)" : "") +
+         "\nstdout: " + r.out + "\nstderr: " + r.err;
+}
+
+double metric(const OmsdProcess& omsd, const std::string& sample) {
+  const HttpResult r = omsd.admin().get("/metrics");
+  OMS_CHECK_HTTP(r, 200);
+  std::istringstream in(r.raw);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(sample + " ", 0) == 0) return std::stod(line.substr(sample.size() + 1));
+  throw TestError("no sample " + sample + " in /metrics");
 }
 
 }  // namespace oms::test

@@ -13,6 +13,7 @@
 #include "tests/support/admin_client.h"
 #include "tests/support/json_util.h"
 #include "tests/support/omsd_process.h"
+#include "tests/support/process.h"
 #include "tests/support/tokens.h"
 #include "tests/support/ws_client.h"
 #include "tests/support/wait.h"
@@ -56,6 +57,14 @@ inline constexpr const char* kDave = "dave@contoso.com";
 // Polls GET /v1/users/{user} until its presence is `state`; CHECKs it got there.
 void wait_for_presence(const OmsdProcess& omsd, std::string_view user, std::string_view state,
                        std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+// omsctl --admin URL --data-dir DIR [--json] ARGS... against `omsd`.
+CommandResult omsctl(const OmsdProcess& omsd, const std::vector<std::string>& args, bool json = false);
+// A command's exit status and output, for a failed check's message.
+std::string describe(const CommandResult& r);
+// The value of one sample of GET /metrics (its name with labels, as
+// printed); throws when absent.
+double metric(const OmsdProcess& omsd, const std::string& sample);
 
 // A "from" list ([{"user":..,"count":..}, ...]) as user -> count.
 std::map<std::string, std::int64_t> from_counts(const boost::json::array& from);

@@ -1,5 +1,7 @@
 // Receipts (contract 4.2) in the store: exactly one per message that wants
 // one, written with the change that caused it, in the sender's mailbox.
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 
 #include <doctest/doctest.h>
@@ -35,10 +37,12 @@ TEST_CASE("receipts: delivered at the first device's ack, once, with the message
     TempDir dir("oms-storage-receipts");
     auto store = open_mailboxes(backend.options_in(dir));
     std::mutex mu;
+    std::condition_variable cv;
     std::vector<NewReceipt> pushed;
     store->set_receipt_listener([&](const std::vector<NewReceipt>& r) {
       std::lock_guard lock(mu);
       pushed.insert(pushed.end(), r.begin(), r.end());
+      cv.notify_all();
     });
     REQUIRE(sign_in_wait(*store, "bob", "desk").is_ok());
     REQUIRE(sign_in_wait(*store, "bob", "phone").is_ok());
@@ -55,7 +59,9 @@ TEST_CASE("receipts: delivered at the first device's ack, once, with the message
     CHECK(r[0].receipt->to == "bob");
     CHECK(r[0].receipt->state == ReceiptState::kDelivered);
     {
-      std::lock_guard lock(mu);
+      // (published right after the ack's own callback, on the same thread)
+      std::unique_lock lock(mu);
+      REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return !pushed.empty(); }));
       REQUIRE(pushed.size() == 1);
       CHECK(pushed[0].mailbox == "alice");
       CHECK(pushed[0].seq == r[0].seq);
