@@ -166,17 +166,33 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   // The inbox is bounded like the send queue (frames and bytes, protocol
   // 4.4): beyond it, what waits is dropped (stored messages stay stored) and
   // the session closes as a slow consumer; later items are dropped.
+  // Before that, for a capable session, new deliveries (messages and
+  // receipts, all in its mailbox) stop being queued one by one once the
+  // inbox is half full: only the highest seq is kept, and the session reads
+  // them from its mailbox (a sender flooded with receipts stays connected).
+  // Their `missed` notices are still queued.
   void to_inbox(Inbound in) {
     {
       std::lock_guard lock(inbox_mu_);
       if (inbox_overflow_) return;
-      inbox_bytes_ += inbound_bytes(in);
-      inbox_.push_back(std::move(in));
-      if (inbox_.size() > ctx_.config.max_send_queue || inbox_bytes_ > queue_byte_limit_) {
-        inbox_overflow_ = true;
-        inbox_.clear();
-        inbox_bytes_ = 0;
-        inbox_.push_back(CloseRequest{kCloseSlowConsumer, "slow consumer"});
+      bool queue = true;
+      if (auto* d = std::get_if<std::shared_ptr<const Delivery>>(&in);
+          d && inbox_capable_ &&
+          (inbox_behind_seq_ != 0 || inbox_.size() * 2 > ctx_.config.max_send_queue ||
+           inbox_bytes_ * 2 > queue_byte_limit_)) {
+        inbox_behind_seq_ = std::max(inbox_behind_seq_, (*d)->seq);
+        queue = (*d)->missed_notice != nullptr;
+        if (queue) in = (*d)->missed_notice;
+      }
+      if (queue) {
+        inbox_bytes_ += inbound_bytes(in);
+        inbox_.push_back(std::move(in));
+        if (inbox_.size() > ctx_.config.max_send_queue || inbox_bytes_ > queue_byte_limit_) {
+          inbox_overflow_ = true;
+          inbox_.clear();
+          inbox_bytes_ = 0;
+          inbox_.push_back(CloseRequest{kCloseSlowConsumer, "slow consumer"});
+        }
       }
       if (inbox_posted_) return;  // the post already made takes this one too
       inbox_posted_ = true;
@@ -192,11 +208,13 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
 
   void drain_inbox() {
     std::vector<Inbound> batch;
+    std::uint64_t behind = 0;
     {
       std::lock_guard lock(inbox_mu_);
       batch.swap(inbox_);
       inbox_bytes_ = 0;
       inbox_posted_ = false;
+      behind = std::exchange(inbox_behind_seq_, 0);
     }
     for (auto& in : batch) {
       if (auto* frame = std::get_if<std::shared_ptr<const std::string>>(&in)) {
@@ -208,6 +226,13 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
         if (c.code == kCloseSlowConsumer) slow_consumer("inbox full");
         else close(c.code, c.reason);
       }
+    }
+    // Deliveries kept as their highest seq only (every one queued before
+    // them is handled above): read from the mailbox.
+    if (behind != 0) {
+      Delivery d;
+      d.seq = behind;
+      on_stored(d);
     }
   }
 
@@ -496,6 +521,10 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     user_ = std::move(claims->sub);
     client_ = std::move(hello.client);
     capable_ = offline_capable(client_);
+    {
+      std::lock_guard lock(inbox_mu_);
+      inbox_capable_ = capable_;
+    }
     device_ = client_.device ? *client_.device : std::string(proto::kLegacyDevice);
     hello_timer_.cancel();
     sign_in_ = SignIn::kDevice;
@@ -804,6 +833,8 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   std::vector<Inbound> inbox_;
   std::size_t inbox_bytes_ = 0;
   bool inbox_overflow_ = false;  // closing as a slow consumer: later items are dropped
+  bool inbox_capable_ = false;   // capable_, for to_inbox (set with inbox_mu_ held)
+  std::uint64_t inbox_behind_seq_ = 0;  // deliveries kept as their highest seq (to_inbox)
   bool inbox_posted_ = false;  // a drain_inbox is posted and has not taken the inbox yet
 
   // sign-in

@@ -39,7 +39,11 @@ StoredMessage stored_receipt(std::uint64_t seq, const keys::ReceiptView& r) {
 // One pass over a mailbox from after_seq on: its messages and receipts
 // merged in seq order, without what `device` acked and what expired. The
 // acks kept for the device are read first (they are few: only while other
-// devices have not acked).
+// devices have not acked). The mailbox's meta says first whether it holds
+// any receipts or kept acks at all: with one device and no receipts (the
+// common case) a read is one iterator, as in format version 1. (A receipt
+// or ack committed after that look is announced to the sessions after it
+// is durable, which makes them read again.)
 class RocksMailboxStore::MailboxCursor {
  public:
   MailboxCursor(const RocksMailboxStore& store, std::string_view mailbox, std::string_view device,
@@ -48,7 +52,21 @@ class RocksMailboxStore::MailboxCursor {
         now_(store.clock_->now_ms()) {
     ro_.iterate_upper_bound = &upper_;
     const std::string begin = keys::message_key(mailbox, after_seq + 1);
-    if (!device.empty()) {
+    bool any_receipts = true, any_acks = true;
+    {
+      std::string value;
+      rocksdb::Status s =
+          store.db_->Get(rocksdb::ReadOptions(), store.cfs_.mailbox_meta, keys::mailbox_meta_key(mailbox), &value);
+      if (s.IsNotFound()) {
+        any_receipts = any_acks = false;  // an empty mailbox
+      } else if (s.ok()) {
+        if (auto meta = keys::decode_mailbox_meta(value)) {
+          any_receipts = meta->receipts > 0;
+          any_acks = meta->held > 0;
+        }
+      }
+    }
+    if (!device.empty() && any_acks) {
       std::unique_ptr<rocksdb::Iterator> acks(store.db_->NewIterator(ro_, store.cfs_.acks));
       for (acks->Seek(begin); acks->Valid(); acks->Next()) {
         auto key = keys::decode_ack_key(acks->key().ToStringView());
@@ -57,20 +75,23 @@ class RocksMailboxStore::MailboxCursor {
       status_ = acks->status();
     }
     messages_.reset(store.db_->NewIterator(ro_, store.cfs_.messages));
-    receipts_.reset(store.db_->NewIterator(ro_, store.cfs_.receipts));
     messages_->Seek(begin);
-    receipts_->Seek(begin);
+    if (any_receipts) {
+      receipts_.reset(store.db_->NewIterator(ro_, store.cfs_.receipts));
+      receipts_->Seek(begin);
+    }
   }
 
   // The next record, or nullopt at the end (or on an error: status()).
   std::optional<StoredMessage> next() {
     while (status_.ok()) {
-      auto m = peek(*messages_);
-      auto r = peek(*receipts_);
-      if (!status_.ok() || (!m && !r)) return std::nullopt;
-      const bool take_message = m && (!r || *m < *r);
+      constexpr std::uint64_t kEnd = UINT64_MAX;  // (no seq is)
+      const std::uint64_t m = peek(*messages_).value_or(kEnd);
+      const std::uint64_t r = receipts_ ? peek(*receipts_).value_or(kEnd) : kEnd;
+      if (!status_.ok() || (m == kEnd && r == kEnd)) return std::nullopt;
+      const bool take_message = m < r;
       rocksdb::Iterator& it = take_message ? *messages_ : *receipts_;
-      const std::uint64_t seq = take_message ? *m : *r;
+      const std::uint64_t seq = take_message ? m : r;
       std::optional<StoredMessage> out;
       if (!std::binary_search(acked_.begin(), acked_.end(), seq)) {
         if (take_message) {
