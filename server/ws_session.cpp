@@ -592,8 +592,16 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     // The scan pool is fair between users (fair_pool.h); a scan whose session
     // is gone by its turn is skipped.
     const std::size_t limit = capable_ ? window_.begin(signin_seq) : 0;
-    const bool queued = ctx_.run_for_user(user_, [self = this->shared_from_this(), rid, limit]() mutable {
+    const bool queued = ctx_.run_for_user(user_, [self = this->shared_from_this(), rid, limit,
+                                                  recorded = device_recorded_]() mutable {
       if (self->gone_.load(std::memory_order_relaxed)) return;
+      // An operator's removal of this device that came between its
+      // recording and this session joining the registry did not find the
+      // session to close it: look again (as for a revoked token above).
+      if (recorded && !self->ctx_.store->device_known(self->user_, self->device_)) {
+        net::post(self->ws_.get_executor(), [self] { self->close(kCloseDeviceRefused, "device removed"); });
+        return;
+      }
       std::vector<storage::StoredMessage> page;
       auto summary =
           self->ctx_.store->summary(self->user_, self->device_, 0, false, limit ? &page : nullptr, limit);

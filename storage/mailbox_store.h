@@ -255,6 +255,9 @@ class MailboxStore {
   // The user's devices (sorted by name), with open sessions and whether
   // each is active now.
   virtual Result<std::vector<DeviceRecord>> devices(std::string_view user) const = 0;
+  // Whether `device` of `user` is recorded (one point read; true when the
+  // read fails, so that a failing disk does not look like a removal).
+  virtual bool device_known(std::string_view user, std::string_view device) const = 0;
   // The mailbox's committed totals (expired messages count until swept).
   virtual MailboxStats stats(std::string_view mailbox) const = 0;
   // Highest sequence number handed out so far.

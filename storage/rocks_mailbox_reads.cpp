@@ -239,6 +239,13 @@ std::optional<AppendResult> RocksMailboxStore::first_result(std::string_view ded
 }
 
 // The user's devices (contract 4.5), with open sessions from memory.
+bool RocksMailboxStore::device_known(std::string_view user, std::string_view device) const {
+  if (!valid_mailbox(user) || device.empty() || device.size() > proto::kMaxDeviceBytes) return false;
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_.devices, keys::device_key(user, device), &value);
+  return !s.IsNotFound();
+}
+
 Result<std::vector<DeviceRecord>> RocksMailboxStore::devices(std::string_view user) const {
   std::vector<DeviceRecord> out;
   if (!valid_mailbox(user)) return out;

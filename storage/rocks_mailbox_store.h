@@ -78,6 +78,7 @@ class RocksMailboxStore final : public MailboxStore {
                                  std::vector<StoredMessage>* first_page,
                                  std::size_t page_limit) const override;
   Result<std::vector<DeviceRecord>> devices(std::string_view user) const override;
+  bool device_known(std::string_view user, std::string_view device) const override;
   MailboxStats stats(std::string_view mailbox) const override;
   Result<std::optional<AppendResult>> find_duplicate(std::string_view from,
                                                      std::string_view client_msg_id) const override;

@@ -96,7 +96,11 @@ TEST_CASE("devices: forgetting a device releases what only it held back, and kee
     REQUIRE(ack_wait(*store, "bob", "phone", {m2}).is_ok());
     CHECK(store->stats("bob").count == 1);
     CHECK(forget_wait(*store, "bob", "nope").status().code() == Code::kNotFound);
+    CHECK(store->device_known("bob", "phone"));
     REQUIRE(*forget_wait(*store, "bob", "phone") == 1);  // m1 waited for phone only
+    CHECK_FALSE(store->device_known("bob", "phone"));
+    CHECK(store->device_known("bob", "desk"));
+    CHECK_FALSE(store->device_known("carol", "desk"));
     CHECK(store->stats("bob").count == 0);
     auto devs = store->devices("bob");
     REQUIRE(devs->size() == 1);
