@@ -122,7 +122,7 @@ std::vector<std::string> RocksMailboxStore::active_devices(Batch& b, const std::
 // records and kept acks
 
 bool RocksMailboxStore::acked_by(Batch& b, const std::string& mailbox, std::uint64_t seq, const StagedMeta& meta,
-                                 std::vector<std::string>& devices, bool& marker, std::string_view also) {
+                                 std::vector<std::string>& devices, bool& marker) {
   devices.clear();
   marker = false;
   const auto overlay = b.acks.find(seq);
@@ -138,7 +138,6 @@ bool RocksMailboxStore::acked_by(Batch& b, const std::string& mailbox, std::uint
     names.clear();
     names.emplace_back();  // the marker
     for (const auto& d : devs->devices) names.push_back(d.name);
-    if (!also.empty() && !devs->has(also)) names.emplace_back(also);
     auto& keys = b.ack_lookup_keys;
     keys.resize(names.size());
     std::vector<rocksdb::Slice> slices(names.size());

@@ -131,10 +131,8 @@ class RocksMailboxStore final : public MailboxStore {
   std::uint32_t sessions_of(Batch& b, const std::string& user, const std::string& device) const;
   // The devices that acked `seq` of `mailbox` (and whether the receipt
   // marker is there), as the batch leaves them. False when a read failed.
-  // `also` (a device no longer in the table: one being forgotten) is looked
-  // up too.
   bool acked_by(Batch& b, const std::string& mailbox, std::uint64_t seq, const StagedMeta& meta,
-                std::vector<std::string>& devices, bool& marker, std::string_view also = {});
+                std::vector<std::string>& devices, bool& marker);
   // Adds `device` to `user`'s table (first and last seen now).
   bool add_device(Batch& b, const std::string& user, const std::string& device, bool capable);
   // Messages read ahead in one MultiGet (an ack's ids).
