@@ -23,17 +23,6 @@ std::map<std::string, Json> devices_by_name(const OmsdProcess& omsd, std::string
   return out;
 }
 
-// Sends `n` messages from `from` to `to`; each answered with `status`.
-std::vector<std::string> send_n(WsClient& from, std::string_view to, int n, std::string_view status) {
-  std::vector<std::string> ids;
-  for (int i = 0; i < n; ++i) {
-    const Json sent = from.send(to, "message " + std::to_string(i));
-    OMS_CHECK_SENT(sent, status);
-    ids.push_back(str_of(sent, "id"));
-  }
-  return ids;
-}
-
 }  // namespace
 
 TEST_CASE("admin devices: listed with times, sessions, active and what each has not acked") {
@@ -49,7 +38,7 @@ TEST_CASE("admin devices: listed with times, sessions, active and what each has 
   sign_in_device(omsd, kBob, "desk")->close();
   sign_in_device(omsd, kBob, "phone")->close();
   auto alice = sign_in(omsd, kAlice);
-  const auto ids = send_n(*alice, kBob, 3, "stored");
+  const auto ids = send_checked(*alice, kBob, 3, "stored", "message ");
 
   // The desk signs in and acks all three (ok: durable).
   auto desk = sign_in_device(omsd, kBob, "desk");
@@ -112,7 +101,7 @@ TEST_CASE("admin devices: DELETE forgets a device, closes its sessions 4403 and 
   CHECK(metric(omsd, "oms_sessions_by_device{kind=\"legacy\"}") == 1);
 
   // Delivered live to both of Bob's devices; only the desk acks.
-  const auto ids = send_n(*alice, kBob, 2, "delivered");
+  const auto ids = send_checked(*alice, kBob, 2, "delivered", "message ");
   CHECK(ids_of(desk->receive_messages(2, /*auto_ack=*/false)) == ids);
   CHECK(str_of(desk->ack_with_rid(ids), "type") == "ok");
   CHECK(mailbox_count(omsd, kBob) == 2);  // the phone holds them back

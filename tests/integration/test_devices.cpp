@@ -14,18 +14,6 @@ using boost::json::value;
 
 namespace {
 
-// Sends `n` messages alice → `to`, each CHECKed `stored`; their ids in order.
-std::vector<std::string> send_stored(WsClient& from, std::string_view to, int n,
-                                     std::string_view prefix = "m") {
-  std::vector<std::string> ids;
-  for (int i = 0; i < n; ++i) {
-    const Json r = from.send(to, std::string(prefix) + std::to_string(i));
-    OMS_CHECK_SENT(r, "stored");
-    ids.push_back(str_of(r, "id"));
-  }
-  return ids;
-}
-
 // A hello refused as the contract says for an invalid device name.
 void check_refused_name(const OmsdProcess& omsd, const value& device) {
   INFO("device name: " << to_text(device));
@@ -71,7 +59,7 @@ TEST_CASE("devices: two offline devices, five messages, each device gets the sam
   register_device(omsd, kBob, "desk");
   register_device(omsd, kBob, "phone");
   auto alice = sign_in(omsd, kAlice);
-  const auto ids = send_stored(*alice, kBob, 5);
+  const auto ids = send_checked(*alice, kBob, 5, "stored");
 
   auto desk = sign_in_device(omsd, kBob, "desk");
   CHECK(int_of(welcome_mailbox(*desk), "count") == 5);
@@ -113,8 +101,8 @@ TEST_CASE("devices: welcome.mailbox counts what this device has not acked") {
   }
   // (the server may not have seen the close yet: bob would still be in dnd)
   wait_for_presence(omsd, kBob, "offline");
-  send_stored(*alice, kBob, 2, "from-alice-");
-  send_stored(*carol, kBob, 1, "from-carol-");
+  send_checked(*alice, kBob, 2, "stored", "from-alice-");
+  send_checked(*carol, kBob, 1, "stored", "from-carol-");
 
   auto desk = sign_in_device(omsd, kBob, "desk");
   const Json dm = welcome_mailbox(*desk);
@@ -204,7 +192,7 @@ TEST_CASE("devices: sessions without a device name share the legacy device") {
   OmsdProcess omsd;
   register_device(omsd, kBob, "desk");
   auto alice = sign_in(omsd, kAlice);
-  const auto ids = send_stored(*alice, kBob, 1);
+  const auto ids = send_checked(*alice, kBob, 1, "stored");
 
   auto legacy1 = sign_in(omsd, kBob);
   CHECK(int_of(welcome_mailbox(*legacy1), "count") == 1);
@@ -244,7 +232,7 @@ TEST_CASE("devices: sessions without a device name share the legacy device") {
 TEST_CASE("devices: a second session with the same device name replaces the first (4409)") {
   OmsdProcess omsd;
   auto alice = sign_in(omsd, kAlice);
-  const auto ids = send_stored(*alice, kBob, 1);
+  const auto ids = send_checked(*alice, kBob, 1, "stored");
   auto first = sign_in_device(omsd, kBob, "desk");
   CHECK(str_of(first->take("message"), "id") == ids[0]);  // not acked
 
@@ -333,7 +321,7 @@ TEST_CASE("devices: a user with no active device keeps the message until a devic
   register_device(omsd, kBob, "desk");
   const auto left = SteadyClock::now();
   auto alice = sign_in(omsd, kAlice);
-  const auto ids = send_stored(*alice, kBob, 1);
+  const auto ids = send_checked(*alice, kBob, 1, "stored");
   // Past idle_seconds and a few reconcile passes: still stored.
   wait_until([&] { return SteadyClock::now() - left > std::chrono::milliseconds(2500); },
              std::chrono::seconds(5), std::chrono::milliseconds(100));
@@ -353,7 +341,7 @@ TEST_CASE("devices: an older client's device never holds messages back and gets 
   }
   wait_for_presence(omsd, kBob, "offline");
   auto alice = sign_in(omsd, kAlice);
-  const auto ids = send_stored(*alice, kBob, 1);
+  const auto ids = send_checked(*alice, kBob, 1, "stored");
   auto desk = sign_in_device(omsd, kBob, "desk");
   CHECK(str_of(desk->take("message"), "id") == ids[0]);
   OMS_CHECK_TYPE(desk->ack_with_rid(ids), "ok");
@@ -366,7 +354,7 @@ TEST_CASE("devices: a device seen for the first time gets whatever is still stor
   OmsdProcess omsd;
   auto alice = sign_in(omsd, kAlice);
   // Dave has never signed in: his first device gets everything.
-  const auto for_dave = send_stored(*alice, kDave, 2, "dave-");
+  const auto for_dave = send_checked(*alice, kDave, 2, "stored", "dave-");
   {
     auto first = sign_in_device(omsd, kDave, "laptop");
     CHECK(int_of(welcome_mailbox(*first), "count") == 2);
@@ -375,7 +363,7 @@ TEST_CASE("devices: a device seen for the first time gets whatever is still stor
   // Bob's desk acks one of two: that one is gone (desk was the only
   // active device), the other is still stored for a new device.
   register_device(omsd, kBob, "desk");
-  const auto ids = send_stored(*alice, kBob, 2);
+  const auto ids = send_checked(*alice, kBob, 2, "stored");
   {
     auto desk = sign_in_device(omsd, kBob, "desk");
     desk->receive_messages(2, false);
@@ -406,7 +394,7 @@ TEST_CASE("devices: mailbox.drained is per device and waits for receipts too") {
     OMS_CHECK_TYPE(dave->ack_with_rid({str_of(m, "id")}), "ok");
   }
   auto alice = sign_in(omsd, kAlice);
-  const auto ids = send_stored(*alice, kBob, 1);
+  const auto ids = send_checked(*alice, kBob, 1, "stored");
 
   for (const char* d : {"desk", "phone"}) {
     INFO("device " << d);
@@ -438,14 +426,14 @@ TEST_CASE("devices: receipts and messages share one window per device") {
   {
     auto desk = sign_in_device(omsd, kBob, "desk");
     desk->take("mailbox.drained");
-    send_stored(*desk, kDave, 2, "for-dave-");
+    send_checked(*desk, kDave, 2, "stored", "for-dave-");
     desk->close();
     auto dave = sign_in(omsd, kDave);
     const auto got = dave->receive_messages(2, false);
     OMS_CHECK_TYPE(dave->ack_with_rid(ids_of(got)), "ok");
   }
   auto alice = sign_in(omsd, kAlice);
-  send_stored(*alice, kBob, 2);
+  send_checked(*alice, kBob, 2, "stored");
 
   auto desk = sign_in_device(omsd, kBob, "desk");
   CHECK(int_of(welcome_mailbox(*desk), "count") == 2);

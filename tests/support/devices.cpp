@@ -24,6 +24,17 @@ boost::json::array devices_of(const OmsdProcess& omsd, std::string_view user) {
   return arr_of(r.json.get_object(), "devices");
 }
 
+std::vector<std::string> send_checked(WsClient& from, std::string_view to, int n, std::string_view status,
+                                      std::string_view prefix) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) {
+    const Json r = from.send(to, std::string(prefix) + std::to_string(i));
+    OMS_CHECK_SENT(r, status);
+    ids.push_back(str_of(r, "id"));
+  }
+  return ids;
+}
+
 std::optional<Json> find_device(const boost::json::array& devices, std::string_view device) {
   for (const auto& d : devices)
     if (d.is_object() && has(d.get_object(), "device") && str_of(d.get_object(), "device") == device)

@@ -33,6 +33,11 @@ std::optional<Json> find_device(const boost::json::array& devices, std::string_v
 std::vector<Json> take_stream(WsClient& c, std::size_t n, bool auto_ack = false,
                               std::optional<std::chrono::milliseconds> timeout = {});
 
+// Sends `n` messages `from` → `to` (bodies prefix0, prefix1, ...), each
+// CHECKed to get `sent` with `status`; their ids in order.
+std::vector<std::string> send_checked(WsClient& from, std::string_view to, int n, std::string_view status,
+                                      std::string_view prefix = "m");
+
 // The welcome frame's mailbox object.
 const Json& welcome_mailbox(const WsClient& c);
 
