@@ -118,33 +118,6 @@ std::optional<MessageView> decode_message_value(std::string_view value) {
   return m;
 }
 
-std::string mailbox_meta_key(std::string_view mailbox) { return mailbox_prefix(mailbox); }
-
-std::optional<std::string_view> decode_mailbox_meta_key(std::string_view key) {
-  std::string_view mailbox;
-  if (!get_short_bytes(key, mailbox) || !key.empty()) return std::nullopt;
-  return mailbox;
-}
-
-std::string encode_mailbox_meta(const MailboxMeta& meta) {
-  std::string out;
-  out.reserve(32);
-  put_fixed64_be(out, meta.count);
-  put_fixed64_be(out, meta.bytes);
-  put_fixed64_be(out, meta.receipts);
-  put_fixed64_be(out, meta.held);
-  return out;
-}
-
-std::optional<MailboxMeta> decode_mailbox_meta(std::string_view value) {
-  MailboxMeta m;
-  if (!get_fixed64_be(value, m.count) || !get_fixed64_be(value, m.bytes)) return std::nullopt;
-  if (value.empty()) return m;  // format version 1
-  if (!get_fixed64_be(value, m.receipts) || !get_fixed64_be(value, m.held) || !value.empty())
-    return std::nullopt;
-  return m;
-}
-
 std::string dedup_key(std::string_view sender, std::string_view client_msg_id) {
   assert(sender.size() <= kMaxShortField);
   std::string out;

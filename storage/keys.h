@@ -6,10 +6,12 @@
 // kFormatVersion (stored under kFormatVersionKey in the default column
 // family; open() upgrades a version it knows how to and refuses any other).
 //
-// Format version 2 (devices and receipts, contract 4.1/4.2):
+// Format version 3 (version 2, devices and receipts, contract 4.1/4.2,
+// without the per-mailbox meta records: the store counts each mailbox's
+// totals from its records when it opens, mailbox_totals.h):
 //
 //   CF "default"       store-wide meta
-//     "format_version" -> fixed32_be(2)
+//     "format_version" -> fixed32_be(3)
 //     "last_seq"       -> fixed64_be(highest sequence number ever assigned)
 //   CF "messages"      one record per stored message
 //     key   short(mailbox) fixed64_be(seq)
@@ -18,11 +20,10 @@
 //           flags: bit 0 = the message makes a receipt for its sender
 //     (a version-1 value, fixed8(1) kind sent_at from reason body, still
 //     decodes: no receipt, no client_msg_id)
-//   CF "mailbox_meta"  per-mailbox totals (absent = nothing stored)
-//     key   short(mailbox)
-//     value fixed64_be(count) fixed64_be(body bytes) fixed64_be(receipts)
-//           fixed64_be(held acks: records in "acks" for this mailbox)
-//     (version 1 had only count and bytes; the upgrade rewrites them)
+//   CF "mailbox_meta"  empty since version 3 (the upgrade deletes its records).
+//     Versions 1 and 2 kept per-mailbox totals here, rewritten by every
+//     batch: key short(mailbox), value fixed64_be(count) fixed64_be(body
+//     bytes) [fixed64_be(receipts) fixed64_be(held acks), version 2 only]
 //   CF "dedup"         idempotent sends
 //     key   short(sender) client_msg_id
 //     value fixed8(1) fixed64_be(seq) fixed64_be(sent_at_ms) short(mailbox)
@@ -68,7 +69,7 @@
 
 namespace oms::storage::keys {
 
-inline constexpr std::uint32_t kFormatVersion = 2;
+inline constexpr std::uint32_t kFormatVersion = 3;
 // The oldest version open() upgrades from.
 inline constexpr std::uint32_t kOldestUpgradable = 1;
 
@@ -131,7 +132,7 @@ std::string encode_message_value(const MessageView& m);
 // nullopt for a truncated, overlong or unknown-version value.
 std::optional<MessageView> decode_message_value(std::string_view value);
 
-// ---- mailbox meta ----
+// ---- mailbox totals (in memory since version 3: mailbox_totals.h) ----
 struct MailboxMeta {
   std::uint64_t count = 0;     // messages
   std::uint64_t bytes = 0;     // their bodies
@@ -139,11 +140,6 @@ struct MailboxMeta {
   std::uint64_t held = 0;      // records in "acks" under this mailbox
   bool empty() const { return count == 0 && receipts == 0 && held == 0; }
 };
-std::string mailbox_meta_key(std::string_view mailbox);
-std::optional<std::string_view> decode_mailbox_meta_key(std::string_view key);
-std::string encode_mailbox_meta(const MailboxMeta& meta);
-// Decodes version 2 and version 1 (count and bytes only) values.
-std::optional<MailboxMeta> decode_mailbox_meta(std::string_view value);
 
 // ---- dedup ----
 // REQUIRES: sender.size() <= kMaxShortField.

@@ -75,7 +75,7 @@ class RocksDatabase final : public Store {
  private:
   Status open_db(const StoreOptions& opts);
   Status check_format_version(const std::string& path);
-  Status upgrade_from_v1(const std::string& path);
+  Status upgrade(const std::string& path);
   rocksdb::Status keep_memtable_entry();
 
   std::shared_ptr<WalWatch> wal_watch_ = std::make_shared<WalWatch>();
@@ -123,8 +123,7 @@ Status RocksDatabase::open_db(const StoreOptions& opts) {
   db_opts.max_total_wal_size = kMaxTotalWalBytes;
   db_opts.max_log_file_size = kMaxInfoLogBytes;
   db_opts.keep_log_file_num = kInfoLogsKept;
-  // One writer thread: nothing to gain from concurrent memtable inserts, and
-  // in-place updates (mailbox meta, below) need them off.
+  // One writer thread: nothing to gain from concurrent memtable inserts.
   db_opts.allow_concurrent_memtable_write = false;
   db_opts.listeners.push_back(wal_watch_);
   // Everything that matters is in the WAL; the memtable entry written
@@ -165,12 +164,6 @@ Status RocksDatabase::open_db(const StoreOptions& opts) {
   dedup_opts.memtable_whole_key_filtering = true;
   dedup_opts.memtable_prefix_bloom_size_ratio = kMemtableBloomRatio;
   dedup_opts.memtable_insert_with_hint_prefix_extractor = std::make_shared<MailboxPrefix>();
-  // Mailbox meta: a few fixed-size records rewritten by every batch that
-  // touches their mailbox; updated in place in the memtable, it stays as
-  // small as the set of busy mailboxes instead of growing by one entry per
-  // batch and mailbox.
-  // (With it, RocksDB offers no snapshots for the whole database: nothing
-  // here uses them; checkpoints copy files.)
   // Receipts are appended per mailbox like messages and acked like them.
   rocksdb::ColumnFamilyOptions receipts_opts = messages_opts;
   rocksdb::ColumnFamilyOptions acks_opts = cf_opts;
@@ -179,13 +172,10 @@ Status RocksDatabase::open_db(const StoreOptions& opts) {
   // Kept acks are read by point lookups (most miss): a memtable bloom filter too.
   acks_opts.memtable_whole_key_filtering = true;
   acks_opts.memtable_prefix_bloom_size_ratio = kMemtableBloomRatio;
-  rocksdb::ColumnFamilyOptions meta_opts = cf_opts;
-  meta_opts.inplace_update_support = true;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const auto& n : names)
     descriptors.emplace_back(n, n == keys::kCfMessages      ? messages_opts
                                 : n == keys::kCfDedup       ? dedup_opts
-                                : n == keys::kCfMailboxMeta ? meta_opts
                                 : n == keys::kCfReceipts    ? receipts_opts
                                 : n == keys::kCfAcks        ? acks_opts
                                                             : cf_opts);
@@ -224,7 +214,7 @@ Status RocksDatabase::check_format_version(const std::string& path) {
     return from_rocks(s, "reading the format version");
   } else {
     auto v = keys::decode_format_version(value);
-    if (v && *v >= keys::kOldestUpgradable && *v < keys::kFormatVersion) return upgrade_from_v1(path);
+    if (v && *v >= keys::kOldestUpgradable && *v < keys::kFormatVersion) return upgrade(path);
     if (!v || *v != keys::kFormatVersion)
       return Status::failed_precondition(fmt::format(
           "store '{}' has on-disk format version {}; this build reads versions {} to {}", path,
@@ -233,24 +223,22 @@ Status RocksDatabase::check_format_version(const std::string& path) {
   return Status::ok();
 }
 
-// Version 1 → 2: the new column families exist already (open_db created
-// them, empty); every mailbox meta record is rewritten with the receipt and
-// kept-ack counts (zero), and the version moves to 2, in one synced batch.
+// Version 1 or 2 → 3: the column families of version 2 exist already
+// (open_db created them, empty, for a version-1 store); the mailbox meta
+// records are deleted (version 3 counts the totals from the records at
+// open: mailbox_totals.h), and the version moves to 3, in one synced batch.
 // Message values stay as they are (version-1 values decode: no receipt).
-// A crash before the batch leaves a version-1 store, upgraded at next open.
-Status RocksDatabase::upgrade_from_v1(const std::string& path) {
+// A crash before the batch leaves the old version, upgraded at next open.
+// (An older omsd refuses a version-3 store: it would trust a meta it does
+// not find.)
+Status RocksDatabase::upgrade(const std::string& path) {
   rocksdb::WriteBatch wb;
-  std::size_t mailboxes = 0;
   {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_meta_));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      auto meta = keys::decode_mailbox_meta(it->value().ToStringView());
-      if (!meta) return Status::io_error(fmt::format("upgrading '{}': a corrupt mailbox meta record", path));
-      if (rocksdb::Status s = wb.Put(cf_meta_, it->key(), keys::encode_mailbox_meta(*meta)); !s.ok())
-        return from_rocks(s, "upgrading the store");
-      ++mailboxes;
-    }
-    if (!it->status().ok()) return from_rocks(it->status(), "upgrading the store");
+    for (it->SeekToFirst(); it->Valid(); it->Next())
+      if (rocksdb::Status s = wb.Delete(cf_meta_, it->key()); !s.ok()) return from_rocks(s, "upgrading the store");
+    if (!it->status().ok())
+      return from_rocks(it->status(), fmt::format("upgrading '{}': reading the mailbox meta", path));
   }
   if (rocksdb::Status s =
           wb.Put(cf_default_, keys::kFormatVersionKey, keys::encode_format_version(keys::kFormatVersion));
@@ -259,7 +247,6 @@ Status RocksDatabase::upgrade_from_v1(const std::string& path) {
   rocksdb::WriteOptions wo;
   wo.sync = true;
   if (rocksdb::Status s = db_->Write(wo, &wb); !s.ok()) return from_rocks(s, "upgrading the store");
-  (void)mailboxes;
   return Status::ok();
 }
 

@@ -120,7 +120,6 @@ struct Batch {
 
 // The writer thread's own state, kept from batch to batch.
 struct Writer {
-  std::unordered_map<std::string, keys::MailboxMeta> meta_cache;  // committed totals
   std::unordered_map<std::string, UserDevices> device_cache;      // committed device tables
   // Per mailbox at its receipt cap: the last receipt dropped; older ones
   // are gone, so the search for the oldest starts after it instead of

@@ -52,20 +52,8 @@ class RocksMailboxStore::MailboxCursor {
         now_(store.clock_->now_ms()) {
     ro_.iterate_upper_bound = &upper_;
     const std::string begin = keys::message_key(mailbox, after_seq + 1);
-    bool any_receipts = true, any_acks = true;
-    {
-      std::string value;
-      rocksdb::Status s =
-          store.db_->Get(rocksdb::ReadOptions(), store.cfs_.mailbox_meta, keys::mailbox_meta_key(mailbox), &value);
-      if (s.IsNotFound()) {
-        any_receipts = any_acks = false;  // an empty mailbox
-      } else if (s.ok()) {
-        if (auto meta = keys::decode_mailbox_meta(value)) {
-          any_receipts = meta->receipts > 0;
-          any_acks = meta->held > 0;
-        }
-      }
-    }
+    const keys::MailboxMeta meta = store.totals_.get(mailbox);
+    const bool any_receipts = meta.receipts > 0, any_acks = meta.held > 0;
     if (!device.empty() && any_acks) {
       std::unique_ptr<rocksdb::Iterator> acks(store.db_->NewIterator(ro_, store.cfs_.acks));
       for (acks->Seek(begin); acks->Valid(); acks->Next()) {
@@ -203,15 +191,10 @@ Result<MailboxSummary> RocksMailboxStore::summary(std::string_view mailbox, std:
 MailboxStats RocksMailboxStore::stats(std::string_view mailbox) const {
   MailboxStats st;
   if (!valid_mailbox(mailbox)) return st;
-  std::string value;
-  rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), cfs_.mailbox_meta, keys::mailbox_meta_key(mailbox), &value);
-  if (!s.ok()) return st;
-  if (auto meta = keys::decode_mailbox_meta(value)) {
-    st.count = meta->count;
-    st.bytes = meta->bytes;
-    st.receipts = meta->receipts;
-  }
+  const keys::MailboxMeta meta = totals_.get(mailbox);
+  st.count = meta.count;
+  st.bytes = meta.bytes;
+  st.receipts = meta.receipts;
   return st;
 }
 Result<std::optional<AppendResult>> RocksMailboxStore::find_duplicate(std::string_view from,

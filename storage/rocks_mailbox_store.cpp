@@ -86,16 +86,48 @@ Status RocksMailboxStore::load() {
   }
   last_seq_.store(writer_->last_assigned);
 
+  // The totals, counted from the records (format version 3 keeps none).
+  // Every record is read once: about a second per million messages.
   std::uint64_t total_messages = 0, total_bytes = 0;
+  ro.fill_cache = false;
+  ro.readahead_size = 2u << 20;
   {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_.mailbox_meta));
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_.messages));
+    std::string last;  // the mailbox of the previous key, and its totals
+    keys::MailboxMeta* meta = nullptr;
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      auto meta = keys::decode_mailbox_meta(it->value().ToStringView());
-      if (!meta) return Status::io_error("corrupt mailbox meta record");
-      total_messages += meta->count;
-      total_bytes += meta->bytes;
+      auto key = keys::decode_message_key(it->key().ToStringView());
+      if (!key) continue;  // not a message key: the purge deletes it, nothing counts it
+      if (!meta || key->mailbox != last) {
+        last.assign(key->mailbox);
+        meta = &totals_.at_load(last);
+      }
+      auto m = keys::decode_message_value(it->value().ToStringView());
+      const std::uint64_t body = m ? m->body.size() : 0;
+      meta->count += 1;
+      meta->bytes += body;
+      total_messages += 1;
+      total_bytes += body;
     }
-    if (!it->status().ok()) return from_rocks(it->status(), "reading mailbox meta");
+    if (!it->status().ok()) return from_rocks(it->status(), "counting the stored messages");
+  }
+  for (bool receipts : {true, false}) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, receipts ? cfs_.receipts : cfs_.acks));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      std::string_view mailbox;
+      if (receipts) {
+        auto key = keys::decode_message_key(it->key().ToStringView());
+        if (!key) continue;
+        mailbox = key->mailbox;
+      } else {
+        auto key = keys::decode_ack_key(it->key().ToStringView());
+        if (!key) continue;
+        mailbox = key->mailbox;
+      }
+      auto& meta = totals_.at_load(mailbox);
+      (receipts ? meta.receipts : meta.held) += 1;
+    }
+    if (!it->status().ok()) return from_rocks(it->status(), "counting the stored receipts and acks");
   }
   counters_.total_messages.store(total_messages);
   counters_.total_bytes.store(total_bytes);
@@ -177,15 +209,10 @@ WriteBatcher::Followers RocksMailboxStore::commit(std::vector<WriteRequest>& req
     outcomes.push_back(std::visit([&](auto& op) { return apply(b, op); }, r));
   }
 
-  // Mailbox meta and last_seq ride in the same batch as the messages.
+  // last_seq rides in the same batch as the messages (the mailbox totals
+  // are not written: mailbox_totals.h).
   rocksdb::Status s;
-  for (auto& [mailbox, staged] : b.touched) {
-    if (!staged.dirty || !s.ok()) continue;
-    const std::string key = keys::mailbox_meta_key(mailbox);
-    s = staged.meta.empty() ? b.wb.Delete(cfs_.mailbox_meta, key)
-                            : b.wb.Put(cfs_.mailbox_meta, key, keys::encode_mailbox_meta(staged.meta));
-  }
-  if (s.ok() && b.assigned_seq)
+  if (b.assigned_seq)
     s = b.wb.Put(cfs_.defaults, keys::kLastSeqKey, keys::encode_last_seq(writer_->last_assigned));
   if (!s.ok() && b.failed.is_ok()) b.failed = from_rocks(s, "building the batch");
 
@@ -212,12 +239,8 @@ WriteBatcher::Followers RocksMailboxStore::commit(std::vector<WriteRequest>& req
 
   const bool ok = write_status.is_ok();
   if (ok) {
-    for (auto& [mailbox, staged] : b.touched) {
-      if (staged.meta.empty())
-        writer_->meta_cache.erase(mailbox);  // empty mailboxes are not worth a cache entry
-      else if (staged.dirty)
-        writer_->meta_cache[mailbox] = staged.meta;
-    }
+    for (auto& [mailbox, staged] : b.touched)
+      if (staged.dirty) totals_.set(mailbox, staged.meta);
     counters_.appended += b.appended;
     counters_.duplicates += b.duplicates;
     counters_.acked += b.acked;
@@ -236,10 +259,9 @@ WriteBatcher::Followers RocksMailboxStore::commit(std::vector<WriteRequest>& req
     if (b.assigned_seq) last_seq_.store(writer_->last_assigned);
     if (attempted) writable_.store(true);
   } else {
-    // Whatever the batch staged is void. The committed meta of the touched
-    // mailboxes is reloaded from disk on next touch, which is right even if
-    // the failed write did reach the database.
-    for (auto& [mailbox, staged] : b.touched) writer_->meta_cache.erase(mailbox);
+    // Whatever the batch staged is void: the totals stay as committed.
+    // (Should the failed write reach the disk after all, the records come
+    // back at the next open, which counts them.)
     ++counters_.write_errors;
     if (attempted) writable_.store(false);
   }
@@ -259,28 +281,7 @@ RocksMailboxStore::StagedMeta* RocksMailboxStore::staged_meta(Batch& b,
                                                               const std::string& mailbox) {
   auto it = b.touched.find(mailbox);
   if (it != b.touched.end()) return &it->second;
-  keys::MailboxMeta meta;
-  auto cached = writer_->meta_cache.find(mailbox);
-  if (cached != writer_->meta_cache.end()) {
-    meta = cached->second;
-  } else {
-    std::string value;
-    rocksdb::Status s =
-        db_->Get(rocksdb::ReadOptions(), cfs_.mailbox_meta, keys::mailbox_meta_key(mailbox), &value);
-    if (s.ok()) {
-      auto decoded = keys::decode_mailbox_meta(value);
-      if (!decoded) {
-        b.failed = Status::io_error(fmt::format("corrupt meta of mailbox '{}'", mailbox));
-        return nullptr;
-      }
-      meta = *decoded;
-    } else if (!s.IsNotFound()) {
-      b.failed = from_rocks(s, "reading mailbox meta");
-      return nullptr;
-    }
-    writer_->meta_cache.emplace(mailbox, meta);
-  }
-  return &b.touched.emplace(mailbox, StagedMeta{meta, false}).first->second;
+  return &b.touched.emplace(mailbox, StagedMeta{totals_.get(mailbox), false}).first->second;
 }
 
 WriteOutcome RocksMailboxStore::apply(Batch& b, AppendOp& op) {

@@ -30,6 +30,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "storage/mailbox_store.h"
+#include "storage/mailbox_totals.h"
 #include "storage/options.h"
 #include "storage/rocks_column_families.h"
 #include "storage/write_batcher.h"
@@ -104,7 +105,9 @@ class RocksMailboxStore final : public MailboxStore {
 
   RocksMailboxStore(rocksdb::DB* db, MailboxColumnFamilies cfs, WalWatch* wal,
                     const StoreOptions& options);
-  Status load();  // last_seq and the totals
+  // last_seq, and the totals of every mailbox counted from its records
+  // (format version 3 keeps none on disk: mailbox_totals.h).
+  Status load();
 
   static bool valid_mailbox(std::string_view mailbox);
   bool expired(std::int64_t sent_at_ms, std::int64_t now_ms) const {
@@ -168,8 +171,8 @@ class RocksMailboxStore final : public MailboxStore {
   // callback of the request that wrote it, so that the completion thread
   // publishes receipts and messages in seq order.
   WriteBatcher::Followers finish_receipts(Batch& b, bool ok);
-  // The mailbox's meta as staged in `b` (loaded on first touch); nullptr
-  // when it could not be read (then b.failed is set).
+  // The mailbox's meta as staged in `b` (the committed totals on first
+  // touch). Never nullptr (callers still check, as for the other lookups).
   StagedMeta* staged_meta(Batch& b, const std::string& mailbox);
 
   // The expiry sweep (rocks_mailbox_sweep.cpp): a thread of its own scans
@@ -210,6 +213,8 @@ class RocksMailboxStore final : public MailboxStore {
   std::atomic<std::uint64_t> last_seq_{0};  // highest committed seq
   std::atomic<bool> writable_{true};
   std::atomic<BatchObserver*> observer_{nullptr};
+  // Committed per-mailbox totals (set by the writer after each write).
+  MailboxTotals totals_;
   ReceiptListener receipt_listener_;
   // Open sessions per user and device (in memory only: none after a
   // restart). Written by the writer thread, read by devices().

@@ -114,19 +114,6 @@ TEST_CASE("keys: corrupt message values are refused, never misread") {
   CHECK_FALSE(keys::decode_message_value(long_body));
 }
 
-TEST_CASE("keys: mailbox meta round-trip") {
-  auto m = keys::decode_mailbox_meta(keys::encode_mailbox_meta({12345, 1ull << 40}));
-  REQUIRE(m);
-  CHECK(m->count == 12345);
-  CHECK(m->bytes == 1ull << 40);
-  CHECK_FALSE(keys::decode_mailbox_meta("short"));
-  CHECK_FALSE(keys::decode_mailbox_meta(keys::encode_mailbox_meta({1, 2}) + "x"));
-  const std::string meta_key = keys::mailbox_meta_key("bob");
-  auto k = keys::decode_mailbox_meta_key(meta_key);
-  REQUIRE(k);
-  CHECK(*k == "bob");
-}
-
 TEST_CASE("keys: dedup key and value") {
   // The sender is length-prefixed: ("ab","c") and ("a","bc") differ.
   CHECK(keys::dedup_key("ab", "c") != keys::dedup_key("a", "bc"));

@@ -116,4 +116,36 @@ TEST_CASE("quota: 16 threads racing for the last slots never exceed the max") {
   });
 }
 
+TEST_CASE("quota: the totals after a reopen are counted from the records") {
+  // Format version 3 keeps no meta record: a reopen (and a crash) counts the
+  // messages, their bytes and the receipts from what is stored.
+  for_each_backend([](const Backend& backend) {
+    TempDir dir("oms-storage-quota-reopen");
+    StoreOptions o = backend.options_in(dir);
+    o.max_messages = 3;
+    std::uint64_t first = 0;
+    {
+      auto store = open_mailboxes(o);
+      AppendRequest wants = message("bob", "alice", "12345", "c1");
+      wants.want_receipt = true;
+      first = append_ok(*store, wants);
+      append_ok(*store, message("bob", "alice", "123"));
+      append_ok(*store, message("bob", "carol", "1"));
+      append_ok(*store, message("dave", "carol", "1234567"));
+      REQUIRE(ack_wait(*store, "bob", {first}).is_ok());  // makes alice's delivered receipt
+      CHECK(store->stats("bob").count == 2);
+    }
+    auto store = open_mailboxes(o);
+    CHECK(store->stats("bob").count == 2);
+    CHECK(store->stats("bob").bytes == 4);
+    CHECK(store->stats("dave").count == 1);
+    CHECK(store->stats("dave").bytes == 7);
+    CHECK(store->stats("alice").receipts == 1);
+    CHECK(store->stats("nobody").count == 0);
+    append_ok(*store, message("bob", "alice", "x"));  // the third
+    CHECK(append_wait(*store, message("bob", "alice", "y")).status().code() == Code::kMailboxFull);
+    CHECK(store->stats("bob").count == 3);
+  });
+}
+
 }  // TEST_SUITE
