@@ -10,6 +10,7 @@
 #include <rocksdb/db.h>
 
 #include "storage/keys.h"
+#include "storage/rocks_mailbox_batch.h"
 #include "storage/rocks_mailbox_store.h"
 #include "storage/rocks_status.h"
 
@@ -256,6 +257,44 @@ Result<std::vector<DeviceRecord>> RocksMailboxStore::devices(std::string_view us
   }
   if (!it->status().ok()) return from_rocks(it->status(), "reading a user's devices");
   return out;
+}
+
+// The writer thread's read of an ack's messages (rocks_mailbox_devices.cpp).
+bool RocksMailboxStore::prefetch_messages(Batch& b, const std::string& mailbox, Prefetch& pre) {
+  // Beyond this many steps to the next id, seek instead.
+  constexpr int kMaxSteps = 16;
+  pre.values.resize(pre.seqs.size());
+  pre.found.assign(pre.seqs.size(), rocksdb::Status::NotFound());
+  const std::string end = keys::mailbox_range_end(mailbox);
+  const rocksdb::Slice upper(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_.messages));
+  std::string want;
+  for (std::size_t i = 0; i < pre.seqs.size(); ++i) {
+    want = keys::message_key(mailbox, pre.seqs[i]);
+    if (i == 0) {
+      it->Seek(want);
+    } else {
+      for (int steps = 0; it->Valid() && it->key().compare(want) < 0; ++steps) {
+        if (steps == kMaxSteps) {
+          it->Seek(want);
+          break;
+        }
+        it->Next();
+      }
+    }
+    if (!it->Valid()) break;  // past the mailbox: none of the rest is there
+    if (it->key() == rocksdb::Slice(want)) {
+      pre.values[i].PinSelf(it->value());
+      pre.found[i] = rocksdb::Status::OK();
+    }
+  }
+  if (!it->status().ok()) {
+    b.failed = from_rocks(it->status(), "reading acked messages");
+    return false;
+  }
+  return true;
 }
 
 }  // namespace oms::storage

@@ -138,7 +138,7 @@ class RocksMailboxStore final : public MailboxStore {
                 std::vector<std::string>& devices, bool& marker);
   // Adds `device` to `user`'s table (first and last seen now).
   bool add_device(Batch& b, const std::string& user, const std::string& device, bool capable);
-  // Messages read ahead in one MultiGet (an ack's ids).
+  // Messages read ahead in one walk (an ack's ids).
   struct Prefetch {
     static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
     std::vector<std::uint64_t> seqs;  // sorted
@@ -146,6 +146,9 @@ class RocksMailboxStore final : public MailboxStore {
     std::vector<rocksdb::Status> found;
     std::size_t index(std::uint64_t seq) const;
   };
+  // Reads pre.seqs (sorted, of `mailbox`) from messages into `pre`. False
+  // when the read failed (then b.failed is set).
+  bool prefetch_messages(Batch& b, const std::string& mailbox, Prefetch& pre);
   // Looks `seq` up in the batch, then in messages (`pre` first, when given),
   // then in receipts.
   bool find_record(Batch& b, const std::string& mailbox, std::uint64_t seq, Record& out,
