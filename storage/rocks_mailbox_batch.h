@@ -3,7 +3,8 @@
 // RocksMailboxStore names these types as its own):
 // the batch being built, with the overlay through which each request sees
 // what the earlier requests of the same batch did, and what the writer keeps
-// from batch to batch (committed mailbox totals, devices).
+// from batch to batch (devices; the committed mailbox totals are the
+// store's MailboxTotals).
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,8 @@
 // The reads of the RocksDB MailboxStore: plain RocksDB reads on the caller's
 // thread, each a range scan of one mailbox bounded by iterate_upper_bound
-// (or one Get of its meta). Expired messages are skipped, never returned.
+// (its totals come from memory: mailbox_totals.h). Expired messages are
+// skipped, never returned. At the end, the writer thread's walk over an
+// ack's messages.
 #include <algorithm>
 #include <functional>
 #include <map>

@@ -1,6 +1,6 @@
 // The mailbox rules of the RocksDB MailboxStore: how a batch of requests
 // becomes one WriteBatch. Runs on the WriteBatcher's writer thread (the only
-// thread that writes messages, meta, dedup entries and last_seq), one batch
+// thread that writes messages, dedup entries and last_seq), one batch
 // at a time:
 //   1. applies the requests in order to one WriteBatch; each request sees
 //      the effects of the earlier ones of the same batch through the batch's
@@ -9,9 +9,10 @@
 //      quotas, dedup, acks and purges are exact;
 //   2. writes the batch once (sync per StoreOptions::sync), never while the
 //      WAL has a failed write RocksDB has not moved past (wal_watch.h);
-//   3. on success publishes the staged mailbox meta, counters and last_seq;
-//      on failure drops the staged meta (touched mailboxes reload from disk)
-//      and every request gets io_error.
+//   3. on success publishes the staged mailbox totals (in memory only:
+//      mailbox_totals.h), counters and last_seq; on failure drops what it
+//      staged (the totals stay as committed) and every request gets
+//      io_error.
 // Sequence numbers are taken from a writer-owned counter that never goes
 // back, even when a batch fails, so a number is never handed out twice.
 #include "storage/rocks_mailbox_store.h"

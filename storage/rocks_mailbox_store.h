@@ -1,6 +1,8 @@
 // The RocksDB MailboxStore (internal to storage/): built by the database
-// (rocks_database.h) on its "default" (last_seq), messages, mailbox_meta,
-// dedup, receipts, acks and devices column families (layouts in keys.h).
+// (rocks_database.h) on its "default" (last_seq), messages, dedup,
+// receipts, acks and devices column families (layouts in keys.h; the
+// mailbox_meta family is empty since format version 3: the totals are in
+// memory, mailbox_totals.h).
 //
 // Writes: a WriteBatcher (write_batcher.h) group-commits them; its writer
 // thread calls commit(), which applies the batch's requests in order to one

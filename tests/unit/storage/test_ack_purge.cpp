@@ -1,4 +1,6 @@
 // Acknowledging (deleting) messages and purging whole mailboxes.
+#include <algorithm>
+
 #include <doctest/doctest.h>
 
 #include "tests/unit/storage/store_test_util.h"
@@ -190,6 +192,35 @@ TEST_CASE("one batch: each request sees the effects of the earlier ones of the b
     REQUIRE(again.is_ok());
     CHECK(again->duplicate);
     CHECK(again->seq == base + 2);
+  });
+}
+
+TEST_CASE("ack: ids far apart, unsorted and repeated, among foreign and unknown ones, are all found") {
+  // The ack reads its messages in one walk of the mailbox, seeking again
+  // when the next id is more than 16 entries on: ids 40 apart, the walk's
+  // last entry, and ids it must not find (another mailbox's, one past the
+  // end) mixed in.
+  for_each_backend([](const Backend& backend) {
+    TempDir dir("oms-storage-ack-far");
+    auto store = open_mailboxes(backend.options_in(dir));
+    std::vector<std::uint64_t> bob;
+    for (int i = 0; i < 100; ++i) {
+      bob.push_back(append_ok(*store, message("bob", "alice", "m" + std::to_string(i))));
+      if (i == 50) append_ok(*store, message("carol", "alice", "not bob's"));
+    }
+    const std::uint64_t carols = bob[50] + 1;
+    REQUIRE(ack_wait(*store, "bob", {bob[99], bob[0], bob[40], carols, bob[40], bob[80], bob[99] + 1000}).value() == 4);
+    auto left = seqs_of(read_all(*store, "bob"));
+    CHECK(left.size() == 96);
+    for (std::uint64_t gone : {bob[0], bob[40], bob[80], bob[99]})
+      CHECK(std::find(left.begin(), left.end(), gone) == left.end());
+    CHECK(store->stats("bob").count == 96);
+    CHECK(read_all(*store, "carol").size() == 1);
+    // A second walk over the tombstones the first left finds the rest.
+    std::vector<std::uint64_t> rest(left.begin(), left.end());
+    REQUIRE(ack_wait(*store, "bob", rest).value() == 96);
+    CHECK(read_all(*store, "bob").empty());
+    CHECK(store->stats("bob").count == 0);
   });
 }
 
