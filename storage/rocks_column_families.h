@@ -11,7 +11,6 @@ namespace oms::storage {
 struct MailboxColumnFamilies {
   rocksdb::ColumnFamilyHandle* defaults = nullptr;  // "default": last_seq
   rocksdb::ColumnFamilyHandle* messages = nullptr;
-  rocksdb::ColumnFamilyHandle* mailbox_meta = nullptr;
   rocksdb::ColumnFamilyHandle* dedup = nullptr;
   rocksdb::ColumnFamilyHandle* receipts = nullptr;
   rocksdb::ColumnFamilyHandle* acks = nullptr;

@@ -83,7 +83,7 @@ class RocksDatabase final : public Store {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   rocksdb::ColumnFamilyHandle* cf_default_ = nullptr;
   rocksdb::ColumnFamilyHandle* cf_messages_ = nullptr;
-  rocksdb::ColumnFamilyHandle* cf_meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_meta_ = nullptr;  // empty since format 3 (upgrade() empties it)
   rocksdb::ColumnFamilyHandle* cf_dedup_ = nullptr;
   rocksdb::ColumnFamilyHandle* cf_policies_ = nullptr;
   rocksdb::ColumnFamilyHandle* cf_grants_ = nullptr;
@@ -99,7 +99,7 @@ Status RocksDatabase::open(const StoreOptions& opts) {
   if (Status s = open_db(opts); !s) return s;
   if (Status s = check_format_version(opts.path); !s) return s;
   auto mailboxes = RocksMailboxStore::open(
-      db_, {cf_default_, cf_messages_, cf_meta_, cf_dedup_, cf_receipts_, cf_acks_, cf_devices_},
+      db_, {cf_default_, cf_messages_, cf_dedup_, cf_receipts_, cf_acks_, cf_devices_},
       wal_watch_.get(), opts);
   if (!mailboxes) return mailboxes.status();
   mailboxes_ = std::move(mailboxes).value();
