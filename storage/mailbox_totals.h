@@ -50,14 +50,6 @@ class MailboxTotals {
     if (it == s.map.end()) it = s.map.emplace(std::string(mailbox), keys::MailboxMeta{}).first;
     return it->second;
   }
-  std::size_t size() const {
-    std::size_t n = 0;
-    for (const auto& s : shards_) {
-      std::lock_guard lock(s.mu);
-      n += s.map.size();
-    }
-    return n;
-  }
 
  private:
   struct Hash {

@@ -300,8 +300,7 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, AckOp& op) {
     if (!devs) return {};
   }
   const std::vector<std::string> active = active_devices(b, op.mailbox, *devs);
-  StagedMeta* meta = staged_meta(b, op.mailbox);
-  if (!meta) return {};
+  StagedMeta* meta = &staged_meta(b, op.mailbox);
   std::sort(op.seqs.begin(), op.seqs.end());
   op.seqs.erase(std::unique(op.seqs.begin(), op.seqs.end()), op.seqs.end());
   // The acked messages this batch has not touched, read in one walk of the
@@ -456,8 +455,7 @@ bool RocksMailboxStore::reconcile_user(Batch& b, const std::string& user, const 
   const UserDevices* devs = devices_of(b, user);
   if (!devs) return false;
   const std::vector<std::string> active = active_devices(b, user, *devs);
-  StagedMeta* meta = staged_meta(b, user);
-  if (!meta) return false;
+  StagedMeta* meta = &staged_meta(b, user);
   // The kept acks by seq: read in one scan of the user's range, then as
   // this batch changed them (not a lookup per seq: a user can hold many).
   struct Held {

@@ -41,8 +41,7 @@ bool RocksMailboxStore::emit_receipt(Batch& b, std::string_view sender, ReceiptR
   if (!valid_mailbox(sender) || r.to.size() > keys::kMaxShortField || r.client_msg_id.size() > keys::kMaxShortField)
     return true;  // (cannot happen: the message was stored with them)
   const std::string mailbox(sender);
-  StagedMeta* meta = staged_meta(b, mailbox);
-  if (!meta) return false;
+  StagedMeta* meta = &staged_meta(b, mailbox);
   const std::uint64_t seq = ++writer_->last_assigned;
   b.assigned_seq = true;
   rocksdb::Status s = b.wb.Put(cfs_.receipts, keys::receipt_key(mailbox, seq),
@@ -108,8 +107,7 @@ bool RocksMailboxStore::drop_oldest_receipt(Batch& b, const std::string& mailbox
 // A message whose `sent` says stored after all (mailbox_store.h).
 WriteOutcome RocksMailboxStore::apply(Batch& b, ReceiptWantedOp& op) {
   if (!valid_mailbox(op.mailbox)) return {Status::ok(), {}, 0};
-  StagedMeta* meta = staged_meta(b, op.mailbox);
-  if (!meta) return {};
+  StagedMeta* meta = &staged_meta(b, op.mailbox);
   const ReceiptRecord delivered{op.seq, op.client_msg_id, op.mailbox, proto::ReceiptState::kDelivered, b.now_ms};
   Record rec;
   if (!find_record(b, op.mailbox, op.seq, rec)) {

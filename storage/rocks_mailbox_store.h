@@ -177,8 +177,8 @@ class RocksMailboxStore final : public MailboxStore {
   // publishes receipts and messages in seq order.
   WriteBatcher::Followers finish_receipts(Batch& b, bool ok);
   // The mailbox's meta as staged in `b` (the committed totals on first
-  // touch). Never nullptr (callers still check, as for the other lookups).
-  StagedMeta* staged_meta(Batch& b, const std::string& mailbox);
+  // touch; no read can fail).
+  StagedMeta& staged_meta(Batch& b, const std::string& mailbox);
 
   // The expiry sweep (rocks_mailbox_sweep.cpp): a thread of its own scans
   // for expired messages and dedup entries, kSweepChunk keys at a time, and
