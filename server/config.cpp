@@ -1,7 +1,7 @@
 #include "server/config.h"
 
 #include <algorithm>
-
+#include <cctype>
 #include <charconv>
 #include <set>
 #include <string_view>
@@ -33,6 +33,8 @@ const std::set<std::string, std::less<>> kKnownKeys = {
     "store.sync", "store.max_batch", "store.max_queued_writes", "store.block_cache_mb",
     "store.min_free_bytes", "store.min_free_percent", "store.resume_free_bytes",
     "store.critical_free_bytes", "store.write_floor_bytes", "store.ballast_bytes", "store.disk_check_ms",
+    "store.backend", "postgres.dsn", "postgres.read_connections",
+    "cluster.redis_url", "cluster.node_id", "cluster.node_ttl_seconds",
     "log.level", "log.format",
     "log.levels",
     "tls.cert_file", "tls.key_file", "tls.client", "tls.admin", "tls.min_version",
@@ -199,6 +201,12 @@ Status apply_toml(const toml::table& t, Config& c) {
   OMS_TRY(read_int(t, "store.write_floor_bytes", c.write_floor_bytes, 0, kMaxDiskBytes));
   OMS_TRY(read_int(t, "store.ballast_bytes", c.ballast_bytes, 0, kMaxDiskBytes));
   OMS_TRY(read_int(t, "store.disk_check_ms", c.disk_check_ms, 10, 60'000));
+  OMS_TRY(read_string(t, "store.backend", c.store_backend));
+  OMS_TRY(read_string(t, "postgres.dsn", c.postgres_dsn));
+  OMS_TRY(read_int(t, "postgres.read_connections", c.postgres_read_connections, 1, 256));
+  OMS_TRY(read_string(t, "cluster.redis_url", c.cluster_redis_url));
+  OMS_TRY(read_string(t, "cluster.node_id", c.cluster_node_id));
+  OMS_TRY(read_int(t, "cluster.node_ttl_seconds", c.cluster_node_ttl_seconds, 2, 3600));
   OMS_TRY(read_string(t, "log.level", c.log_level));
   OMS_TRY(read_string(t, "log.format", c.log_format));
   OMS_TRY(read_log_levels(t, c.log_levels));
@@ -226,6 +234,14 @@ Status validate(const Config& c) {
   if (c.max_send_queue < c.window + 64)
     return bad("delivery.max_send_queue", fmt::format("must be at least delivery.window + 64 ({})", c.window + 64));
   if (c.data_dir.empty()) return bad("server.data_dir", "must not be empty");
+  if (c.store_backend != "rocksdb" && c.store_backend != "postgres")
+    return bad("store.backend", R"(must be "rocksdb" or "postgres")");
+  if (c.store_backend == "postgres" && c.postgres_dsn.empty())
+    return bad("postgres.dsn", R"(must be set when store.backend = "postgres")");
+  for (char ch : c.cluster_node_id)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_' && ch != '.')
+      return bad("cluster.node_id", "may hold only letters, digits, '-', '_' and '.'");
+  if (c.cluster_node_id.size() > 64) return bad("cluster.node_id", "must be at most 64 bytes");
   if (auto r = parse_endpoint(c.listen, "server.listen"); !r) return r.status();
   if (auto r = parse_endpoint(c.admin_listen, "server.admin_listen"); !r) return r.status();
   // The files themselves are read (and the key checked against the

@@ -102,6 +102,19 @@ struct Config {
   std::uint64_t write_floor_bytes = 4u << 20;  // below: no write at all (acks too): store_full
   std::uint64_t ballast_bytes = 64ull << 20;
   std::int64_t disk_check_ms = 250;
+  // Which back end keeps the mailboxes: "rocksdb" (embedded, DATA_DIR/store)
+  // or "postgres" (cluster mode, contract 5: [postgres] dsn).
+  std::string store_backend = "rocksdb";
+
+  // [postgres] (store.backend = "postgres")
+  std::string postgres_dsn;             // libpq connection string or URI
+  unsigned postgres_read_connections = 4;  // pooled connections for reads (scans, summaries)
+
+  // [cluster] (contract 5): presence, sessions and live hints in Redis.
+  // Empty redis_url: a single node (presence in memory only).
+  std::string cluster_redis_url;        // redis://HOST:PORT[/DB] or unix:///path
+  std::string cluster_node_id;          // unique per node; empty = HOSTNAME-PID
+  std::int64_t cluster_node_ttl_seconds = 15;  // a dead node's sessions are gone within this
 
   // [log]
   std::string log_level = "info";  // trace, debug, info, warn, error, off

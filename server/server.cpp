@@ -300,6 +300,9 @@ class Server::Impl {
     start_disk_guard(cfg, dir.string());  // before the store: on a full disk the ballast goes first
     storage::StoreOptions so;
     so.path = (dir / "store").string();
+    so.backend = cfg.store_backend == "postgres" ? storage::Backend::kPostgres : storage::Backend::kRocksDb;
+    so.postgres_dsn = cfg.postgres_dsn;
+    so.postgres_read_connections = cfg.postgres_read_connections;
     so.max_messages = cfg.max_messages;
     so.max_bytes = cfg.max_bytes;
     so.ttl_days = cfg.ttl_days;

@@ -18,8 +18,15 @@ class Env;
 
 namespace oms::storage {
 
+enum class Backend { kRocksDb, kPostgres };
+
 struct StoreOptions {
+  Backend backend = Backend::kRocksDb;
   std::string path;                        // RocksDB: the database directory
+  // PostgreSQL (cluster mode, contract 5): a libpq connection string or URI,
+  // and how many pooled connections serve reads (the writer has its own).
+  std::string postgres_dsn;
+  std::size_t postgres_read_connections = 4;
   std::uint64_t max_messages = 10000;      // mailbox.max_messages
   std::uint64_t max_bytes = 52428800;      // mailbox.max_bytes (sum of bodies)
   std::uint32_t ttl_days = 30;             // mailbox.ttl_days (0 = never expire)
