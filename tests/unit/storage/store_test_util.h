@@ -45,14 +45,14 @@ inline StoreOptions rocks_options_in(const TempDir& dir) {
 // A back end under test: `options_in(dir)` describes a new, empty store of
 // it whose data lives as long as `dir` (opening it again with the same
 // options finds the same data).
-struct Backend {
+struct BackendUnderTest {
   const char* name;
   std::function<StoreOptions(const TempDir& dir)> options_in;
 };
 
 // Every back end the behavioural tests run against.
-inline const std::vector<Backend>& backends() {
-  static const std::vector<Backend> all = {
+inline const std::vector<BackendUnderTest>& backends() {
+  static const std::vector<BackendUnderTest> all = {
       {"rocksdb", rocks_options_in},
   };
   return all;
@@ -61,7 +61,7 @@ inline const std::vector<Backend>& backends() {
 // Runs `test(backend)` once per back end, each in its own SUBCASE.
 template <class Test>
 void for_each_backend(Test test) {
-  for (const Backend& backend : backends())
+  for (const BackendUnderTest& backend : backends())
     SUBCASE(backend.name) { test(backend); }
 }
 

@@ -12,7 +12,7 @@ using namespace oms::storage::testing;
 TEST_SUITE("storage") {
 
 TEST_CASE("ack: removes the mailbox's own ids, ignores foreign and unknown ones") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-ack");
     auto store = open_mailboxes(backend.options_in(dir));
     std::vector<std::uint64_t> bob, carol;
@@ -50,7 +50,7 @@ TEST_CASE("ack: removes the mailbox's own ids, ignores foreign and unknown ones"
 }
 
 TEST_CASE("ack: an acked message frees its quota slot") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-ack-quota");
     StoreOptions o = backend.options_in(dir);
     o.max_messages = 2;
@@ -64,7 +64,7 @@ TEST_CASE("ack: an acked message frees its quota slot") {
 }
 
 TEST_CASE("purge: deletes the whole mailbox and nothing else") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-purge");
     auto store = open_mailboxes(backend.options_in(dir));
     for (int i = 0; i < 300; ++i) append_ok(*store, message("bob", "alice", "xyz"));
@@ -90,7 +90,7 @@ TEST_CASE("purge: deletes the whole mailbox and nothing else") {
 }
 
 TEST_CASE("purge and ack queued together see each other's effects") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-purge-batch");
     auto store = open_mailboxes(backend.options_in(dir));
     std::vector<std::uint64_t> seqs;
@@ -115,7 +115,7 @@ TEST_CASE("purge and ack queued together see each other's effects") {
 // must see what the earlier ones did before any of it is written: an append
 // acked, a dedup entry hit, a purge taking messages appended just before it.
 TEST_CASE("one batch: each request sees the effects of the earlier ones of the batch") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-one-batch");
     StoreOptions o = backend.options_in(dir);
     WriterGate gate(o);
@@ -200,7 +200,7 @@ TEST_CASE("ack: ids far apart, unsorted and repeated, among foreign and unknown 
   // when the next id is more than 16 entries on: ids 40 apart, the walk's
   // last entry, and ids it must not find (another mailbox's, one past the
   // end) mixed in.
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-ack-far");
     auto store = open_mailboxes(backend.options_in(dir));
     std::vector<std::uint64_t> bob;

@@ -14,7 +14,7 @@ using namespace oms::storage::testing;
 TEST_SUITE("storage") {
 
 TEST_CASE("store: append then read returns the message, oldest first, with paging") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-append-read");
     auto store = open_mailboxes(backend.options_in(dir));
     CHECK(store->last_seq() == 0);
@@ -55,7 +55,7 @@ TEST_CASE("store: append then read returns the message, oldest first, with pagin
 }
 
 TEST_CASE("store: invalid requests are refused and store nothing") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-invalid");
     auto store = open_mailboxes(backend.options_in(dir));
     auto r = append_wait(*store, message("", "alice", "x"));
@@ -71,7 +71,7 @@ TEST_CASE("store: invalid requests are refused and store nothing") {
 }
 
 TEST_CASE("store: many concurrent producers keep per-producer order kept, seqs unique") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-concurrent");
     auto store = open_mailboxes(backend.options_in(dir));
     constexpr int kThreads = 16;
@@ -125,7 +125,7 @@ TEST_CASE("store: many concurrent producers keep per-producer order kept, seqs u
 }
 
 TEST_CASE("store: seqs stay unique and increasing across reopen, and data and totals survive") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-reopen");
     std::uint64_t max_seq = 0;
     {

@@ -39,7 +39,7 @@ std::size_t dedup_entries(const std::string& path) {
 TEST_SUITE("storage") {
 
 TEST_CASE("dedup: the same sender and id returns the first result and stores nothing") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-dedup");
     ManualClock clock;
     StoreOptions o = backend.options_in(dir);
@@ -107,7 +107,7 @@ TEST_CASE("dedup: the same sender and id returns the first result and stores not
 }
 
 TEST_CASE("dedup: a burst of the same send stores exactly one message") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-dedup-burst");
     auto store = open_mailboxes(backend.options_in(dir));
     constexpr int kN = 200;
@@ -133,7 +133,7 @@ TEST_CASE("dedup: a burst of the same send stores exactly one message") {
 }
 
 TEST_CASE("dedup: a refused append leaves no dedup entry behind") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-dedup-refused");
     StoreOptions o = backend.options_in(dir);
     o.max_messages = 1;

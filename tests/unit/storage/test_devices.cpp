@@ -11,7 +11,7 @@ using namespace oms::storage::testing;
 TEST_SUITE("storage") {
 
 TEST_CASE("devices: every device gets every message; it leaves once both acked") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-devices");
     auto store = open_mailboxes(backend.options_in(dir));
     REQUIRE(*sign_in_wait(*store, "bob", "desk"));
@@ -40,7 +40,7 @@ TEST_CASE("devices: every device gets every message; it leaves once both acked")
 }
 
 TEST_CASE("devices: one device deletes at its ack (v1 behaviour), and a new device gets what is left") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-devices-one");
     auto store = open_mailboxes(backend.options_in(dir));
     REQUIRE(sign_in_wait(*store, "bob", std::string(proto::kLegacyDevice)).is_ok());
@@ -54,7 +54,7 @@ TEST_CASE("devices: one device deletes at its ack (v1 behaviour), and a new devi
 }
 
 TEST_CASE("devices: an idle device stops holding messages back; reconcile deletes what waits for nobody") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-devices-idle");
     ManualClock clock;
     StoreOptions o = backend.options_in(dir);
@@ -85,7 +85,7 @@ TEST_CASE("devices: an idle device stops holding messages back; reconcile delete
 }
 
 TEST_CASE("devices: forgetting a device releases what only it held back, and keeps nothing of it") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-devices-forget");
     auto store = open_mailboxes(backend.options_in(dir));
     REQUIRE(sign_in_wait(*store, "bob", "desk").is_ok());
@@ -109,7 +109,7 @@ TEST_CASE("devices: forgetting a device releases what only it held back, and kee
 }
 
 TEST_CASE("devices: at most max_devices_per_user active named devices") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-devices-cap");
     ManualClock clock;
     StoreOptions o = backend.options_in(dir);

@@ -11,7 +11,7 @@ using namespace oms::storage::testing;
 TEST_SUITE("storage") {
 
 TEST_CASE("expiry: expired messages are never read and the sweep removes and counts them") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-expiry");
     ManualClock clock;
     StoreOptions o = backend.options_in(dir);
@@ -62,7 +62,7 @@ TEST_CASE("expiry: expired messages are never read and the sweep removes and cou
 }
 
 TEST_CASE("expiry: ttl_days, and ttl_days = 0 keeps messages for ever") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     constexpr std::int64_t kDay = 24LL * 3600 * 1000;
     ManualClock clock;
     {
@@ -94,7 +94,7 @@ TEST_CASE("expiry: ttl_days, and ttl_days = 0 keeps messages for ever") {
 }
 
 TEST_CASE("expiry: sweeping many mailboxes removes only the expired head of each") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-expiry-many");
     ManualClock clock;
     StoreOptions o = backend.options_in(dir);

@@ -14,7 +14,7 @@ using namespace oms::storage::testing;
 TEST_SUITE("storage") {
 
 TEST_CASE("policies: Global exists from the first open and cannot be removed") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-policy-global");
     auto store = open_ok(backend.options_in(dir));
     PolicyStore& p = store->policies();
@@ -39,7 +39,7 @@ TEST_CASE("policies: Global exists from the first open and cannot be removed") {
 }
 
 TEST_CASE("policies: create, get, update, list, remove, with case-insensitive identities") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-policy-crud");
     auto store = open_ok(backend.options_in(dir));
     PolicyStore& p = store->policies();
@@ -77,7 +77,7 @@ TEST_CASE("policies: create, get, update, list, remove, with case-insensitive id
 }
 
 TEST_CASE("policies: grants, effective policy, and remove() reverting grants to Global") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-policy-grants");
     auto store = open_ok(backend.options_in(dir));
     PolicyStore& p = store->policies();
@@ -138,7 +138,7 @@ TEST_CASE("policies: grants, effective policy, and remove() reverting grants to 
 }
 
 TEST_CASE("policies: everything persists across reopen") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-policy-persist");
     {
       auto store = open_ok(backend.options_in(dir));
@@ -169,7 +169,7 @@ TEST_CASE("policies: everything persists across reopen") {
 }
 
 TEST_CASE("policies: token revocations move forward only and persist across reopen") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-revocation");
     {
       auto store = open_ok(backend.options_in(dir));
@@ -191,7 +191,7 @@ TEST_CASE("policies: token revocations move forward only and persist across reop
 }
 
 TEST_CASE("policies: enable_delivery_receipts defaults to true, changes and persists") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-policy-receipts");
     {
       auto store = open_ok(backend.options_in(dir));

@@ -12,7 +12,7 @@ using namespace oms::storage::testing;
 TEST_SUITE("storage") {
 
 TEST_CASE("quota: the append past max_messages is refused and stores nothing") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-quota-count");
     StoreOptions o = backend.options_in(dir);
     o.max_messages = 3;
@@ -30,7 +30,7 @@ TEST_CASE("quota: the append past max_messages is refused and stores nothing") {
 }
 
 TEST_CASE("quota: the append past max_bytes is refused and stores nothing") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-quota-bytes");
     StoreOptions o = backend.options_in(dir);
     o.max_bytes = 100;
@@ -50,7 +50,7 @@ TEST_CASE("quota: the append past max_bytes is refused and stores nothing") {
 }
 
 TEST_CASE("quota: 16 threads racing for the last slots never exceed the max") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-quota-race");
     StoreOptions o = backend.options_in(dir);
     o.max_messages = 100;
@@ -119,7 +119,7 @@ TEST_CASE("quota: 16 threads racing for the last slots never exceed the max") {
 TEST_CASE("quota: the totals after a reopen are counted from the records") {
   // Format version 3 keeps no meta record: a reopen (and a crash) counts the
   // messages, their bytes and the receipts from what is stored.
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-quota-reopen");
     StoreOptions o = backend.options_in(dir);
     o.max_messages = 3;

@@ -33,7 +33,7 @@ std::vector<StoredMessage> receipts_in(const MailboxStore& s, std::string_view m
 TEST_SUITE("storage") {
 
 TEST_CASE("receipts: delivered at the first device's ack, once, with the message's ids") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-receipts");
     auto store = open_mailboxes(backend.options_in(dir));
     std::mutex mu;
@@ -85,7 +85,7 @@ TEST_CASE("receipts: delivered at the first device's ack, once, with the message
 }
 
 TEST_CASE("receipts: forgetting the device that acked makes no second receipt") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-receipts-forget");
     auto store = open_mailboxes(backend.options_in(dir));
     REQUIRE(sign_in_wait(*store, "bob", "desk").is_ok());
@@ -103,7 +103,7 @@ TEST_CASE("receipts: forgetting the device that acked makes no second receipt") 
 TEST_CASE("receipts: want_receipt gives a message stored without one exactly one receipt") {
   // The server calls it when a send decided `delivered` finds no session
   // left once durable: `sent` says stored, so a receipt is owed (4.2).
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-receipts-late");
     auto store = open_mailboxes(backend.options_in(dir));
     REQUIRE(sign_in_wait(*store, "bob", "desk").is_ok());
@@ -141,7 +141,7 @@ TEST_CASE("receipts: want_receipt gives a message stored without one exactly one
 }
 
 TEST_CASE("receipts: expired and purged, only for messages never acked; a message to oneself too") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-receipts-expiry");
     ManualClock clock;
     StoreOptions o = backend.options_in(dir);
@@ -184,7 +184,7 @@ TEST_CASE("receipts: expired and purged, only for messages never acked; a messag
 }
 
 TEST_CASE("receipts: at most max_receipts_per_mailbox, oldest dropped") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-receipts-cap");
     StoreOptions o = backend.options_in(dir);
     o.max_receipts_per_mailbox = 3;

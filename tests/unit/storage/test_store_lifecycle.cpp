@@ -24,7 +24,7 @@ struct CountingObserver final : BatchObserver {
 TEST_SUITE("storage") {
 
 TEST_CASE("lifecycle: closing completes every queued request, all of them durable") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-drain");
     constexpr int kN = 2000;
     std::atomic<int> ok{0}, done{0};
@@ -44,7 +44,7 @@ TEST_CASE("lifecycle: closing completes every queued request, all of them durabl
 }
 
 TEST_CASE("lifecycle: a full queue refuses at once with unavailable") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-queue-full");
     StoreOptions o = backend.options_in(dir);
     o.max_queued_requests = 2;

@@ -13,7 +13,7 @@ using namespace oms::storage::testing;
 TEST_SUITE("storage") {
 
 TEST_CASE("summary: count, missed, bytes, oldest, senders by count then name, last_seq") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-summary");
     ManualClock clock;
     StoreOptions o = backend.options_in(dir);
@@ -64,7 +64,7 @@ TEST_CASE("summary: count, missed, bytes, oldest, senders by count then name, la
 }
 
 TEST_CASE("summary: a 10,000-message mailbox is summarised quickly") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-summary-10k");
     auto store = open_mailboxes(backend.options_in(dir));
     constexpr int kN = 10'000;
@@ -119,7 +119,7 @@ TEST_CASE("summary: a 10,000-message mailbox is summarised quickly") {
 }
 
 TEST_CASE("summary: the first page from the same scan is what read() returns") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-summary-page");
     ManualClock clock;
     StoreOptions o = backend.options_in(dir);

@@ -11,7 +11,7 @@ using namespace oms::storage::testing;
 TEST_SUITE("storage") {
 
 TEST_CASE("write failure: io_error for the whole batch, meta rolled back, then recovery") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-write-failure");
     std::atomic<bool> fail{false};
     std::atomic<int> writes_failed{0};
@@ -75,7 +75,7 @@ TEST_CASE("write failure: io_error for the whole batch, meta rolled back, then r
 }
 
 TEST_CASE("write failure: seqs handed to a failed batch are never reused") {
-  for_each_backend([](const Backend& backend) {
+  for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-write-failure-seq");
     std::atomic<bool> fail{false};
     StoreOptions o = backend.options_in(dir);
