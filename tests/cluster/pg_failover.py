@@ -15,6 +15,7 @@ usage: pg_failover.py --cluster deploy/cluster/cluster [--keep DIR]
 """
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -99,25 +100,56 @@ def rest_primary(env):
     return None
 
 
-def cluster_procs(mark):
-    """Live (non-zombie) processes carrying the cluster's mark."""
-    found = []
+def cluster_procs(mark, d):
+    """Live (non-zombie) processes of the cluster, found independently of the
+    script: the mark in the environment, a postgres whose working directory is
+    under d (postgres overwrites its children's environment with their titles),
+    or d on the command line; and their descendants. Not this test, nor its
+    parents."""
     needle = ('OMS_CLUSTER_MARK=' + mark).encode()
-    for d in os.listdir('/proc'):
-        if not d.isdigit():
+    postgres = os.path.realpath(PSQL.replace('/psql', '/postgres'))
+    mine = set()
+    p = os.getpid()
+    while p > 1 and p not in mine:
+        mine.add(p)
+        try:
+            with open('/proc/%d/stat' % p) as f:
+                p = int(f.read().rsplit(')', 1)[1].split()[1])
+        except (OSError, ValueError):
+            break
+    found, parent, title = set(), {}, {}
+    for e in os.listdir('/proc'):
+        if not e.isdigit() or int(e) in mine:
+            continue
+        pid = int(e)
+        try:
+            with open('/proc/%d/stat' % pid) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+            if fields[0] in ('Z', 'X'):
+                continue
+            parent[pid] = int(fields[1])
+            with open('/proc/%d/cmdline' % pid, 'rb') as f:
+                cmd = f.read().replace(b'\0', b' ').decode(errors='replace')
+            title[pid] = cmd[:120]
+            with open('/proc/%d/environ' % pid, 'rb') as f:
+                env = f.read().split(b'\0')
+        except (OSError, ValueError):
+            continue
+        if needle in env or (d + '/') in cmd:
+            found.add(pid)
             continue
         try:
-            with open('/proc/%s/environ' % d, 'rb') as f:
-                if needle not in f.read().split(b'\0'):
-                    continue
-            with open('/proc/%s/stat' % d) as f:
-                if f.read().rsplit(')', 1)[1].split()[0] in ('Z', 'X'):
-                    continue
-            with open('/proc/%s/cmdline' % d, 'rb') as f:
-                found.append('%s %s' % (d, f.read().replace(b'\0', b' ').decode(errors='replace')[:120]))
+            if os.readlink('/proc/%d/exe' % pid) == postgres and \
+                    os.readlink('/proc/%d/cwd' % pid).startswith(d + '/'):
+                found.add(pid)
         except OSError:
-            continue
-    return found
+            pass
+    for _ in range(8):
+        more = {pid for pid, pp in parent.items() if pp in found and pid not in found}
+        if not more:
+            break
+        found |= more
+    return ['%d %s' % (pid, title.get(pid, '')) for pid in sorted(found)]
 
 
 def main():
@@ -132,7 +164,6 @@ def main():
     try:
         _, t_start = run([tool, 'start', d, '--no-omsd'], 180)
         env = read_env(os.path.join(d, 'cluster.env'))
-        import json
         with open(os.path.join(d, 'cluster.json')) as f:
             mark = json.load(f)['mark']
         dsn = env['OMS_CLUSTER_PG_DSN']
@@ -182,11 +213,14 @@ def main():
                 break
             check(time.monotonic() - t_kill < 120, 'no write through haproxy 120 s after the kill: %s' % out)
             time.sleep(0.1)
-        failover = time.monotonic() - t_kill
+        t_ok = time.time()
+        with open(os.path.join(d, 'cluster.json')) as f:
+            killed_at = json.load(f)['last_kill']['at']   # right after the SIGKILLs
+        failover = t_ok - killed_at
         new_primary = rest_primary(env)
-        log('FAILOVER: a write through haproxy succeeded %.2f s after kill -9 of pg%d (%d attempts); '
-            'new primary pg%s (port %s), the former sync standby was pg%d'
-            % (failover, primary, attempts, new_primary, out.splitlines()[-1], sync_m))
+        log('FAILOVER: a write through haproxy succeeded %.2f s after kill -9 of pg%d (%.2f s after '
+            'kill-pg-primary was started; %d attempts); new primary pg%s (port %s), the former sync standby was pg%d'
+            % (failover, primary, time.monotonic() - t_kill, attempts, new_primary, out.splitlines()[-1], sync_m))
         check(new_primary and new_primary != primary, 'no new primary')
         check(new_primary == sync_m, 'Patroni promoted pg%s, not the synchronous standby pg%d' % (new_primary, sync_m))
         check(must(dsn, "SELECT count(*) FROM failover_probe WHERE tag = 'before-failover'") == '1',
@@ -203,7 +237,7 @@ def main():
 
         # 5. Stop; nothing left.
         _, t_stop = run([tool, 'stop', d], 120)
-        left = cluster_procs(mark)
+        left = cluster_procs(mark, d)
         check(not left, 'processes left after stop:\n  ' + '\n  '.join(left))
         log('RESULT: start %.1f s, failover %.2f s, stop %.1f s; no process left' % (t_start, failover, t_stop))
         ok = True
@@ -217,7 +251,7 @@ def main():
                         tail = f.readlines()[-30:]
                     log('--- %s\n%s' % (p, ''.join(tail)))
     finally:
-        if mark is not None and cluster_procs(mark):
+        if mark is not None and cluster_procs(mark, d):
             subprocess.run([tool, 'stop', d], timeout=120)
         if ok and not a.keep:
             shutil.rmtree(d, ignore_errors=True)
