@@ -17,6 +17,7 @@
 #include "server/admin_devices.h"
 #include "server/admin_routes.h"
 #include "server/backup.h"
+#include "server/cluster.h"
 #include "server/context.h"
 #include "server/session_inbox.h"
 #include "storage/mailbox_store.h"
@@ -156,6 +157,28 @@ AdminResponse get_metrics(const AdminCall& call) {
   const auto by_device = ctx.registry.sessions_by_device();
   Metrics::render_sessions_by_device(text, by_device.named, by_device.legacy);
   if (ctx.disk_guard) Metrics::render_disk(text, ctx.disk_guard->state(), ctx.disk_guard->refused());
+  if (ctx.cluster) {
+    const ClusterCounters& c = ctx.cluster->counters();
+    fmt::format_to(std::back_inserter(text),
+                   "# HELP oms_cluster_redis_connected 1 while this node's Redis connection is up (cluster mode).\n"
+                   "# TYPE oms_cluster_redis_connected gauge\noms_cluster_redis_connected {}\n"
+                   "# HELP oms_cluster_hints_total Live-delivery hints, by direction (cluster mode).\n"
+                   "# TYPE oms_cluster_hints_total counter\n"
+                   "oms_cluster_hints_total{{direction=\"published\"}} {}\n"
+                   "oms_cluster_hints_total{{direction=\"received\"}} {}\n"
+                   "oms_cluster_hints_total{{direction=\"dropped\"}} {}\n"
+                   "# HELP oms_cluster_presence_events_total Presence changes received from other nodes.\n"
+                   "# TYPE oms_cluster_presence_events_total counter\noms_cluster_presence_events_total {}\n"
+                   "# HELP oms_cluster_redis_errors_total Redis connections lost.\n"
+                   "# TYPE oms_cluster_redis_errors_total counter\noms_cluster_redis_errors_total {}\n"
+                   "# HELP oms_cluster_nodes_purged_total Dead nodes this node purged.\n"
+                   "# TYPE oms_cluster_nodes_purged_total counter\noms_cluster_nodes_purged_total {}\n"
+                   "# HELP oms_cluster_self_purges_total Times this node found itself purged and rejoined.\n"
+                   "# TYPE oms_cluster_self_purges_total counter\noms_cluster_self_purges_total {}\n",
+                   c.connected.load() ? 1 : 0, c.hints_published.load(), c.hints_received.load(),
+                   c.hints_dropped.load(), c.presence_events.load(), c.redis_errors.load(), c.nodes_purged.load(),
+                   c.self_purges.load());
+  }
   return {200, "text/plain; version=0.0.4; charset=utf-8", std::move(text)};
 }
 
@@ -231,7 +254,7 @@ AdminResponse show_user(const AdminCall& call) {
   ServerContext& ctx = call.ctx;
   auto& policies = ctx.database->policies();
   const std::string& user = call.param("user");
-  auto state = ctx.registry.state_of(user);
+  auto state = ctx.cluster ? ctx.cluster->state_of(user) : ctx.registry.state_of(user);
   json::array sessions;
   for (const auto& s : ctx.registry.session_infos(user)) {
     json::array features;

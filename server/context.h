@@ -21,6 +21,7 @@
 
 namespace oms::server {
 
+class Cluster;
 class Router;
 
 struct ServerContext {
@@ -36,6 +37,10 @@ struct ServerContext {
   SendRateLimiter request_rate;  // limits.request_rate_per_second: every other request (4.4)
   Metrics metrics;
   std::unique_ptr<Router> router;
+  // Cluster mode (contract 5; [cluster] redis_url set): presence, sessions
+  // and live hints shared with the other nodes. Null on a single node.
+  // (shared_ptr: it may be destroyed where Cluster is incomplete.)
+  std::shared_ptr<Cluster> cluster;
   std::string jwt_secret;
   std::string admin_token;
   // Built at start when [tls] is configured (server/tls.h); null otherwise.

@@ -18,7 +18,8 @@ PresenceState PresenceRegistry::visible(PresenceState s) {
 std::optional<PresenceRegistry::Added> PresenceRegistry::add_session(const std::string& user,
                                                                     const SessionPtr& s,
                                                                     SessionInfo info,
-                                                                    std::size_t max_sessions) {
+                                                                    std::size_t max_sessions,
+                                                                    PresenceState first_state) {
   Shard& sh = shard(user);
   std::lock_guard lock(sh.mu);
   Entry& e = sh.users[user];
@@ -35,7 +36,8 @@ std::optional<PresenceRegistry::Added> PresenceRegistry::add_session(const std::
     return std::nullopt;
   }
   added.first = e.sessions.empty();
-  if (added.first) e.state = PresenceState::kAvailable;
+  if (added.first)
+    e.state = first_state == PresenceState::kOffline ? PresenceState::kAvailable : first_state;
   e.sessions.push_back({s.get(), s, std::move(info)});
   added.state = e.state;
   return added;
@@ -64,6 +66,13 @@ PresenceState PresenceRegistry::state_of(const std::string& user) const {
   auto it = sh.users.find(user);
   if (it == sh.users.end() || it->second.sessions.empty()) return PresenceState::kOffline;
   return it->second.state;
+}
+
+std::size_t PresenceRegistry::session_count(const std::string& user) const {
+  Shard& sh = shard(user);
+  std::lock_guard lock(sh.mu);
+  auto it = sh.users.find(user);
+  return it == sh.users.end() ? 0 : it->second.sessions.size();
 }
 
 std::vector<PresenceRegistry::SessionPtr> PresenceRegistry::sessions_of(const std::string& user) const {

@@ -48,14 +48,19 @@ class PresenceRegistry {
   // Registers a signed-in session. nullopt when the user already has
   // `max_sessions` (not counting those it replaces). Otherwise the user's
   // state after sign-in.
+  // `first_state`: the state when this is the user's first session here
+  // (in cluster mode, the state the user has on other nodes).
   std::optional<Added> add_session(const std::string& user, const SessionPtr& s, SessionInfo info,
-                                   std::size_t max_sessions);
+                                   std::size_t max_sessions,
+                                   proto::PresenceState first_state = proto::PresenceState::kAvailable);
   // Unregisters. Returns the user's state before, when this was the last
   // session (the user is now offline); nullopt otherwise.
   std::optional<proto::PresenceState> remove_session(const std::string& user, const SessionInbox* s);
 
   // The state used for routing: kOffline without sessions.
   proto::PresenceState state_of(const std::string& user) const;
+  // The user's signed-in sessions here.
+  std::size_t session_count(const std::string& user) const;
   // The state others see: appear-offline shows as offline.
   static proto::PresenceState visible(proto::PresenceState s);
 

@@ -8,6 +8,7 @@
 #include "common/ids.h"
 #include "common/json_encode.h"
 #include "common/utf8.h"
+#include "server/cluster.h"
 #include "server/context.h"
 #include "server/delivery_rules.h"
 #include "server/log.h"
@@ -102,7 +103,8 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
   }
 
   SendFacts facts;
-  facts.recipient = ctx_.registry.state_of(req.to);
+  // In cluster mode the recipient may be signed in on another node.
+  facts.recipient = ctx_.cluster ? ctx_.cluster->state_of(req.to) : ctx_.registry.state_of(req.to);
   facts.sender_capable = sender_capable;
   storage::EffectivePolicy eff;
   if (needs_policy(facts.recipient)) {
@@ -171,7 +173,8 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
         // Fan out to whoever is signed in now (not only who was at decision time).
         const MessageKind kind = message_kind(verdict);
         auto sessions = ctx_.registry.sessions_of(to);
-        if (!sessions.empty()) {
+        Cluster* cluster = ctx_.cluster.get();
+        if (!sessions.empty() || cluster) {
           auto d = std::make_shared<Delivery>();
           d->seq = res.seq;
           d->kind = kind;
@@ -194,8 +197,12 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
               d->missed_notice = share(proto::encode(proto::ServerFrame{std::move(notice)}));
             }
           }
+          // Other nodes commit to the same mailbox: the sessions read it.
+          if (cluster) d->ordered = false;
           std::shared_ptr<const Delivery> shared = std::move(d);
           for (const auto& s : sessions) s->post_stored(shared);
+          // The nodes holding the recipient's sessions push it (or read it).
+          if (cluster) cluster->publish_delivery(to, *shared);
         }
 
         sent.status = sent_status(verdict);
@@ -206,7 +213,7 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
         // mailbox. Say so (issue 15 item 9) instead of `delivered`, and, as
         // for any stored message, arrange its receipt (4.2) before `sent`.
         Verdict reported = verdict;
-        if (verdict == Verdict::kDelivered && sessions.empty()) {
+        if (verdict == Verdict::kDelivered && sessions.empty() && !(cluster && cluster->remote_state(to))) {
           reported = Verdict::kStored;
           sent.status = sent_status(Verdict::kStored);
           sent.recipient = PresenceState::kOffline;
@@ -235,9 +242,10 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
 }
 
 void Router::receipts_written(const std::vector<storage::NewReceipt>& receipts) {
+  Cluster* cluster = ctx_.cluster.get();
   for (const auto& r : receipts) {
     auto sessions = ctx_.registry.sessions_of(r.mailbox);
-    if (sessions.empty()) continue;
+    if (sessions.empty() && !cluster) continue;
     proto::Receipt frame;
     frame.id = format_message_id(r.seq);
     frame.msg = format_message_id(r.receipt.msg_seq);
@@ -249,21 +257,32 @@ void Router::receipts_written(const std::vector<storage::NewReceipt>& receipts) 
     d->seq = r.seq;
     d->receipt = true;
     d->message_frame = share(proto::encode_receipt(frame));
+    if (cluster) d->ordered = false;
     std::shared_ptr<const Delivery> shared = std::move(d);
     for (const auto& s : sessions) s->post_stored(shared);
+    if (cluster) cluster->publish_delivery(r.mailbox, *shared);
   }
 }
 
+void Router::notify_watchers(const std::string& user, PresenceState before, PresenceState after) {
+  before = PresenceRegistry::visible(before);
+  after = PresenceRegistry::visible(after);
+  if (before == after) return;
+  auto watchers = ctx_.registry.watchers_of(user);
+  if (watchers.empty()) return;
+  auto frame = share(proto::encode(proto::ServerFrame{proto::PresenceEvent{user, after}}));
+  for (const auto& w : watchers) w->post_frame(frame);
+}
+
 void Router::presence_changed(const std::string& user, const PresenceRegistry::StateChange& change) {
-  const PresenceState before = PresenceRegistry::visible(change.before);
-  const PresenceState after = PresenceRegistry::visible(change.after);
-  if (before != after) {
-    auto watchers = ctx_.registry.watchers_of(user);
-    if (!watchers.empty()) {
-      auto frame = share(proto::encode(proto::ServerFrame{proto::PresenceEvent{user, after}}));
-      for (const auto& w : watchers) w->post_frame(frame);
-    }
+  PresenceState before = change.before, after = change.after;
+  if (ctx_.cluster) {
+    // Offline here is not offline: the user may be signed in elsewhere.
+    auto remote = ctx_.cluster->remote_state(user);
+    if (before == PresenceState::kOffline) before = remote.value_or(PresenceState::kOffline);
+    if (after == PresenceState::kOffline) after = remote.value_or(PresenceState::kOffline);
   }
+  notify_watchers(user, before, after);
   const bool left_suppression = proto::suppresses_interruptions(change.before) &&
                                 !proto::suppresses_interruptions(change.after) &&
                                 change.after != PresenceState::kOffline;

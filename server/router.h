@@ -32,8 +32,13 @@ class Router {
   void send(const std::shared_ptr<SessionInbox>& sender, const std::string& from, bool sender_capable,
             proto::Send&& req);
 
-  // A user's state changed (sign-in, sign-out, presence.set).
+  // A user's state on this node changed (sign-in, sign-out, presence.set,
+  // or in cluster mode a presence.set on another node): watchers hear of
+  // what others see change (across the cluster), and leaving dnd/presenting
+  // sends the missed-message digest to the sessions here.
   void presence_changed(const std::string& user, const PresenceRegistry::StateChange& change);
+  // Watchers here get a presence event when the visible state differs.
+  void notify_watchers(const std::string& user, proto::PresenceState before, proto::PresenceState after);
 
   // Receipts the store just made durable (its writer thread: posts only):
   // each goes to the sender's sessions, like a stored message.

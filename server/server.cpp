@@ -25,6 +25,7 @@
 #include "server/admin_api.h"
 #include "server/admin_endpoint.h"
 #include "server/client_endpoint.h"
+#include "server/cluster.h"
 #include "server/context.h"
 #include "server/fair_pool.h"
 #include "server/log.h"
@@ -327,6 +328,28 @@ class Server::Impl {
     ctx_.store->set_batch_observer(&ctx_.metrics);
     ctx_.store->set_receipt_listener(
         [router = ctx_.router.get()](const std::vector<storage::NewReceipt>& r) { router->receipts_written(r); });
+    if (!cfg.cluster_redis_url.empty()) {
+      std::string node_id = cfg.cluster_node_id;
+      if (node_id.empty()) {
+        char host[256] = {};
+        ::gethostname(host, sizeof host - 1);
+        node_id = fmt::format("{}-{}", host, ::getpid());
+      }
+      if (cfg.store_backend != "postgres")
+        spdlog::warn("cluster.redis_url is set but store.backend is not postgres: the nodes do not share mailboxes");
+      ctx_.cluster = std::make_unique<Cluster>(ctx_, cfg.cluster_redis_url, node_id, cfg.cluster_node_ttl_seconds);
+      Router* router = ctx_.router.get();
+      ctx_.cluster->set_presence_hooks(
+          {[router](const std::string& user, proto::PresenceState before, proto::PresenceState after, std::uint64_t since) {
+             router->presence_changed(user, {before, after, since});
+           },
+           [router](const std::string& user, proto::PresenceState before, proto::PresenceState after) {
+             router->notify_watchers(user, before, after);
+           }});
+      if (Status s = ctx_.cluster->start(); !s) return s;
+      spdlog::info("cluster mode: node {} (redis {}, node_ttl_seconds {})", node_id, cfg.cluster_redis_url,
+                   cfg.cluster_node_ttl_seconds);
+    }
     if (!cfg.sync)
       logger_for(LogComponent::kStore).warn("store.sync = false: acknowledged messages can be lost in a crash");
     if (cfg.dev_tokens)
@@ -399,6 +422,8 @@ class Server::Impl {
     scans_.stop();
     scans_.join();
     blocking_.join();
+    // This node's presence leaves Redis now (not at the TTL).
+    if (ctx_.cluster) ctx_.cluster->stop();
     // Completes every queued write, then closes RocksDB.
     ctx_.store = nullptr;
     ctx_.database.reset();

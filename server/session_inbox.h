@@ -30,6 +30,11 @@ struct Delivery {
   bool receipt = false;
   std::shared_ptr<const std::string> message_frame;  // {"type":"message",...} with `kind`
   std::shared_ptr<const std::string> missed_notice;  // {"type":"missed",...} or null
+  // The frame may stand in for a mailbox read: no other message of the
+  // mailbox can come between the last one delivered and this one. True on a
+  // single node (completions come in seq order); false in cluster mode,
+  // where other nodes commit to the same mailbox (the session reads).
+  bool ordered = true;
 };
 
 class SessionInbox {

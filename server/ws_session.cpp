@@ -39,6 +39,7 @@
 #include "common/json_decode.h"
 #include "common/json_encode.h"
 #include "server/coalescing_stream.h"
+#include "server/cluster.h"
 #include "server/context.h"
 #include "server/delivery_rules.h"
 #include "server/delivery_window.h"
@@ -313,8 +314,9 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
       if (auto before = ctx_.registry.remove_session(user_, this)) {
         ctx_.router->presence_changed(user_, {*before, PresenceState::kOffline, 0});
       }
+      if (ctx_.cluster) ctx_.cluster->local_presence_changed(user_, false);
     }
-    if (device_recorded_) ctx_.store->device_signed_out(user_, device_, {});
+    sign_out_device();
     queue_.clear();
   }
 
@@ -538,13 +540,28 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
                                  });
   }
 
-  void on_device_recorded(const proto::Rid& rid, const Result<bool>& recorded) {
-    if (recorded) device_recorded_ = true;
-    if (finished_) {
-      if (device_recorded_) ctx_.store->device_signed_out(user_, device_, {});
-      device_recorded_ = false;
-      return;
+  // The store's sign-out of this session's device, once. In cluster mode
+  // the node's Redis entry follows; a purge of this node (it was presumed
+  // dead) signed the device out already (epoch changed): not twice.
+  void sign_out_device() {
+    if (!device_recorded_) return;
+    device_recorded_ = false;
+    if (ctx_.cluster) {
+      if (ctx_.cluster->epoch() != device_epoch_) return;
+      ctx_.cluster->device_session(user_, device_, -1);
     }
+    ctx_.store->device_signed_out(user_, device_, {});
+  }
+
+  void on_device_recorded(const proto::Rid& rid, const Result<bool>& recorded) {
+    if (recorded) {
+      device_recorded_ = true;
+      if (ctx_.cluster) {
+        device_epoch_ = ctx_.cluster->epoch();
+        ctx_.cluster->device_session(user_, device_, +1);
+      }
+    }
+    if (finished_) return sign_out_device();
     if (closing()) return;
     // A disk with no room even for acks (below store.write_floor_bytes)
     // must not stop sign-ins (4.4): the session goes on with the device as
@@ -564,8 +581,12 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     }
     SessionInfo info{session_id_, client_, ctx_.clock->now_ms(), device_};
     const std::uint64_t signin_seq = ctx_.store->last_seq();
+    // In cluster mode a user signed in elsewhere keeps their state.
+    const PresenceState first_state = ctx_.cluster
+                                          ? ctx_.cluster->remote_state(user_).value_or(PresenceState::kAvailable)
+                                          : PresenceState::kAvailable;
     auto added = ctx_.registry.add_session(user_, this->shared_from_this(), std::move(info),
-                                           ctx_.config.max_sessions_per_user);
+                                           ctx_.config.max_sessions_per_user, first_state);
     if (!added) {
       ctx_.metrics.signin_failures_total.fetch_add(1, std::memory_order_relaxed);
       write_alone(share(proto::encode_error(
@@ -574,13 +595,15 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
       return close(kCloseTooManySessions, "too many sessions");
     }
     for (const auto& old : added->replaced) old->post_close(kCloseReplaced, "replaced");
+    // (Before the mailbox scan: the hints of this user reach this node from now on.)
+    if (ctx_.cluster) ctx_.cluster->local_presence_changed(user_, false);
     sign_in_ = SignIn::kSigningIn;
     logger_for(LogComponent::kSession).debug("session {} ({}): signed in (client {} {}, device {}, {})", session_id_,
                                              user_, log_safe(client_.name), log_safe(client_.version), device_,
                                              capable_ ? "capable" : "older");
     arm_expiry();
     ctx_.metrics.sessions_open.fetch_add(1, std::memory_order_relaxed);
-    if (added->first)
+    if (added->first)  // (in cluster mode: an event only when others saw the user offline)
       ctx_.router->presence_changed(user_, {PresenceState::kOffline, added->state, 0});
     // A revocation racing this sign-in did not find the session: look again.
     if (token_revoked(ctx_, user_, token_iat_)) {
@@ -667,6 +690,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
 
   void on_frame(proto::PresenceSet& f) {
     auto change = ctx_.registry.set_state(user_, f.state, ctx_.store->last_seq());
+    if (ctx_.cluster) ctx_.cluster->local_presence_changed(user_, true);
     enqueue(share(proto::encode(proto::ServerFrame{proto::Ok{f.rid}})));
     ctx_.router->presence_changed(user_, change);
   }
@@ -690,7 +714,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
       }
     enqueue(share(proto::encode(proto::ServerFrame{proto::Ok{f.rid}})));
     for (const std::string* u : added) {
-      auto state = PresenceRegistry::visible(ctx_.registry.state_of(*u));
+      auto state = PresenceRegistry::visible(ctx_.cluster ? ctx_.cluster->state_of(*u) : ctx_.registry.state_of(*u));
       enqueue(share(proto::encode(proto::ServerFrame{proto::PresenceEvent{*u, state}})));
     }
   }
@@ -761,7 +785,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     if (d.missed_notice) enqueue(d.missed_notice);
     // Messages and receipts both come from the store's completion thread,
     // in seq order per mailbox (a batch's receipts after its callbacks).
-    switch (window_.on_stored(d.seq, d.message_frame != nullptr)) {
+    switch (window_.on_stored(d.seq, d.message_frame != nullptr && d.ordered)) {
       case DeliveryWindow::Arrived::kPush: return push(d.message_frame);
       case DeliveryWindow::Arrived::kRead: return maybe_read();
       case DeliveryWindow::Arrived::kNone: return;
@@ -853,6 +877,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   std::string user_;
   std::string device_;            // client_.device, or kLegacyDevice
   bool device_recorded_ = false;  // device_signed_in succeeded: device_signed_out at the end
+  std::uint64_t device_epoch_ = 0;  // cluster mode: the node's epoch when the device was recorded
   std::optional<std::int64_t> token_iat_;
   std::int64_t token_exp_s_ = 0;  // the latest token's exp (hello or auth.refresh)
   proto::ClientInfo client_;

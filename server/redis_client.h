@@ -1,0 +1,70 @@
+// RedisConnection: one blocking connection to Redis (hiredis), for the
+// cluster layer's own threads (server/cluster.h). Never used on an I/O
+// thread. hiredis stays out of this header.
+//
+// Not thread-safe: one thread owns a connection.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace oms::server {
+
+// A reply, flattened: what the cluster layer reads of Redis's answers.
+struct RedisReply {
+  enum class Type : std::uint8_t { kNil, kString, kInteger, kArray, kStatus, kError };
+  Type type = Type::kNil;
+  std::string str;          // kString, kStatus, kError
+  std::int64_t integer = 0;  // kInteger
+  std::vector<RedisReply> elements;  // kArray
+};
+
+// Where Redis listens: redis://HOST:PORT[/DB] or unix:///PATH[?db=N].
+struct RedisAddress {
+  std::string host;
+  int port = 6379;
+  std::string unix_path;
+  int db = 0;
+};
+Result<RedisAddress> parse_redis_url(std::string_view url);
+
+class RedisConnection {
+ public:
+  RedisConnection();
+  ~RedisConnection();
+  RedisConnection(const RedisConnection&) = delete;
+  RedisConnection& operator=(const RedisConnection&) = delete;
+
+  // Connects (SELECT db when not 0); `timeout` bounds the connect and, from
+  // then on, every blocking read and write.
+  Status connect(const RedisAddress& addr, std::chrono::milliseconds timeout);
+  bool connected() const;
+  void close();
+  int fd() const;  // -1 when not connected
+
+  // One command, waiting for its reply. An error reply is a RedisReply of
+  // type kError (the connection stays usable); a lost connection is an
+  // error Status (and the connection is closed).
+  Result<RedisReply> command(const std::vector<std::string>& argv);
+  // Pipelines: queue commands, then read their replies in order.
+  void append(const std::vector<std::string>& argv);
+  Status flush();  // writes what was appended
+  Result<RedisReply> read_reply();
+
+  // For a subscriber's poll loop: reads what the socket holds (the caller
+  // saw it readable) and yields the replies complete so far.
+  Status read_available(std::vector<RedisReply>& out);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace oms::server
