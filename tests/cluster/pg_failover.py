@@ -102,12 +102,16 @@ def rest_primary(env):
 
 def cluster_procs(mark, d):
     """Live (non-zombie) processes of the cluster, found independently of the
-    script: the mark in the environment, a postgres whose working directory is
-    under d (postgres overwrites its children's environment with their titles),
-    or d on the command line; and their descendants. Not this test, nor its
-    parents."""
+    script and from what any user may read (/proc/PID/stat, cmdline): d on
+    the command line (etcd, Patroni, the postmaster, haproxy, omsd), a
+    postgres title naming the cluster's scope, Redis' title with its port;
+    the mark in the environment where readable; and their descendants. Not
+    this test, nor its parents."""
     needle = ('OMS_CLUSTER_MARK=' + mark).encode()
-    postgres = os.path.realpath(PSQL.replace('/psql', '/postgres'))
+    with open(os.path.join(d, 'pg1', 'patroni.yml')) as f:
+        scope = json.load(f)['scope']   # the script writes JSON (valid YAML)
+    env = read_env(os.path.join(d, 'cluster.env'))
+    titles = [('postgres: %s:' % scope).encode(), ('redis-server %s' % env['OMS_CLUSTER_REDIS']).encode()]
     mine = set()
     p = os.getpid()
     while p > 1 and p not in mine:
@@ -129,19 +133,17 @@ def cluster_procs(mark, d):
                 continue
             parent[pid] = int(fields[1])
             with open('/proc/%d/cmdline' % pid, 'rb') as f:
-                cmd = f.read().replace(b'\0', b' ').decode(errors='replace')
-            title[pid] = cmd[:120]
-            with open('/proc/%d/environ' % pid, 'rb') as f:
-                env = f.read().split(b'\0')
+                cmd = f.read()
         except (OSError, ValueError):
             continue
-        if needle in env or (d + '/') in cmd:
+        title[pid] = cmd.replace(b'\0', b' ').decode(errors='replace')[:120]
+        if (d + '/').encode() in cmd or any(cmd.startswith(t) for t in titles):
             found.add(pid)
             continue
         try:
-            if os.readlink('/proc/%d/exe' % pid) == postgres and \
-                    os.readlink('/proc/%d/cwd' % pid).startswith(d + '/'):
-                found.add(pid)
+            with open('/proc/%d/environ' % pid, 'rb') as f:
+                if needle in f.read().split(b'\0'):
+                    found.add(pid)
         except OSError:
             pass
     for _ in range(8):
