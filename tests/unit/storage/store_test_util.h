@@ -8,20 +8,30 @@
 // its entry there. Tests that are about RocksDB itself (keys, crash/WAL,
 // format version, checkpoints, what is in a column family) say so and use
 // rocks_options_in().
+//
+// The "postgres" back end needs the test server of the ctest run (the
+// fixture pg/start, tests/support/pg-test-server): its socket directory is
+// in OMS_TEST_PG_HOST. Each store gets a database of its own on it, dropped
+// when the test process ends.
 #pragma once
 
 #include <doctest/doctest.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <mutex>
 #include <functional>
+#include <map>
 #include <future>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
+#include <unistd.h>
 
+#include "storage/pg_connection.h"
 #include "storage/store.h"
 #include "tests/support/temp_dir.h"
 
@@ -42,6 +52,61 @@ inline StoreOptions rocks_options_in(const TempDir& dir) {
   return o;
 }
 
+// PostgreSQL: the DSN of a new, empty database on the ctest run's test
+// server. The databases are dropped at exit (the server's data dir is
+// thrown away anyway; this keeps a long run's disk use flat).
+class PgTestDatabases {
+ public:
+  static PgTestDatabases& instance() {
+    static PgTestDatabases d;
+    return d;
+  }
+  // The DSN of `dir`'s database (created on first use).
+  std::string for_dir(const std::string& dir) {
+    const char* host = std::getenv("OMS_TEST_PG_HOST");
+    if (!host || !*host)
+      FAIL("OMS_TEST_PG_HOST is not set: run the postgres tests through ctest (the pg/start fixture "
+           "starts the test server), or start one with tests/support/pg-test-server start DIR and set "
+           "OMS_TEST_PG_HOST=DIR/socket");
+    std::lock_guard lock(mu_);
+    if (auto it = by_dir_.find(dir); it != by_dir_.end()) return it->second;
+    if (!admin_) {
+      auto c = pg::Connection::open(fmt::format("host={} dbname=postgres user=postgres", host));
+      REQUIRE_MESSAGE(c.is_ok(), c.status().to_string());
+      admin_ = std::move(c).value();
+      host_ = host;
+    }
+    // (Digits only: the name needs no quoting.)
+    std::string name = fmt::format("oms_t_{}_{}_{}", ::getpid(), created_.size(),
+                                   std::chrono::steady_clock::now().time_since_epoch().count() % 1000000);
+    Status s = admin_->command(fmt::format("CREATE DATABASE {} STRATEGY FILE_COPY", name).c_str());
+    REQUIRE_MESSAGE(s.is_ok(), s.to_string());
+    created_.push_back(name);
+    return by_dir_[dir] = fmt::format("host={} dbname={} user=postgres", host_, name);
+  }
+  ~PgTestDatabases() {
+    if (!admin_) return;
+    for (const auto& name : created_)
+      (void)admin_->command(fmt::format("DROP DATABASE IF EXISTS {} WITH (FORCE)", name).c_str());
+  }
+
+ private:
+  std::mutex mu_;
+  std::unique_ptr<pg::Connection> admin_;
+  std::string host_;
+  std::vector<std::string> created_;
+  std::map<std::string, std::string> by_dir_;
+};
+
+// PostgreSQL: options for a new store (its own database).
+inline StoreOptions pg_options_in(const TempDir& dir) {
+  StoreOptions o;
+  o.backend = Backend::kPostgres;
+  o.postgres_dsn = PgTestDatabases::instance().for_dir(dir.path().string());
+  o.postgres_read_connections = 2;
+  return o;
+}
+
 // A back end under test: `options_in(dir)` describes a new, empty store of
 // it whose data lives as long as `dir` (opening it again with the same
 // options finds the same data).
@@ -54,6 +119,7 @@ struct BackendUnderTest {
 inline const std::vector<BackendUnderTest>& backends() {
   static const std::vector<BackendUnderTest> all = {
       {"rocksdb", rocks_options_in},
+      {"postgres", pg_options_in},
   };
   return all;
 }

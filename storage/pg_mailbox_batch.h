@@ -1,0 +1,96 @@
+// The writer thread's state of one batch transaction of the PostgreSQL
+// MailboxStore (internal to storage/, shared by pg_mailbox_store.cpp and
+// pg_mailbox_devices.cpp).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "storage/mailbox_store.h"
+
+namespace oms::storage::pg_detail {
+
+// A mailbox row locked by this transaction, as the batch leaves it.
+struct Totals {
+  std::int64_t next_mseq = 1;
+  std::int64_t count = 0, bytes = 0, receipts = 0;
+  bool dirty = false;
+};
+
+// Rows queued for the next flush (one multi-row INSERT each).
+struct Rows {
+  std::vector<std::string> mailbox, from, reason, body, client_msg_id, receipt_to;
+  std::vector<std::int64_t> seq, mseq, sent_at_ms, receipt_msg_seq;
+  std::vector<std::int16_t> kind, receipt_state;
+  std::vector<bool> want_receipt;
+  bool empty() const { return seq.empty(); }
+  void clear() { *this = Rows(); }
+};
+struct DedupRows {
+  std::vector<std::string> from, client_msg_id, mailbox, payload;
+  std::vector<std::int64_t> seq, sent_at_ms;
+  bool empty() const { return seq.empty(); }
+  void clear() { *this = DedupRows(); }
+};
+
+// A message or receipt as an ack, purge or sweep finds it.
+struct Record {
+  std::uint64_t seq = 0;
+  bool receipt = false;
+  std::int64_t bytes = 0;
+  bool want_receipt = false;
+  std::string from, client_msg_id;
+};
+
+struct Device {
+  std::string name;
+  std::int64_t first_seen_ms = 0, last_seen_ms = 0;
+  bool capable = false;
+};
+
+struct Batch {
+  std::int64_t now_ms = 0;
+  bool refuse_new = false;
+  bool open = false;   // BEGIN was sent
+  bool wrote = false;  // a statement that writes ran
+  Status failed;       // a statement failed: the whole batch fails
+  std::string sqlstate;
+  std::map<std::string, Totals> locked;
+  std::vector<std::uint64_t> seq_pool;  // taken after the last lock, ascending
+  std::size_t pool_next = 0;
+  std::size_t appends_left = 0;  // valid appends not yet applied (the pool's size)
+  std::size_t receipts_to_come = 0;  // receipts an op is writing (added to it)
+  std::uint64_t max_seq = 0;
+  Rows rows;
+  DedupRows dedup_rows;
+  // (from '\0' client_msg_id) -> the first append's result: read from the
+  // table at the start, or appended in this batch.
+  std::unordered_map<std::string, AppendResult> dedup;
+  std::unordered_map<std::string, std::int64_t> dedup_created;  // for the window
+  std::vector<NewReceipt> receipts;          // written here (for the listener)
+  std::vector<std::size_t> receipt_request;  // the request that wrote each
+  std::unordered_set<std::uint64_t> receipts_gone;  // written here, then dropped or acked
+  std::size_t request = 0;
+  std::vector<std::tuple<std::string, std::string, int>> session_deltas;
+  std::uint64_t appended = 0, duplicates = 0, refused_full = 0, acked = 0, purged = 0, expired = 0;
+  std::uint64_t receipts_by_state[4] = {0, 0, 0, 0};
+  std::uint64_t receipts_dropped = 0, receipts_acked = 0, acks_held = 0, forgotten = 0, released = 0;
+  std::int64_t delta_messages = 0, delta_bytes = 0;
+
+  Totals& totals(const std::string& mailbox) { return locked.at(mailbox); }
+  void note_wrote() { wrote = true; }
+};
+
+inline std::string dedup_id(std::string_view from, std::string_view client_msg_id) {
+  std::string k(from);
+  k.push_back('\0');
+  k.append(client_msg_id);
+  return k;
+}
+
+}  // namespace oms::storage::pg_detail

@@ -1,0 +1,452 @@
+// The mailbox rules of the PostgreSQL MailboxStore: how a batch of
+// requests becomes one transaction (the shape: pg_mailbox_store.h). Writer
+// thread, except the entry points (which only enqueue). Acks, devices and
+// receipts: pg_mailbox_devices.cpp; purges and expiry:
+// pg_mailbox_sweep.cpp; reads: pg_mailbox_reads.cpp.
+#include "storage/pg_mailbox_store.h"
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+#include <unordered_set>
+#include <utility>
+#include <variant>
+
+#include <fmt/format.h>
+
+#include "storage/pg_mailbox_batch.h"
+
+namespace oms::storage {
+namespace {
+
+constexpr std::int64_t kMsPerDay = 24LL * 3600 * 1000;
+// Same limits as the RocksDB store's keys (keys.h kMaxShortField).
+constexpr std::size_t kMaxShortField = 255;
+// A batch that meets a deadlock (several nodes locking mailboxes in
+// different orders while acking or sweeping) runs again, this many times.
+constexpr int kMaxAttempts = 3;
+
+const std::string kInsertRows = R"sql(
+INSERT INTO messages (mailbox, seq, mseq, sent_at_ms, kind, from_user, reason, body, client_msg_id,
+                      want_receipt, receipt_state, receipt_msg_seq, receipt_to)
+SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int2[], $6::text[], $7::text[],
+                     $8::bytea[], $9::text[], $10::bool[], $11::int2[], $12::int8[], $13::text[]))sql";
+const std::string kInsertDedup = R"sql(
+INSERT INTO dedup (from_user, client_msg_id, mailbox, seq, sent_at_ms, created_ms, payload)
+SELECT f, c, m, s, t, t, p FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::bytea[])
+  AS u(f, c, m, s, t, p)
+ON CONFLICT (from_user, client_msg_id) DO UPDATE SET mailbox = EXCLUDED.mailbox, seq = EXCLUDED.seq,
+  sent_at_ms = EXCLUDED.sent_at_ms, created_ms = EXCLUDED.created_ms, payload = EXCLUDED.payload)sql";
+
+}  // namespace
+
+using pg_detail::Batch;
+using pg_detail::dedup_id;
+using pg_detail::Totals;
+
+// ---------------------------------------------------------------------------
+// open / close
+
+Result<std::unique_ptr<MailboxStore>> PgMailboxStore::open(std::unique_ptr<pg::Connection> writer,
+                                                           std::shared_ptr<pg::ReadPool> reads,
+                                                           const StoreOptions& options) {
+  std::unique_ptr<PgMailboxStore> store(new PgMailboxStore(std::move(writer), std::move(reads), options));
+  if (Status s = store->load(); !s) return s;
+  store->batcher_.start();
+  return std::unique_ptr<MailboxStore>(std::move(store));
+}
+
+PgMailboxStore::PgMailboxStore(std::unique_ptr<pg::Connection> writer, std::shared_ptr<pg::ReadPool> reads,
+                               const StoreOptions& options)
+    : writer_conn_(std::move(writer)),
+      reads_(std::move(reads)),
+      opts_(options),
+      clock_(opts_.clock ? opts_.clock : &SystemClock::instance()),
+      ttl_ms_(opts_.ttl_ms_override > 0 ? opts_.ttl_ms_override
+                                        : static_cast<std::int64_t>(opts_.ttl_days) * kMsPerDay),
+      batch_(std::make_unique<Batch>()),
+      batcher_(opts_.max_batch_requests, opts_.max_queued_requests,
+               [this](std::vector<WriteRequest>& requests, std::vector<WriteOutcome>& outcomes) {
+                 return commit(requests, outcomes);
+               }) {}
+
+PgMailboxStore::~PgMailboxStore() { batcher_.stop(); }
+
+Status PgMailboxStore::load() {
+  auto seq = writer_conn_->exec("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM oms_seq");
+  if (!seq) return seq.status();
+  last_seq_.store(static_cast<std::uint64_t>(seq->i64(0, 0)));
+  auto totals = writer_conn_->exec("SELECT coalesce(sum(count), 0)::int8, coalesce(sum(bytes), 0)::int8 FROM mailboxes");
+  if (!totals) return totals.status();
+  counters_.total_messages.store(static_cast<std::uint64_t>(totals->i64(0, 0)));
+  counters_.total_bytes.store(static_cast<std::uint64_t>(totals->i64(0, 1)));
+  return Status::ok();
+}
+
+bool PgMailboxStore::valid_mailbox(std::string_view mailbox) {
+  return !mailbox.empty() && mailbox.size() <= kMaxShortField;
+}
+
+std::int64_t PgMailboxStore::expiry_cutoff(std::int64_t now_ms) const {
+  return ttl_ms_ > 0 ? now_ms - ttl_ms_ : std::numeric_limits<std::int64_t>::min();
+}
+
+void PgMailboxStore::saw_seq(std::uint64_t seq) const {
+  std::uint64_t cur = last_seq_.load();
+  while (seq > cur && !last_seq_.compare_exchange_weak(cur, seq)) {
+  }
+}
+
+void PgMailboxStore::append(AppendRequest req, AppendCallback done) {
+  batcher_.enqueue(AppendOp{std::move(req), std::move(done)});
+}
+void PgMailboxStore::ack(std::string mailbox, std::string device, std::vector<std::uint64_t> seqs,
+                         CountCallback done) {
+  if (device.empty()) device = std::string(proto::kLegacyDevice);
+  batcher_.enqueue(AckOp{std::move(mailbox), std::move(device), std::move(seqs), std::move(done)});
+}
+void PgMailboxStore::purge(std::string mailbox, CountCallback done) {
+  batcher_.enqueue(PurgeOp{std::move(mailbox), std::move(done)});
+}
+
+// ---------------------------------------------------------------------------
+// the batch transaction
+
+Result<pg::Rows> PgMailboxStore::exec(Batch& b, const std::string& sql, const pg::Params& p) {
+  auto r = writer_conn_->exec(sql, p);
+  if (!r) {
+    b.sqlstate = writer_conn_->sqlstate();
+    if (b.failed.is_ok()) b.failed = r.status();
+  }
+  return r;
+}
+
+WriteBatcher::Followers PgMailboxStore::commit(std::vector<WriteRequest>& requests,
+                                              std::vector<WriteOutcome>& outcomes) {
+  const std::int64_t now = clock_->now_ms();
+  const bool refuse_new = opts_.refuse_new_messages && opts_.refuse_new_messages();
+  if (refuse_new && opts_.refuse_all_writes && opts_.refuse_all_writes()) {
+    for (std::size_t i = 0; i < requests.size(); ++i)
+      outcomes.push_back({Status::store_full("the server's disk has no room left: nothing can be written "
+                                             "until space is freed (retry)"),
+                          {},
+                          0});
+    return {};
+  }
+  Batch& b = *batch_;
+  Status status;
+  std::int64_t micros = 0;
+  for (int attempt = 1;; ++attempt) {
+    b = Batch();
+    b.now_ms = now;
+    b.refuse_new = refuse_new;
+    outcomes.clear();
+    const auto t0 = std::chrono::steady_clock::now();
+    status = run_batch(b, requests, outcomes);
+    if (status.is_ok() && b.wrote && opts_.inject_write_error) status = opts_.inject_write_error();
+    if (status.is_ok() && b.open) {
+      status = writer_conn_->command("COMMIT");
+      b.sqlstate = writer_conn_->sqlstate();
+    } else if (b.open) {
+      (void)writer_conn_->command("ROLLBACK");
+    }
+    micros = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
+    if (status.is_ok() || attempt == kMaxAttempts || !pg::retryable(b.sqlstate)) break;
+    undo_sessions(b);
+  }
+
+  const bool ok = status.is_ok();
+  const bool attempted = b.wrote || !ok;
+  counters_.refused_full += b.refused_full;
+  if (ok) {
+    counters_.appended += b.appended;
+    counters_.duplicates += b.duplicates;
+    counters_.acked += b.acked;
+    counters_.purged += b.purged;
+    counters_.expired_removed += b.expired;
+    counters_.total_messages += static_cast<std::uint64_t>(b.delta_messages);  // wraps on minus
+    counters_.total_bytes += static_cast<std::uint64_t>(b.delta_bytes);
+    counters_.receipts_delivered += b.receipts_by_state[1];
+    counters_.receipts_expired += b.receipts_by_state[2];
+    counters_.receipts_purged += b.receipts_by_state[3];
+    counters_.receipts_dropped += b.receipts_dropped;
+    counters_.receipts_acked += b.receipts_acked;
+    counters_.device_acks_held += b.acks_held;
+    counters_.devices_forgotten += b.forgotten;
+    counters_.devices_released += b.released;
+    saw_seq(b.max_seq);
+    if (b.wrote) writable_.store(true);
+  } else {
+    ++counters_.write_errors;
+    writable_.store(false);
+    undo_sessions(b);
+  }
+  ++counters_.batches;
+  counters_.batch_requests += requests.size();
+  WriteBatcher::Followers then = finish_receipts(b, ok);
+  if (BatchObserver* obs = observer_.load()) obs->on_batch(requests.size(), micros, attempted, status);
+  if (!ok) {
+    outcomes.resize(requests.size());
+    for (auto& o : outcomes) o = WriteOutcome{Status::io_error(status.message()), {}, 0};
+  }
+  return then;
+}
+
+Status PgMailboxStore::run_batch(Batch& b, std::vector<WriteRequest>& requests, std::vector<WriteOutcome>& outcomes) {
+  if (!writer_conn_->ok() || !session_set_) {
+    if (!writer_conn_->ok())
+      if (Status s = writer_conn_->reset(); !s) return s;
+    // Benchmarks only: COMMIT returns before the WAL is flushed.
+    if (Status s = writer_conn_->command(opts_.sync ? "SET synchronous_commit = on" : "SET synchronous_commit = off");
+        !s)
+      return s;
+    session_set_ = true;
+  }
+  if (Status s = writer_conn_->command("BEGIN"); !s) {
+    session_set_ = false;
+    return s;
+  }
+  b.open = true;
+  if (Status s = prepare(b, requests); !s) return s;
+  for (auto& r : requests) {
+    if (!b.failed.is_ok()) return b.failed;
+    b.request = outcomes.size();
+    outcomes.push_back(std::visit([&](auto& op) { return apply(b, op); }, r));
+  }
+  if (!b.failed.is_ok()) return b.failed;
+  if (Status s = flush(b); !s) return s;
+  return write_totals(b);
+}
+
+// Locks the mailboxes the batch appends to and the dedup keys it uses,
+// reads those dedup entries, then takes the appends' sequence numbers.
+Status PgMailboxStore::prepare(Batch& b, std::vector<WriteRequest>& requests) {
+  std::vector<std::string> mailboxes;
+  std::vector<std::string> from, ids;
+  for (auto& r : requests) {
+    auto* a = std::get_if<AppendOp>(&r);
+    if (!a || !valid_mailbox(a->req.mailbox)) continue;
+    mailboxes.push_back(a->req.mailbox);
+    ++b.appends_left;
+    if (!a->req.client_msg_id.empty() && a->req.from.size() <= kMaxShortField &&
+        a->req.client_msg_id.size() <= kMaxShortField) {
+      from.push_back(a->req.from);
+      ids.push_back(a->req.client_msg_id);
+    }
+  }
+  if (mailboxes.empty()) return Status::ok();
+  if (Status s = lock_mailboxes(b, std::move(mailboxes)); !s) return s;
+  if (!from.empty()) {
+    pg::Params p;
+    p.text_array(from).text_array(ids);
+    // Two nodes storing the same (from, client_msg_id) meet here: the
+    // second waits for the first's COMMIT, then reads its entry.
+    if (!exec(b, "SELECT pg_advisory_xact_lock(7302515, h) FROM (SELECT DISTINCT hashtext(f || '/' || c) AS h "
+                 "FROM unnest($1::text[], $2::text[]) AS k(f, c) ORDER BY 1) s",
+              p))
+      return b.failed;
+    auto found = exec(b,
+                      "SELECT d.from_user, d.client_msg_id, d.mailbox, d.seq, d.sent_at_ms, d.created_ms, d.payload "
+                      "FROM dedup d JOIN unnest($1::text[], $2::text[]) AS k(f, c) "
+                      "ON d.from_user = k.f AND d.client_msg_id = k.c",
+                      p);
+    if (!found) return b.failed;
+    for (int i = 0; i < found->size(); ++i) {
+      AppendResult r;
+      r.mailbox = std::string(found->str(i, 2));
+      r.seq = static_cast<std::uint64_t>(found->i64(i, 3));
+      r.sent_at_ms = found->i64(i, 4);
+      r.duplicate = true;
+      r.dedup_payload = std::string(found->str(i, 6));
+      const std::string key = dedup_id(found->str(i, 0), found->str(i, 1));
+      b.dedup_created[key] = found->i64(i, 5);
+      b.dedup.insert_or_assign(key, std::move(r));
+    }
+  }
+  return Status::ok();
+}
+
+Status PgMailboxStore::lock_mailboxes(Batch& b, std::vector<std::string> mailboxes) {
+  std::sort(mailboxes.begin(), mailboxes.end());
+  mailboxes.erase(std::unique(mailboxes.begin(), mailboxes.end()), mailboxes.end());
+  std::erase_if(mailboxes, [&](const std::string& m) { return b.locked.count(m) != 0; });
+  if (mailboxes.empty()) return Status::ok();
+  pg::Params p;
+  p.text_array(mailboxes);
+  // In byte order (the array's), so that two batches never wait on each
+  // other in a cycle over these rows.
+  auto r = exec(b,
+                "INSERT INTO mailboxes (mailbox) SELECT * FROM unnest($1::text[]) "
+                "ON CONFLICT (mailbox) DO UPDATE SET mailbox = EXCLUDED.mailbox "
+                "RETURNING mailbox, next_mseq, count, bytes, receipts",
+                p);
+  if (!r) return b.failed;
+  b.note_wrote();
+  for (int i = 0; i < r->size(); ++i)
+    b.locked.emplace(std::string(r->str(i, 0)), Totals{r->i64(i, 1), r->i64(i, 2), r->i64(i, 3), r->i64(i, 4), false});
+  // Numbers taken before these locks could commit behind another node's
+  // later ones in these mailboxes: take fresh ones from now on.
+  b.seq_pool.clear();
+  b.pool_next = 0;
+  return Status::ok();
+}
+
+Status PgMailboxStore::take_seq(Batch& b, std::uint64_t& seq) {
+  if (b.pool_next == b.seq_pool.size()) {
+    pg::Params p;
+    p.i64(static_cast<std::int64_t>(std::max<std::size_t>(1, b.appends_left + b.receipts_to_come)));
+    auto r = exec(b, "SELECT nextval('oms_seq') FROM generate_series(1, $1::int8)", p);
+    if (!r) return b.failed;
+    b.seq_pool.clear();
+    b.pool_next = 0;
+    for (int i = 0; i < r->size(); ++i) b.seq_pool.push_back(static_cast<std::uint64_t>(r->i64(i, 0)));
+    std::sort(b.seq_pool.begin(), b.seq_pool.end());
+  }
+  seq = b.seq_pool[b.pool_next++];
+  b.max_seq = std::max(b.max_seq, seq);
+  return Status::ok();
+}
+
+Status PgMailboxStore::flush(Batch& b) {
+  if (!b.rows.empty()) {
+    auto& r = b.rows;
+    pg::Params p;
+    p.text_array(r.mailbox).i64_array(r.seq).i64_array(r.mseq).i64_array(r.sent_at_ms).i16_array(r.kind)
+        .text_array(r.from).text_array(r.reason).bytes_array(r.body).text_array(r.client_msg_id)
+        .bool_array(r.want_receipt).i16_array(r.receipt_state).i64_array(r.receipt_msg_seq).text_array(r.receipt_to);
+    if (!exec(b, kInsertRows, p)) return b.failed;
+    b.note_wrote();
+    r.clear();
+  }
+  if (!b.dedup_rows.empty()) {
+    auto& d = b.dedup_rows;
+    pg::Params p;
+    p.text_array(d.from).text_array(d.client_msg_id).text_array(d.mailbox).i64_array(d.seq)
+        .i64_array(d.sent_at_ms).bytes_array(d.payload);
+    if (!exec(b, kInsertDedup, p)) return b.failed;
+    d.clear();
+  }
+  // Receipts over the cap: the oldest go, with their kept acks.
+  for (auto& [mailbox, t] : b.locked) {
+    if (t.receipts <= static_cast<std::int64_t>(opts_.max_receipts_per_mailbox)) continue;
+    pg::Params p;
+    p.text(mailbox).i64(t.receipts - static_cast<std::int64_t>(opts_.max_receipts_per_mailbox));
+    auto gone = exec(b,
+                     "WITH d AS (DELETE FROM messages WHERE mailbox = $1 AND seq IN (SELECT seq FROM messages "
+                     "WHERE mailbox = $1 AND receipt_state <> 0 ORDER BY seq LIMIT $2) RETURNING seq), "
+                     "a AS (DELETE FROM acks WHERE mailbox = $1 AND seq IN (SELECT seq FROM d) RETURNING 1) "
+                     "SELECT seq FROM d",
+                     p);
+    if (!gone) return b.failed;
+    for (int i = 0; i < gone->size(); ++i) b.receipts_gone.insert(static_cast<std::uint64_t>(gone->i64(i, 0)));
+    t.receipts -= gone->size();
+    t.dirty = true;
+    b.receipts_dropped += static_cast<std::uint64_t>(gone->size());
+  }
+  return Status::ok();
+}
+
+Status PgMailboxStore::write_totals(Batch& b) {
+  std::vector<std::string> names;
+  std::vector<std::int64_t> next, count, bytes, receipts;
+  for (const auto& [mailbox, t] : b.locked) {
+    if (!t.dirty) continue;
+    names.push_back(mailbox);
+    next.push_back(t.next_mseq);
+    count.push_back(t.count);
+    bytes.push_back(t.bytes);
+    receipts.push_back(t.receipts);
+  }
+  if (names.empty()) return Status::ok();
+  pg::Params p;
+  p.text_array(names).i64_array(next).i64_array(count).i64_array(bytes).i64_array(receipts);
+  if (!exec(b,
+            "UPDATE mailboxes m SET next_mseq = t.n, count = t.c, bytes = t.b, receipts = t.r "
+            "FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) AS t(m, n, c, b, r) "
+            "WHERE m.mailbox = t.m",
+            p))
+    return b.failed;
+  return Status::ok();
+}
+
+// ---------------------------------------------------------------------------
+// the requests
+
+WriteOutcome PgMailboxStore::apply(Batch& b, AppendOp& op) {
+  const AppendRequest& req = op.req;
+  if (!valid_mailbox(req.mailbox) || req.from.size() > kMaxShortField || req.reason.size() > kMaxShortField ||
+      req.client_msg_id.size() > kMaxShortField || req.body.size() > UINT32_MAX ||
+      req.dedup_payload.size() > UINT32_MAX || req.kind > proto::MessageKind::kMissed)
+    return {Status::invalid_argument("append: bad mailbox, sender, reason or kind"), {}, 0};
+  if (b.appends_left > 0) --b.appends_left;
+
+  std::string key;
+  if (!req.client_msg_id.empty()) {
+    key = dedup_id(req.from, req.client_msg_id);
+    if (auto it = b.dedup.find(key); it != b.dedup.end()) {
+      auto created = b.dedup_created.find(key);
+      // An entry older than the window counts as absent (and is overwritten).
+      if (created == b.dedup_created.end() || b.now_ms - created->second < opts_.dedup_window_ms) {
+        ++b.duplicates;
+        return {Status::ok(), it->second, 0};
+      }
+    }
+  }
+  if (b.refuse_new)
+    return {Status::store_full("the server's disk is nearly full; new messages are refused for now"), {}, 0};
+
+  Totals& t = b.totals(req.mailbox);
+  const auto body = static_cast<std::int64_t>(req.body.size());
+  if (static_cast<std::uint64_t>(t.count) + 1 > opts_.max_messages ||
+      static_cast<std::uint64_t>(t.bytes + body) > opts_.max_bytes) {
+    ++b.refused_full;
+    return {Status::mailbox_full(fmt::format("mailbox of '{}' is full ({} messages, {} bytes)", req.mailbox,
+                                             t.count, t.bytes)),
+            {},
+            0};
+  }
+  std::uint64_t seq = 0;
+  if (Status s = take_seq(b, seq); !s) return {};
+  auto& r = b.rows;
+  r.mailbox.push_back(req.mailbox);
+  r.seq.push_back(static_cast<std::int64_t>(seq));
+  r.mseq.push_back(t.next_mseq++);
+  r.sent_at_ms.push_back(b.now_ms);
+  r.kind.push_back(static_cast<std::int16_t>(req.kind));
+  r.from.push_back(req.from);
+  r.reason.push_back(req.reason);
+  r.body.push_back(req.body);
+  r.client_msg_id.push_back(req.client_msg_id);
+  r.want_receipt.push_back(req.want_receipt);
+  r.receipt_state.push_back(0);
+  r.receipt_msg_seq.push_back(0);
+  r.receipt_to.emplace_back();
+  t.count += 1;
+  t.bytes += body;
+  t.dirty = true;
+  ++b.appended;
+  ++b.delta_messages;
+  b.delta_bytes += body;
+
+  AppendResult res;
+  res.seq = seq;
+  res.sent_at_ms = b.now_ms;
+  res.mailbox = req.mailbox;
+  if (!key.empty()) {
+    auto& d = b.dedup_rows;
+    d.from.push_back(req.from);
+    d.client_msg_id.push_back(req.client_msg_id);
+    d.mailbox.push_back(req.mailbox);
+    d.seq.push_back(static_cast<std::int64_t>(seq));
+    d.sent_at_ms.push_back(b.now_ms);
+    d.payload.push_back(req.dedup_payload);
+    AppendResult first = res;
+    first.duplicate = true;
+    first.dedup_payload = req.dedup_payload;
+    b.dedup.insert_or_assign(key, std::move(first));
+    b.dedup_created[key] = b.now_ms;
+  }
+  return {Status::ok(), std::move(res), 0};
+}
+
+}  // namespace oms::storage
