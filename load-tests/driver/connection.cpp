@@ -94,10 +94,14 @@ void Connection::admit_waiting(ConnectQueue& q) {
   }
 }
 
+const TargetUrl& Connection::target() const {
+  return run_.opt.targets[u_.index % run_.opt.targets.size()];
+}
+
 void Connection::begin_connect() {
   phase_ = Phase::kConnecting;
   t_connect_ = now_ns();
-  const TargetUrl& t = run_.opt.target;
+  const TargetUrl& t = target();
   auto& stream = beast::get_lowest_layer(ws_);
   auto& sock = stream.socket();
   beast::error_code ec;
@@ -130,7 +134,7 @@ void Connection::on_connect(const beast::error_code& ec) {
   ws_.set_option(websocket::stream_base::decorator(
       [](websocket::request_type& req) { req.set(beast::http::field::user_agent, "oms-load"); }));
   ws_.read_message_max(kMaxMessageBytes);
-  ws_.async_handshake(run_.opt.target.host_header, run_.opt.target.path,
+  ws_.async_handshake(target().host_header, target().path,
                       [self = shared_from_this()](const beast::error_code& e) { self->on_upgrade(e); });
 }
 

@@ -74,6 +74,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Starts waiting connects while the worker's limiter has room.
   static void admit_waiting(ConnectQueue& q);
   void begin_connect();
+  // This user's server (Options::targets, by user index).
+  const struct TargetUrl& target() const;
   void on_connect(const beast::error_code& ec);
   void on_upgrade(const beast::error_code& ec);
   void do_read();

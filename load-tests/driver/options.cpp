@@ -60,6 +60,8 @@ Scenarios:
                   sign-outs and presence changes; latency from the intended send time.
 
 Options:
+  --also-url URL        another node of the same cluster (repeatable): user i connects
+                        to the (i mod n)-th of --url and these (chat pairs span nodes)
   --users N             users (recipients for offline-burst/presence-churn/signin-storm)
   --senders S           sending sessions (offline-burst, presence-churn, signin-storm)
   --messages M          total messages (offline-burst; cap for chat/presence-churn)
@@ -216,6 +218,11 @@ std::optional<Options> parse_options(int argc, char** argv, std::string& error, 
       }
       o.scenario = std::string(a);
     } else if (a == "--url") ok = str(o.url);
+    else if (a == "--also-url") {
+      std::string u;
+      ok = str(u);
+      if (ok) o.also_urls.push_back(std::move(u));
+    }
     else if (a == "--jwt-secret-file") ok = str(o.jwt_secret_file);
     else if (a == "--users") ok = u64(o.users);
     else if (a == "--senders") ok = u64(o.senders);
@@ -291,6 +298,12 @@ std::optional<Options> parse_options(int argc, char** argv, std::string& error, 
   auto t = parse_loopback_url(o.url, error);
   if (!t) return std::nullopt;
   o.target = *t;
+  o.targets.push_back(*t);
+  for (const auto& u : o.also_urls) {
+    auto more = parse_loopback_url(u, error);
+    if (!more) return std::nullopt;
+    o.targets.push_back(*more);
+  }
   return o;
 }
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace oms::load {
 
@@ -23,6 +24,11 @@ struct Options {
   std::string scenario;
   std::string url;
   TargetUrl target;
+  // --also-url (repeatable): more servers of one cluster (contract 5). User
+  // i connects to targets[i % targets.size()] (targets[0] is --url): in
+  // chat, the two users of a pair are then on different nodes.
+  std::vector<std::string> also_urls;
+  std::vector<TargetUrl> targets;
   std::string jwt_secret_file;
 
   // Scenario sizes; 0 = the scenario's default (see scenario_defaults).
