@@ -16,38 +16,18 @@
 
 #include <fmt/format.h>
 
-#include "tests/support/harness.h"
-#include "tests/support/redis_server.h"
+#include "tests/integration/cluster_nodes.h"
 
 using namespace oms::test;
 using namespace std::chrono_literals;
 
 namespace {
 
-// Two nodes on one Redis, with one JWT secret (a token is good on both).
-struct TwoNodes {
-  RedisServer redis;
-  TempDir shared;
-  std::unique_ptr<OmsdProcess> node1, node2;
-
-  explicit TwoNodes(int node_ttl_seconds = 15) {
-    node1 = start("node1", node_ttl_seconds);
-    node2 = start("node2", node_ttl_seconds);
-  }
-
-  // Each node's data dir gets the same jwt.secret before it starts.
-  std::unique_ptr<OmsdProcess> start(const std::string& node, int ttl) {
-    const std::filesystem::path data = shared.path() / node;
-    std::filesystem::create_directories(data);
-    std::ofstream(data / "jwt.secret") << "cluster-test-secret-0123456789abcdef0123456789abcdef\n";
-    std::filesystem::permissions(data / "jwt.secret",
-                                 std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-    OmsdOptions o = with_config(fmt::format("[cluster]\nredis_url = \"{}\"\nnode_id = \"{}\"\n"
-                                            "node_ttl_seconds = {}\n",
-                                            redis.url(), node, ttl));
-    o.data_dir = data;
-    return std::make_unique<OmsdProcess>(std::move(o));
-  }
+// Two nodes on one Redis, each with its own RocksDB store.
+struct TwoNodes : ClusterNodes {
+  explicit TwoNodes(int node_ttl_seconds = 15) : ClusterNodes(2, false, node_ttl_seconds) {}
+  OmsdProcess* node1 = nodes[0].get();
+  OmsdProcess* node2 = nodes[1].get();
 };
 
 // Waits until `node` has this node's view of the others (it registered and

@@ -1,0 +1,143 @@
+// Cluster mode (protocol.md §5), delivery across nodes: two real omsd nodes
+// on one PostgreSQL database and one Redis. Every client-visible promise of
+// sections 1 and 4 holds when sender and recipient are on different nodes:
+// live, stored and missed messages, acks that empty the mailbox everywhere,
+// per-sender order, dedup across nodes, receipts, older clients.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/integration/cluster_nodes.h"
+
+using namespace oms::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct PgTwoNodes : ClusterNodes {
+  PgTwoNodes() : ClusterNodes(2, /*postgres=*/true) {}
+};
+
+Json welcome_mailbox(const WsClient& c) { return Json(c.welcome().at("mailbox").as_object()); }
+
+}  // namespace
+
+TEST_CASE("cluster delivery: a live message reaches the recipient on another node, and its ack empties the mailbox") {
+  PgTwoNodes c;
+  auto bob = sign_in(c[1], kBob);
+  wait_for_presence(c[0], kBob, "available", 10s);
+  auto alice = sign_in(c[0], kAlice);
+  const Json sent = alice->send(kBob, "hello across nodes");
+  OMS_CHECK_TYPE(sent, "sent");
+  CHECK(str_of(sent, "status") == "delivered");
+  const Json m = bob->take("message", 10s);
+  CHECK(str_of(m, "id") == str_of(sent, "id"));
+  CHECK(str_of(m, "kind") == "live");
+  CHECK(str_of(m, "body") == "hello across nodes");
+  bob->ack({str_of(m, "id")});
+  // One store: both nodes' admin endpoints see the mailbox empty.
+  wait_for_mailbox_count(c[0], kBob, 0);
+  wait_for_mailbox_count(c[1], kBob, 0);
+}
+
+TEST_CASE("cluster delivery: stored on one node, delivered at sign-in on the other") {
+  PgTwoNodes c;
+  auto alice = sign_in(c[0], kAlice);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    const Json sent = alice->send(kBob, "offline " + std::to_string(i), "cm-" + std::to_string(i));
+    REQUIRE(str_of(sent, "status") == "stored");
+    ids.push_back(str_of(sent, "id"));
+  }
+  auto bob = sign_in(c[1], kBob);
+  CHECK(int_of(welcome_mailbox(*bob), "count") == 5);
+  const auto msgs = bob->take_n("message", 5, 10s);
+  CHECK(ids_of(msgs) == ids);
+  for (const auto& m : msgs) CHECK(str_of(m, "kind") == "offline");
+  bob->ack(ids);
+  bob->take("mailbox.drained", 10s);
+  // A resend through the other node is answered with the first id (dedup
+  // lives in the shared store).
+  auto alice2 = sign_in(c[1], kAlice);
+  const Json again = alice2->send(kBob, "offline 0", "cm-0");
+  CHECK(str_of(again, "id") == ids[0]);
+}
+
+TEST_CASE("cluster delivery: a recipient in dnd on another node gets a missed notice and a missed message") {
+  PgTwoNodes c;
+  auto bob = sign_in(c[1], kBob);
+  OMS_CHECK_TYPE(bob->set_presence("dnd"), "ok");
+  wait_for_presence(c[0], kBob, "dnd", 10s);
+  auto alice = sign_in(c[0], kAlice);
+  const Json sent = alice->send(kBob, "during the meeting");
+  CHECK(str_of(sent, "status") == "missed");
+  const Json notice = bob->take("missed", 10s);
+  CHECK(str_of(notice, "id") == str_of(sent, "id"));
+  const Json m = bob->take("message", 10s);
+  CHECK(str_of(m, "kind") == "missed");
+  // Leaving dnd: the digest of what is still unacked.
+  OMS_CHECK_TYPE(bob->set_presence("available"), "ok");
+  const Json digest = bob->take("missed.summary", 10s);
+  CHECK(int_of(digest, "count") == 1);
+}
+
+TEST_CASE("cluster delivery: one sender's messages arrive in order across nodes, each once") {
+  PgTwoNodes c;
+  auto bob = sign_in(c[1], kBob);
+  wait_for_presence(c[0], kBob, "available", 10s);
+  auto alice = sign_in(c[0], kAlice);
+  auto carol = sign_in(c[1], kCarol);  // another sender, on the recipient's own node
+  constexpr int kN = 60;
+  std::vector<std::string> alice_ids;
+  for (int i = 0; i < kN; ++i) {
+    alice->send_json({{"type", "send"}, {"rid", i}, {"to", kBob}, {"body", "a" + std::to_string(i)}});
+    carol->send_json({{"type", "send"}, {"rid", i}, {"to", kBob}, {"body", "c" + std::to_string(i)}});
+  }
+  for (int i = 0; i < kN; ++i) alice_ids.push_back(str_of(alice->take("sent", 10s), "id"));
+  const auto msgs = bob->take_n("message", 2 * kN, 20s);
+  std::vector<std::string> from_alice, from_carol, all;
+  for (const auto& m : msgs) {
+    all.push_back(str_of(m, "id"));
+    (str_of(m, "from") == kAlice ? from_alice : from_carol).push_back(str_of(m, "body"));
+  }
+  std::vector<std::string> want_a, want_c;
+  for (int i = 0; i < kN; ++i) {
+    want_a.push_back("a" + std::to_string(i));
+    want_c.push_back("c" + std::to_string(i));
+  }
+  CHECK(from_alice == want_a);
+  CHECK(from_carol == want_c);
+  std::vector<std::string> ids_in_msgs;
+  for (const auto& m : msgs)
+    if (str_of(m, "from") == kAlice) ids_in_msgs.push_back(str_of(m, "id"));
+  CHECK(ids_in_msgs == alice_ids);
+  bob->ack(all);
+  bob->expect_no("message", 500ms);
+  wait_for_mailbox_count(c[0], kBob, 0);
+}
+
+TEST_CASE("cluster delivery: the sender on one node gets the receipt of an ack made on the other") {
+  PgTwoNodes c;
+  auto alice = sign_in(c[0], kAlice);
+  const Json sent = alice->send(kBob, "ack me", "cm-r");
+  REQUIRE(str_of(sent, "status") == "stored");
+  auto bob = sign_in(c[1], kBob);
+  const Json m = bob->take("message", 10s);
+  bob->ack({str_of(m, "id")});
+  const Json r = alice->take("receipt", 10s);
+  CHECK(str_of(r, "msg") == str_of(sent, "id"));
+  CHECK(str_of(r, "state") == "delivered");
+}
+
+TEST_CASE("cluster delivery: an older client on another node gets live messages") {
+  PgTwoNodes c;
+  auto bob = sign_in_older(c[1], kBob);
+  wait_for_presence(c[0], kBob, "available", 10s);
+  auto alice = sign_in(c[0], kAlice);
+  const Json sent = alice->send(kBob, "live only");
+  CHECK(str_of(sent, "status") == "delivered");
+  const Json m = bob->take("message", 10s);
+  CHECK(str_of(m, "body") == "live only");
+  CHECK(str_of(m, "kind") == "live");
+}
