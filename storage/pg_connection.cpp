@@ -129,6 +129,18 @@ std::uint64_t Rows::affected() const {
 
 Result<std::unique_ptr<Connection>> Connection::open(const std::string& dsn) {
   if (dsn.empty()) return Status::invalid_argument("postgres: no dsn ([postgres] dsn)");
+  {
+    // A malformed DSN is the configuration's fault, not the server's.
+    char* err = nullptr;
+    PQconninfoOption* parsed = PQconninfoParse(dsn.c_str(), &err);
+    if (!parsed) {
+      std::string msg = err ? err : "out of memory";
+      if (err) PQfreemem(err);
+      while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+      return Status::invalid_argument(fmt::format("postgres: bad dsn ([postgres] dsn): {}", msg));
+    }
+    PQconninfoFree(parsed);
+  }
   const char* keys[] = {"dbname", "application_name", nullptr};
   const char* values[] = {dsn.c_str(), "omsd", nullptr};
   pg_conn* c = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
@@ -137,9 +149,6 @@ Result<std::unique_ptr<Connection>> Connection::open(const std::string& dsn) {
     std::string msg = PQerrorMessage(c);
     PQfinish(c);
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-    if (msg.find("invalid connection option") != std::string::npos ||
-        msg.find("missing \"=\"") != std::string::npos || msg.find("invalid URI") != std::string::npos)
-      return Status::invalid_argument(fmt::format("postgres: bad dsn: {}", msg));
     return Status::io_error(fmt::format("postgres: cannot connect: {}", msg));
   }
   // Notices ("already exists, skipping") are not errors: not printed.
@@ -200,6 +209,13 @@ Result<Rows> Connection::exec(const std::string& sql, const Params& params) {
   const auto st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return error("a statement failed", r);
   return Rows(r);
+}
+
+Result<Rows> Connection::read(const std::string& sql, const Params& params) {
+  auto r = exec(sql, params);
+  if (r || ok()) return r;
+  if (Status s = reset(); !s) return s;
+  return exec(sql, params);
 }
 
 // ---------------------------------------------------------------------------

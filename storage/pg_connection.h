@@ -82,6 +82,10 @@ class Connection {
   // Runs `sql` (prepared on first use on this connection) with `params`.
   // Errors are io_error; sqlstate() then holds the server's SQLSTATE.
   Result<Rows> exec(const std::string& sql, const Params& params = Params());
+  // exec() for a read outside a transaction: when the connection turns
+  // out to be broken (a server restart, a failover), reconnects and runs
+  // it once more.
+  Result<Rows> read(const std::string& sql, const Params& params = Params());
   // Runs commands without parameters (BEGIN, COMMIT, SET ...).
   Status command(const char* sql);
   const std::string& sqlstate() const { return sqlstate_; }

@@ -54,7 +54,7 @@ Result<std::vector<StoredMessage>> PgMailboxStore::read(std::string_view mailbox
   p.text(mailbox).i64(static_cast<std::int64_t>(after_seq)).i64(expiry_cutoff(clock_->now_ms())).text(device)
       .i64(static_cast<std::int64_t>(std::min<std::size_t>(limit, static_cast<std::size_t>(kInt64Max))));
   auto lease = reads_->get();
-  auto r = lease->exec(sql, p);
+  auto r = lease->read(sql, p);
   if (!r) return r.status();
   out.reserve(static_cast<std::size_t>(r->size()));
   for (int i = 0; i < r->size(); ++i) out.push_back(stored(*r, i, true));
@@ -83,7 +83,7 @@ Result<MailboxSummary> PgMailboxStore::summary(std::string_view mailbox, std::st
       .i64(static_cast<std::int64_t>(std::min<std::size_t>(page, static_cast<std::size_t>(kInt64Max))))
       .boolean(missed_only);
   auto lease = reads_->get();
-  auto r = lease->exec(sql, p);
+  auto r = lease->read(sql, p);
   if (!r) return r.status();
   std::map<std::string, std::uint64_t, std::less<>> senders;
   for (int i = 0; i < r->size(); ++i) {
@@ -118,7 +118,7 @@ MailboxStats PgMailboxStore::stats(std::string_view mailbox) const {
   pg::Params p;
   p.text(mailbox);
   auto lease = reads_->get();
-  auto r = lease->exec("SELECT count, bytes, receipts FROM mailboxes WHERE mailbox = $1", p);
+  auto r = lease->read("SELECT count, bytes, receipts FROM mailboxes WHERE mailbox = $1", p);
   if (!r || r->size() == 0) return st;
   st.count = static_cast<std::uint64_t>(r->i64(0, 0));
   st.bytes = static_cast<std::uint64_t>(r->i64(0, 1));
@@ -132,7 +132,7 @@ Result<std::optional<AppendResult>> PgMailboxStore::find_duplicate(std::string_v
   pg::Params p;
   p.text(from).text(client_msg_id).i64(clock_->now_ms() - opts_.dedup_window_ms);
   auto lease = reads_->get();
-  auto r = lease->exec(
+  auto r = lease->read(
       "SELECT mailbox, seq, sent_at_ms, payload FROM dedup WHERE from_user = $1 AND client_msg_id = $2 "
       "AND created_ms > $3",
       p);
@@ -152,7 +152,7 @@ bool PgMailboxStore::device_known(std::string_view user, std::string_view device
   pg::Params p;
   p.text(user).text(device);
   auto lease = reads_->get();
-  auto r = lease->exec("SELECT 1 FROM devices WHERE user_id = $1 AND device = $2", p);
+  auto r = lease->read("SELECT 1 FROM devices WHERE user_id = $1 AND device = $2", p);
   return !r || r->size() > 0;  // a failed read is not a removal
 }
 
@@ -162,7 +162,7 @@ Result<std::vector<DeviceRecord>> PgMailboxStore::devices(std::string_view user)
   pg::Params p;
   p.text(user);
   auto lease = reads_->get();
-  auto r = lease->exec(
+  auto r = lease->read(
       "SELECT device, first_seen_ms, last_seen_ms, capable FROM devices WHERE user_id = $1 ORDER BY device", p);
   if (!r) return r.status();
   const std::int64_t now = clock_->now_ms();

@@ -193,18 +193,23 @@ WriteBatcher::Followers PgMailboxStore::commit(std::vector<WriteRequest>& reques
 }
 
 Status PgMailboxStore::run_batch(Batch& b, std::vector<WriteRequest>& requests, std::vector<WriteOutcome>& outcomes) {
-  if (!writer_conn_->ok() || !session_set_) {
-    if (!writer_conn_->ok())
-      if (Status s = writer_conn_->reset(); !s) return s;
-    // Benchmarks only: COMMIT returns before the WAL is flushed.
-    if (Status s = writer_conn_->command(opts_.sync ? "SET synchronous_commit = on" : "SET synchronous_commit = off");
-        !s)
-      return s;
-    session_set_ = true;
-  }
-  if (Status s = writer_conn_->command("BEGIN"); !s) {
+  // A connection found broken only at BEGIN (nothing of the batch sent):
+  // reconnect and begin again, once.
+  for (int tries = 0;; ++tries) {
+    if (!writer_conn_->ok() || !session_set_) {
+      if (!writer_conn_->ok())
+        if (Status s = writer_conn_->reset(); !s) return s;
+      // Benchmarks only: COMMIT returns before the WAL is flushed.
+      if (Status s = writer_conn_->command(opts_.sync ? "SET synchronous_commit = on"
+                                                      : "SET synchronous_commit = off");
+          !s)
+        return s;
+      session_set_ = true;
+    }
+    Status s = writer_conn_->command("BEGIN");
+    if (s) break;
     session_set_ = false;
-    return s;
+    if (writer_conn_->ok() || tries == 1) return s;
   }
   b.open = true;
   if (Status s = prepare(b, requests); !s) return s;
