@@ -23,6 +23,9 @@
 //                     yield-spinning instead of blocking (as RocksDB's own
 //                     write-group followers do; see the note below)
 //   --keep            do not delete the databases afterwards
+//   --postgres DSN    the group-commit runs use the PostgreSQL back end on
+//                     DSN (a database of its own: its tables fill up)
+//                     instead of RocksDB; "plain" stays RocksDB
 //
 // For each producer count P:
 //   group:   P threads, each a closed loop (one append in flight: append, wait
@@ -78,13 +81,14 @@ struct Args {
   std::uint64_t max_ops = 5'000'000;
   bool keep = false;
   bool spin_wait = false;
+  std::string postgres_dsn;
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "oms-store-bench: %s\n"
                "usage: oms-store-bench [--dir DIR] [--seconds S] [--body-bytes N]\n"
-               "                       [--producers 1,8,64] [--max-ops N] [--keep]\n",
+               "                       [--producers 1,8,64] [--max-ops N] [--keep] [--postgres DSN]\n",
                why);
   std::exit(2);
 }
@@ -121,6 +125,8 @@ Args parse_args(int argc, char** argv) {
       if (a.max_ops == 0) usage("--max-ops must be > 0");
     } else if (arg == "--spin-wait") {
       a.spin_wait = true;
+    } else if (arg == "--postgres") {
+      a.postgres_dsn = value();
     } else if (arg == "--keep") {
       a.keep = true;
     } else if (arg == "--help" || arg == "-h") {
@@ -217,6 +223,10 @@ std::string recipient(std::uint64_t x) { return fmt::format("user{}@bench.exampl
 RunResult run_group_commit(const fs::path& dir, int producers, const Args& args) {
   oms::storage::StoreOptions o;
   o.path = dir.string();
+  if (!args.postgres_dsn.empty()) {
+    o.backend = oms::storage::Backend::kPostgres;
+    o.postgres_dsn = args.postgres_dsn;
+  }
   o.sync = true;
   o.max_messages = UINT64_MAX / 2;
   o.max_bytes = UINT64_MAX / 2;
