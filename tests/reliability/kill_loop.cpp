@@ -452,7 +452,8 @@ int main(int argc, char** argv) {
             "> 0 (the checker sees loss)");
     } else {
       pass = kills >= want_kills && restart_failures == 0 && drain_failures == 0 && d.lost == 0 &&
-             d.unexpected == 0 && d.duplicated == 0 && d.reordered == 0 && d.dup_after_ok == 0 &&
+             d.unexpected == 0 && d.duplicated == 0 && d.reordered == 0 && d.session_repeats == 0 &&
+             d.dup_after_ok == 0 &&
              d.ack_errors == 0 && resurrected == 0 && left == 0 && acked > 0 && rc.missing == 0 &&
              rc.excused == 0 && rc.duplicate == 0 && rc.wrong == 0 && rc.for_live == 0 && between_missing == 0 &&
              between_incomplete == 0 && (want_kills < 4 || between_kills > 0);
@@ -479,6 +480,7 @@ int main(int argc, char** argv) {
     f.add("**unexpected** (never sent / other content / other id)", d.unexpected, "0");
     f.add("**duplicated** (one send under two ids)", d.duplicated, "0");
     f.add("**reordered** (per sender and device)", d.reordered, "0");
+    f.add("the same id twice in one session", d.session_repeats, "0");
     f.add("between kills: ids acked with ok by the first device", between_acked);
     f.add("between kills: of those, not delivered to the other device", between_missing, "0");
     f.add("between kills: of those, delivered to the first device again", between_redelivered, "0");

@@ -27,8 +27,16 @@ Json hello_as(test::WsClient& c, std::string_view token, std::string_view device
   return r;
 }
 
-std::string sender_user(std::size_t i) { return fmt::format("sender{}@contoso.com", i); }
-std::string recipient_user(std::size_t j) { return fmt::format("rcpt{}@contoso.com", j); }
+namespace {
+std::string& user_prefix() {
+  static std::string prefix;
+  return prefix;
+}
+}  // namespace
+
+void set_user_prefix(std::string prefix) { user_prefix() = std::move(prefix); }
+std::string sender_user(std::size_t i) { return fmt::format("{}sender{}@contoso.com", user_prefix(), i); }
+std::string recipient_user(std::size_t j) { return fmt::format("{}rcpt{}@contoso.com", user_prefix(), j); }
 std::size_t recipient_of(std::size_t i, std::uint64_t k, std::size_t recipients) {
   return (i + k) % recipients;
 }
@@ -80,86 +88,102 @@ void note(DeviceLog& log, std::string line) {
 
 }  // namespace
 
+DeviceStream::DeviceStream(test::WsClient& c, DeviceLog* log, std::vector<ReceiptSeen>* receipts)
+    : c_(c), log_(log), receipts_(receipts), last_frame_(Clock::now()) {
+  if (log_) ++log_->sessions;
+}
+
+DeviceStream::Pumped DeviceStream::pump(std::chrono::milliseconds wait) {
+  auto f = c_.try_recv(wait);
+  if (!f) return c_.is_open() ? Pumped::kQuiet : Pumped::kGone;
+  std::vector<Json> frames{std::move(*f)};
+  c_.poll();
+  while (auto g = c_.try_recv(0ms)) frames.push_back(std::move(*g));
+  const auto now = Clock::now();
+  last_frame_ = now;
+  std::vector<std::string> to_ack;
+  for (const Json& fr : frames) {
+    const std::string type = test::type_of(fr);
+    if (type == "message" && log_) {
+      DeviceLog& log = *log_;
+      Delivered d{test::str_of(fr, "id"), test::str_of(fr, "from"), test::str_of(fr, "body"), now};
+      ++log.deliveries;
+      if (log.ok.count(d.id)) {
+        ++log.dup_after_ok;
+        note(log, fmt::format("{}/{}: {} delivered again after its ack got ok",
+                              recipient_user(log.recipient), log.device, d.id));
+      }
+      std::size_t i = 0, j = 0;
+      std::uint64_t k = 0;
+      if (!session_ids_.insert(d.id).second) {
+        ++log.session_repeats;
+        note(log, fmt::format("{}/{}: {} twice in one session", recipient_user(log.recipient),
+                              log.device, d.id));
+      } else if (parse_body(d.body, i, k, j)) {
+        auto [pos, fresh] = session_last_k_.emplace(i, k);
+        if (!fresh) {
+          if (k <= pos->second) {
+            ++log.session_reordered;
+            note(log, fmt::format("{}/{}: in one session s{}-{} after s{}-{}",
+                                  recipient_user(log.recipient), log.device, i, k, i, pos->second));
+          }
+          pos->second = k;
+        }
+      }
+      if (log.seen.insert(d.id).second) log.first.push_back(d);
+      else ++log.redelivered;
+      to_ack.push_back(d.id);
+    } else if (type == "receipt") {
+      ReceiptSeen r = receipt_of(fr);
+      to_ack.push_back(r.id);
+      if (receipts_) receipts_->push_back(std::move(r));
+    } else if (type == "ok" || type == "error") {
+      auto it = pending_.find(rid_of(fr));
+      if (it == pending_.end()) continue;
+      if (type == "ok") {
+        ++oks_;
+        if (log_) {
+          ++log_->oks;
+          log_->ok.insert(it->second.begin(), it->second.end());
+        }
+      } else if (log_) {
+        ++log_->ack_errors;
+        note(*log_, "ack refused: " + test::to_text(fr));
+      }
+      pending_.erase(it);
+    } else if (type == "mailbox.drained") {
+      drained_ = true;
+    }
+  }
+  if (!to_ack.empty()) {
+    const auto rid = c_.next_rid();
+    Json ack{{"type", "ack"}, {"rid", rid}, {"ids", test::str_array(to_ack)}};
+    if (c_.try_send_text(boost::json::serialize(ack))) return Pumped::kGone;  // the connection is gone
+    pending_[rid.as_int64()] = to_ack;
+    if (log_) {
+      ++log_->acks;
+      log_->ack_sent.insert(to_ack.begin(), to_ack.end());
+    }
+  }
+  return Pumped::kFrames;
+}
+
 DrainOutcome drain(test::WsClient& c, DeviceLog* log, std::vector<ReceiptSeen>* receipts,
                    std::uint64_t stop_after_oks, Clock::duration limit) {
   DrainOutcome out;
-  if (log) ++log->sessions;
-  std::map<std::int64_t, std::vector<std::string>> pending;  // rid -> ids of an unanswered ack
-  std::map<std::size_t, std::uint64_t> session_last_k;        // sender -> last k this session
-  bool drained = false;
+  DeviceStream s(c, log, receipts);
   const auto end = Clock::now() + limit;
   while (Clock::now() < end) {
-    if (drained && pending.empty()) {
+    if (s.drained()) {
       out.drained = true;
       break;
     }
-    if (out.oks >= stop_after_oks) break;
+    if (s.oks() >= stop_after_oks) break;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
-    auto f = c.try_recv(std::min<std::chrono::milliseconds>(left, 10s));
-    if (!f) break;
-    std::vector<Json> frames{std::move(*f)};
-    c.poll();
-    while (auto g = c.try_recv(0ms)) frames.push_back(std::move(*g));
-    std::vector<std::string> to_ack;
-    for (const Json& fr : frames) {
-      const std::string type = test::type_of(fr);
-      if (type == "message" && log) {
-        Delivered d{test::str_of(fr, "id"), test::str_of(fr, "from"), test::str_of(fr, "body")};
-        ++log->deliveries;
-        if (log->ok.count(d.id)) {
-          ++log->dup_after_ok;
-          note(*log, fmt::format("{}/{}: {} delivered again after its ack got ok",
-                                 recipient_user(log->recipient), log->device, d.id));
-        }
-        std::size_t i = 0, j = 0;
-        std::uint64_t k = 0;
-        if (parse_body(d.body, i, k, j)) {
-          auto [pos, fresh] = session_last_k.emplace(i, k);
-          if (!fresh) {
-            if (k <= pos->second) {
-              ++log->session_reordered;
-              note(*log, fmt::format("{}/{}: in one session s{}-{} after s{}-{}",
-                                     recipient_user(log->recipient), log->device, i, k, i, pos->second));
-            }
-            pos->second = k;
-          }
-        }
-        if (log->seen.insert(d.id).second) log->first.push_back(d);
-        else ++log->redelivered;
-        to_ack.push_back(d.id);
-      } else if (type == "receipt") {
-        ReceiptSeen r = receipt_of(fr);
-        to_ack.push_back(r.id);
-        if (receipts) receipts->push_back(std::move(r));
-      } else if (type == "ok" || type == "error") {
-        auto it = pending.find(rid_of(fr));
-        if (it == pending.end()) continue;
-        if (type == "ok") {
-          ++out.oks;
-          if (log) {
-            ++log->oks;
-            log->ok.insert(it->second.begin(), it->second.end());
-          }
-        } else if (log) {
-          ++log->ack_errors;
-          note(*log, "ack refused: " + test::to_text(fr));
-        }
-        pending.erase(it);
-      } else if (type == "mailbox.drained") {
-        drained = true;
-      }
-    }
-    if (!to_ack.empty()) {
-      const auto rid = c.next_rid();
-      Json ack{{"type", "ack"}, {"rid", rid}, {"ids", test::str_array(to_ack)}};
-      if (c.try_send_text(boost::json::serialize(ack))) break;  // the connection is gone
-      pending[rid.as_int64()] = to_ack;
-      if (log) {
-        ++log->acks;
-        log->ack_sent.insert(to_ack.begin(), to_ack.end());
-      }
-    }
+    // Nothing for 10 s, the connection gone or an ack not written: done.
+    if (s.pump(std::min<std::chrono::milliseconds>(left, 10s)) != DeviceStream::Pumped::kFrames) break;
   }
+  out.oks = s.oks();
   return out;
 }
 
@@ -176,6 +200,7 @@ DeliveryFigures check_deliveries(const std::vector<SenderLog>& senders,
     f.redelivered += dev.redelivered;
     f.dup_after_ok += dev.dup_after_ok;
     f.reordered += dev.session_reordered;
+    f.session_repeats += dev.session_repeats;
     f.acks += dev.acks;
     f.oks += dev.oks;
     f.ack_errors += dev.ack_errors;

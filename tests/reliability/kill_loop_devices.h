@@ -1,7 +1,9 @@
 // Devices and receipts in the kill loop (contract 4.1, 4.2): the naming
 // scheme of the synthetic traffic, what each recipient device was delivered
 // and acked, the receipts the senders got, and the checks over them
-// (kill_loop.cpp drives the run).
+// (kill_loop.cpp drives the run). Shared with the cluster fault checker
+// (tests/cluster/cluster_faults.cpp, library oms_delivery_check): it keeps its
+// devices online (DeviceStream) and names its users under a prefix per run.
 #pragma once
 
 #include <chrono>
@@ -26,6 +28,11 @@ inline constexpr const char* kSenderDevice = "phone";
 // → the welcome frame; throws on anything else.
 test::Json hello_as(test::WsClient& c, std::string_view token, std::string_view device);
 
+// Every user name below starts with this prefix ("" by default): runs that
+// share one store (a cluster) use a fresh one each, so that neither the
+// dedup index nor a mailbox sees an earlier run. Set it before any thread starts.
+void set_user_prefix(std::string prefix);
+
 std::string sender_user(std::size_t i);
 std::string recipient_user(std::size_t j);
 std::size_t recipient_of(std::size_t i, std::uint64_t k, std::size_t recipients);
@@ -37,6 +44,7 @@ bool parse_cmid(const std::string& cmid, std::size_t& i, std::uint64_t& k);
 
 struct Delivered {
   std::string id, from, body;
+  Clock::time_point at{};  // when the frame was taken from the socket
 };
 
 struct ReceiptSeen {
@@ -70,6 +78,9 @@ struct DeviceLog {
   std::set<std::string> ok;        // ids whose ack was answered `ok`
   std::uint64_t sessions = 0, deliveries = 0, redelivered = 0, dup_after_ok = 0,
                 session_reordered = 0, acks = 0, oks = 0, ack_errors = 0;
+  // The same id twice in one session (not an order violation: the client
+  // drops it by id; counted apart, and the kill loop requires 0).
+  std::uint64_t session_repeats = 0;
   std::vector<std::string> examples;
 };
 
@@ -78,7 +89,42 @@ struct DrainOutcome {
   std::uint64_t oks = 0;
 };
 
-// Receives on a signed-in session and acks, each ack with a rid, whatever
+// One signed-in session of a device (or of a sender, for its receipts):
+// records message frames into `log` (may be null) and receipt frames into
+// `receipts` (may be null), acks each batch that arrived with a rid, and
+// matches the ok/error replies. Per session: a sender's messages must come
+// in k order (a repeat of an id of this session is counted apart).
+class DeviceStream {
+ public:
+  DeviceStream(test::WsClient& c, DeviceLog* log, std::vector<ReceiptSeen>* receipts);
+  enum class Pumped {
+    kFrames,  // frames came (and were processed)
+    kQuiet,   // nothing within the wait
+    kGone,    // the connection ended (or an ack could not be written)
+  };
+  // Waits up to `wait` for one frame, then takes whatever else already
+  // arrived, processes it all and sends one ack for it.
+  Pumped pump(std::chrono::milliseconds wait);
+  // mailbox.drained came and every ack was answered.
+  bool drained() const { return drained_ && pending_.empty(); }
+  std::uint64_t oks() const { return oks_; }
+  std::size_t acks_unanswered() const { return pending_.size(); }
+  // When the last frame (of any type) came; the stream's start before one.
+  Clock::time_point last_frame() const { return last_frame_; }
+
+ private:
+  test::WsClient& c_;
+  DeviceLog* log_;
+  std::vector<ReceiptSeen>* receipts_;
+  std::map<std::int64_t, std::vector<std::string>> pending_;  // rid -> ids of an unanswered ack
+  std::map<std::size_t, std::uint64_t> session_last_k_;        // sender -> last new k this session
+  std::set<std::string> session_ids_;                          // ids delivered in this session
+  bool drained_ = false;
+  std::uint64_t oks_ = 0;
+  Clock::time_point last_frame_;
+};
+
+// Receives on a signed-in session and acks (a DeviceStream), each ack with a rid, whatever
 // arrives: message frames into `log` (may be null), receipt frames into
 // `receipts` (may be null). Returns once mailbox.drained came and every ack
 // was answered, after `stop_after_oks` ok replies (acks may then still be in
@@ -89,6 +135,7 @@ DrainOutcome drain(test::WsClient& c, DeviceLog* log, std::vector<ReceiptSeen>* 
 // Per-device delivery checks over the whole run (Jepsen terms, per device).
 struct DeliveryFigures {
   std::uint64_t delivered = 0;      // distinct ids, summed over devices
+  std::uint64_t session_repeats = 0;  // the same id twice in one session
   std::uint64_t redelivered = 0;    // the same id to the same device again (not acked with ok)
   std::uint64_t dup_after_ok = 0;   // delivered to a device again after its ack got ok
   std::uint64_t lost = 0;           // confirmed, never delivered to some device (per device)
