@@ -136,14 +136,16 @@ void PgMailboxStore::sweep_chunk() {
       if (r) {
         sweep->removed += *r;
         answer = sweep->removed;
-        if (sweep_more_.load()) {
-          sweep_more_.store(false);
-          sweep_chunk();  // (enqueues only: never waits for the write)
-          return;
-        }
       }
-      waiters.swap(sweep->waiters);
-      sweep->running = false;
+      if (!r || !sweep_more_.exchange(false)) {
+        waiters.swap(sweep->waiters);
+        sweep->running = false;
+      }
+    }
+    // (Outside the lock: a refused enqueue answers on this thread.)
+    if (waiters.empty()) {
+      sweep_chunk();  // enqueues only: never waits for the write
+      return;
     }
     for (auto& w : waiters)
       if (w) w(answer);

@@ -168,4 +168,50 @@ TEST_CASE("postgres: after a lost connection the writer reconnects and nothing i
   CHECK(store->stats("bob").count == 2);
 }
 
+TEST_CASE("postgres: one sweep removes more expired rows than a chunk holds, in several writer requests") {
+  TempDir dir("oms-pg-sweep-chunks");
+  ManualClock clock;
+  StoreOptions o = pg_options_in(dir);
+  o.clock = &clock;
+  o.ttl_ms_override = 1000;
+  o.max_messages = 10'000;
+  auto store = open_mailboxes(o);
+  constexpr int kMessages = 2500;  // 3 chunks of kSweepChunk (1000)
+  CompletionLatch latch(kMessages);
+  for (int i = 0; i < kMessages; ++i)
+    store->append(message(fmt::format("u{}", i % 7), "alice", "old", fmt::format("id{}", i)),
+                  [&](Result<AppendResult> r) {
+                    CHECK(r.is_ok());
+                    latch.count_down();
+                  });
+  latch.wait();
+  clock.advance_ms(600);
+  append_ok(*store, message("u0", "alice", "young"));
+  clock.advance_ms(401);
+  // Two sweeps asked at once share the run.
+  std::promise<Result<std::uint64_t>> second;
+  auto second_f = second.get_future();
+  std::promise<Result<std::uint64_t>> first;
+  auto first_f = first.get_future();
+  store->sweep_expired([&](Result<std::uint64_t> r) { first.set_value(r); });
+  store->sweep_expired([&](Result<std::uint64_t> r) { second.set_value(r); });
+  auto r1 = wait_result(first_f), r2 = wait_result(second_f);
+  REQUIRE(r1.is_ok());
+  REQUIRE(r2.is_ok());
+  CHECK(*r1 == kMessages);
+  CHECK(*r2 == kMessages);
+  CHECK(store->counters().expired_removed == kMessages);
+  CHECK(store->counters().total_messages == 1);
+  std::uint64_t counted = 0;
+  for (int u = 0; u < 7; ++u) counted += store->stats(fmt::format("u{}", u)).count;
+  CHECK(counted == 1);
+  clock.advance_ms(1000);
+  CHECK(*sweep_wait(*store) == 1);
+  auto c = connect(o);
+  auto left = c->exec("SELECT (SELECT count(*) FROM messages)::int8, (SELECT count(*) FROM dedup)::int8");
+  REQUIRE(left.is_ok());
+  CHECK(left->i64(0, 0) == 0);
+  CHECK(left->i64(0, 1) == kMessages);  // the dedup window (24 h) is not over
+}
+
 }  // TEST_SUITE
