@@ -668,7 +668,11 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     // A message stored since the scan began reached this session before it
     // was signed in and was dropped: then one more read after this page
     // catches it.
-    window_.scan_returned(ctx_.store->last_seq());
+    // In cluster mode other nodes commit to this mailbox, and this node's
+    // last_seq() does not see their seqs; their hints (and the poke after
+    // this user's channel subscription) that came while signing in were
+    // dropped too: always read once more.
+    window_.scan_returned(ctx_.cluster ? std::numeric_limits<std::uint64_t>::max() : ctx_.store->last_seq());
     on_page(std::move(page));
   }
 
