@@ -211,6 +211,86 @@ Result<Rows> Connection::exec(const std::string& sql, const Params& params) {
   return Rows(r);
 }
 
+Result<std::vector<Rows>> Connection::pipeline(const std::vector<Step>& steps) {
+  sqlstate_.clear();
+  if (PQenterPipelineMode(c_) != 1) return error("entering pipeline mode", nullptr);
+  // What was sent, in order: a prepare (true) or a statement (false).
+  struct Sent {
+    bool prepare;
+    std::size_t step;
+    std::string name;
+  };
+  std::vector<Sent> sent;
+  std::unordered_map<std::string, std::string> preparing;  // sql -> name, sent in this pipeline
+  bool send_failed = false;
+  for (std::size_t i = 0; i < steps.size() && !send_failed; ++i) {
+    const Step& st = steps[i];
+    const Params& params = *st.params;
+    const int n = static_cast<int>(params.size());
+    std::vector<const char*> values(static_cast<std::size_t>(n));
+    std::vector<int> lengths(static_cast<std::size_t>(n)), formats(static_cast<std::size_t>(n), 1);
+    for (std::size_t k = 0; k < static_cast<std::size_t>(n); ++k) {
+      values[k] = params.values()[k].data();
+      lengths[k] = static_cast<int>(params.values()[k].size());
+    }
+    if (!st.prepare) {
+      send_failed = PQsendQueryParams(c_, st.sql->c_str(), n, params.types().data(), values.data(), lengths.data(),
+                                      formats.data(), 1) != 1;
+      sent.push_back({false, i, {}});
+      continue;
+    }
+    std::string name;
+    if (auto it = prepared_.find(*st.sql); it != prepared_.end()) {
+      name = it->second;
+    } else if (auto p = preparing.find(*st.sql); p != preparing.end()) {
+      name = p->second;
+    } else {
+      name = fmt::format("oms{}", prepared_.size() + preparing.size() + 1);
+      send_failed = PQsendPrepare(c_, name.c_str(), st.sql->c_str(), n, params.types().data()) != 1;
+      preparing.emplace(*st.sql, name);
+      sent.push_back({true, i, name});
+    }
+    if (!send_failed)
+      send_failed = PQsendQueryPrepared(c_, name.c_str(), n, values.data(), lengths.data(), formats.data(), 1) != 1;
+    sent.push_back({false, i, {}});
+  }
+  if (!send_failed) send_failed = PQpipelineSync(c_) != 1;
+  if (send_failed) {
+    Status s = error("sending a pipeline", nullptr);
+    return s;  // (the connection is unusable: reset() before the next use)
+  }
+  std::vector<Rows> out(steps.size());
+  Status first_error;
+  for (const Sent& x : sent) {
+    pg_result* r = PQgetResult(c_);
+    if (!r) return error("reading a pipeline", nullptr);
+    const auto st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+      if (x.prepare) {
+        prepared_.emplace(*steps[x.step].sql, x.name);
+        PQclear(r);
+      } else {
+        out[x.step] = Rows(r);
+      }
+    } else if (st == PGRES_PIPELINE_ABORTED) {
+      PQclear(r);
+    } else if (first_error.is_ok()) {
+      first_error = error(x.prepare ? "preparing a statement" : "a statement failed", r);
+    } else {
+      PQclear(r);
+    }
+    while (pg_result* extra = PQgetResult(c_)) PQclear(extra);  // the end of this one's results
+  }
+  const std::string state = sqlstate_;
+  pg_result* sync = PQgetResult(c_);
+  const bool synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+  if (sync) PQclear(sync);
+  if (!synced || PQexitPipelineMode(c_) != 1) return error("leaving pipeline mode", nullptr);
+  sqlstate_ = state;
+  if (!first_error.is_ok()) return first_error;
+  return out;
+}
+
 Result<Rows> Connection::read(const std::string& sql, const Params& params) {
   auto r = exec(sql, params);
   if (r || ok()) return r;

@@ -82,6 +82,16 @@ class Connection {
   // Runs `sql` (prepared on first use on this connection) with `params`.
   // Errors are io_error; sqlstate() then holds the server's SQLSTATE.
   Result<Rows> exec(const std::string& sql, const Params& params = Params());
+  // Runs the statements in order in one round trip (libpq pipeline mode):
+  // their rows, or the first error (the statements after it do not run;
+  // inside a transaction, the transaction is then aborted). A statement
+  // with `prepare` false is sent unnamed (BEGIN, COMMIT).
+  struct Step {
+    const std::string* sql;
+    const Params* params;
+    bool prepare = true;
+  };
+  Result<std::vector<Rows>> pipeline(const std::vector<Step>& steps);
   // exec() for a read outside a transaction: when the connection turns
   // out to be broken (a server restart, a failover), reconnects and runs
   // it once more.

@@ -38,6 +38,50 @@ SELECT f, c, m, s, t, t, p FROM unnest($1::text[], $2::text[], $3::text[], $4::i
 ON CONFLICT (from_user, client_msg_id) DO UPDATE SET mailbox = EXCLUDED.mailbox, seq = EXCLUDED.seq,
   sent_at_ms = EXCLUDED.sent_at_ms, created_ms = EXCLUDED.created_ms, payload = EXCLUDED.payload)sql";
 
+// Locks (and creates) mailbox rows, in the array's (byte) order, so that
+// two batches never wait on each other in a cycle over these rows.
+const std::string kLockMailboxes =
+    "INSERT INTO mailboxes (mailbox) SELECT * FROM unnest($1::text[]) "
+    "ON CONFLICT (mailbox) DO UPDATE SET mailbox = EXCLUDED.mailbox "
+    "RETURNING mailbox, next_mseq, count, bytes, receipts";
+const std::string kNextSeqs = "SELECT nextval('oms_seq') FROM generate_series(1, $1::int8)";
+const std::string kWriteTotals =
+    "UPDATE mailboxes m SET next_mseq = t.n, count = t.c, bytes = t.b, receipts = t.r "
+    "FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) AS t(m, n, c, b, r) "
+    "WHERE m.mailbox = t.m";
+
+pg::Params row_params(const pg_detail::Rows& r) {
+  pg::Params p;
+  p.text_array(r.mailbox).i64_array(r.seq).i64_array(r.mseq).i64_array(r.sent_at_ms).i16_array(r.kind)
+      .text_array(r.from).text_array(r.reason).bytes_array(r.body).text_array(r.client_msg_id)
+      .bool_array(r.want_receipt).i16_array(r.receipt_state).i64_array(r.receipt_msg_seq).text_array(r.receipt_to);
+  return p;
+}
+
+pg::Params dedup_params(const pg_detail::DedupRows& d) {
+  pg::Params p;
+  p.text_array(d.from).text_array(d.client_msg_id).text_array(d.mailbox).i64_array(d.seq).i64_array(d.sent_at_ms)
+      .bytes_array(d.payload);
+  return p;
+}
+
+// The changed totals (no parameters when none changed).
+pg::Params totals_params(const pg_detail::Batch& b) {
+  std::vector<std::string> names;
+  std::vector<std::int64_t> next, count, bytes, receipts;
+  for (const auto& [mailbox, t] : b.locked) {
+    if (!t.dirty) continue;
+    names.push_back(mailbox);
+    next.push_back(t.next_mseq);
+    count.push_back(t.count);
+    bytes.push_back(t.bytes);
+    receipts.push_back(t.receipts);
+  }
+  pg::Params p;
+  if (!names.empty()) p.text_array(names).i64_array(next).i64_array(count).i64_array(bytes).i64_array(receipts);
+  return p;
+}
+
 }  // namespace
 
 using pg_detail::Batch;
@@ -143,13 +187,13 @@ WriteBatcher::Followers PgMailboxStore::commit(std::vector<WriteRequest>& reques
     outcomes.clear();
     const auto t0 = std::chrono::steady_clock::now();
     status = run_batch(b, requests, outcomes);
-    if (status.is_ok() && b.wrote && opts_.inject_write_error) status = opts_.inject_write_error();
-    if (status.is_ok() && b.open) {
-      status = writer_conn_->command("COMMIT");
-      b.sqlstate = writer_conn_->sqlstate();
-    } else if (b.open) {
-      (void)writer_conn_->command("ROLLBACK");
+    if (status.is_ok()) {
+      b.wrote = b.wrote || !b.rows.empty() || !b.dedup_rows.empty() ||
+                std::any_of(b.locked.begin(), b.locked.end(), [](const auto& m) { return m.second.dirty; });
+      if (b.wrote && opts_.inject_write_error) status = opts_.inject_write_error();
     }
+    if (status.is_ok()) status = finish(b);  // the queued rows, the totals and COMMIT
+    if (!status.is_ok() && b.open) (void)writer_conn_->command("ROLLBACK");
     micros = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
     if (status.is_ok() || attempt == kMaxAttempts || !pg::retryable(b.sqlstate)) break;
     undo_sessions(b);
@@ -193,7 +237,7 @@ WriteBatcher::Followers PgMailboxStore::commit(std::vector<WriteRequest>& reques
 }
 
 Status PgMailboxStore::run_batch(Batch& b, std::vector<WriteRequest>& requests, std::vector<WriteOutcome>& outcomes) {
-  // A connection found broken only at BEGIN (nothing of the batch sent):
+  // A connection found broken only now (nothing of the batch committed):
   // reconnect and begin again, once.
   for (int tries = 0;; ++tries) {
     if (!writer_conn_->ok() || !session_set_) {
@@ -206,28 +250,35 @@ Status PgMailboxStore::run_batch(Batch& b, std::vector<WriteRequest>& requests, 
         return s;
       session_set_ = true;
     }
-    Status s = writer_conn_->command("BEGIN");
+    Status s = begin(b, requests);
+    b.open = writer_conn_->ok();
     if (s) break;
+    if (b.open || tries == 1) return s;
     session_set_ = false;
-    if (writer_conn_->ok() || tries == 1) return s;
+    b.failed = Status::ok();
   }
-  b.open = true;
-  if (Status s = prepare(b, requests); !s) return s;
   for (auto& r : requests) {
     if (!b.failed.is_ok()) return b.failed;
     b.request = outcomes.size();
     outcomes.push_back(std::visit([&](auto& op) { return apply(b, op); }, r));
   }
-  if (!b.failed.is_ok()) return b.failed;
-  if (Status s = flush(b); !s) return s;
-  return write_totals(b);
+  return b.failed;
 }
 
-// Locks the mailboxes the batch appends to and the dedup keys it uses,
-// reads those dedup entries, then takes the appends' sequence numbers.
-Status PgMailboxStore::prepare(Batch& b, std::vector<WriteRequest>& requests) {
+// One round trip (a pipeline): BEGIN, then lock the mailboxes the batch
+// appends to and the dedup keys it uses, read those dedup entries, and
+// take the appends' sequence numbers (after the locks: see the header).
+Status PgMailboxStore::begin(Batch& b, std::vector<WriteRequest>& requests) {
+  static const std::string kBegin = "BEGIN";
+  static const std::string kLockDedup =
+      "SELECT pg_advisory_xact_lock(7302515, h) FROM (SELECT DISTINCT hashtext(f || '/' || c) AS h "
+      "FROM unnest($1::text[], $2::text[]) AS k(f, c) ORDER BY 1) s";
+  static const std::string kReadDedup =
+      "SELECT d.from_user, d.client_msg_id, d.mailbox, d.seq, d.sent_at_ms, d.created_ms, d.payload "
+      "FROM dedup d JOIN unnest($1::text[], $2::text[]) AS k(f, c) ON d.from_user = k.f AND d.client_msg_id = k.c";
   std::vector<std::string> mailboxes;
   std::vector<std::string> from, ids;
+  b.appends_left = 0;
   for (auto& r : requests) {
     auto* a = std::get_if<AppendOp>(&r);
     if (!a || !valid_mailbox(a->req.mailbox)) continue;
@@ -239,35 +290,79 @@ Status PgMailboxStore::prepare(Batch& b, std::vector<WriteRequest>& requests) {
       ids.push_back(a->req.client_msg_id);
     }
   }
-  if (mailboxes.empty()) return Status::ok();
-  if (Status s = lock_mailboxes(b, std::move(mailboxes)); !s) return s;
+  std::sort(mailboxes.begin(), mailboxes.end());
+  mailboxes.erase(std::unique(mailboxes.begin(), mailboxes.end()), mailboxes.end());
+  const pg::Params none;
+  pg::Params lock, keys, count;
+  lock.text_array(mailboxes);
+  keys.text_array(from).text_array(ids);
+  count.i64(static_cast<std::int64_t>(b.appends_left));
+  std::vector<pg::Connection::Step> steps{{&kBegin, &none, false}};
+  if (!mailboxes.empty()) steps.push_back({&kLockMailboxes, &lock});
   if (!from.empty()) {
-    pg::Params p;
-    p.text_array(from).text_array(ids);
     // Two nodes storing the same (from, client_msg_id) meet here: the
     // second waits for the first's COMMIT, then reads its entry.
-    if (!exec(b, "SELECT pg_advisory_xact_lock(7302515, h) FROM (SELECT DISTINCT hashtext(f || '/' || c) AS h "
-                 "FROM unnest($1::text[], $2::text[]) AS k(f, c) ORDER BY 1) s",
-              p))
-      return b.failed;
-    auto found = exec(b,
-                      "SELECT d.from_user, d.client_msg_id, d.mailbox, d.seq, d.sent_at_ms, d.created_ms, d.payload "
-                      "FROM dedup d JOIN unnest($1::text[], $2::text[]) AS k(f, c) "
-                      "ON d.from_user = k.f AND d.client_msg_id = k.c",
-                      p);
-    if (!found) return b.failed;
-    for (int i = 0; i < found->size(); ++i) {
-      AppendResult r;
-      r.mailbox = std::string(found->str(i, 2));
-      r.seq = static_cast<std::uint64_t>(found->i64(i, 3));
-      r.sent_at_ms = found->i64(i, 4);
-      r.duplicate = true;
-      r.dedup_payload = std::string(found->str(i, 6));
-      const std::string key = dedup_id(found->str(i, 0), found->str(i, 1));
-      b.dedup_created[key] = found->i64(i, 5);
-      b.dedup.insert_or_assign(key, std::move(r));
+    steps.push_back({&kLockDedup, &keys});
+    steps.push_back({&kReadDedup, &keys});
+  }
+  if (b.appends_left > 0) steps.push_back({&kNextSeqs, &count});
+  auto r = writer_conn_->pipeline(steps);
+  if (!r) {
+    b.sqlstate = writer_conn_->sqlstate();
+    return b.failed = r.status();
+  }
+  std::size_t at = 1;
+  if (!mailboxes.empty()) {
+    const pg::Rows& rows = (*r)[at++];
+    for (int i = 0; i < rows.size(); ++i)
+      b.locked.emplace(std::string(rows.str(i, 0)),
+                       Totals{rows.i64(i, 1), rows.i64(i, 2), rows.i64(i, 3), rows.i64(i, 4), false});
+    b.note_wrote();
+  }
+  if (!from.empty()) {
+    const pg::Rows& found = (*r)[at + 1];  // (after the advisory locks' rows)
+    at += 2;
+    for (int i = 0; i < found.size(); ++i) {
+      AppendResult d;
+      d.mailbox = std::string(found.str(i, 2));
+      d.seq = static_cast<std::uint64_t>(found.i64(i, 3));
+      d.sent_at_ms = found.i64(i, 4);
+      d.duplicate = true;
+      d.dedup_payload = std::string(found.str(i, 6));
+      const std::string key = dedup_id(found.str(i, 0), found.str(i, 1));
+      b.dedup_created[key] = found.i64(i, 5);
+      b.dedup.insert_or_assign(key, std::move(d));
     }
   }
+  if (b.appends_left > 0) {
+    const pg::Rows& seqs = (*r)[at++];
+    for (int i = 0; i < seqs.size(); ++i) b.seq_pool.push_back(static_cast<std::uint64_t>(seqs.i64(i, 0)));
+    std::sort(b.seq_pool.begin(), b.seq_pool.end());
+  }
+  return Status::ok();
+}
+
+// One round trip (a pipeline): the queued rows and dedup entries, the
+// totals, COMMIT. (Receipts over a mailbox's cap are dropped first, with
+// statements of their own: rare.)
+Status PgMailboxStore::finish(Batch& b) {
+  static const std::string kCommit = "COMMIT";
+  const bool over_cap = std::any_of(b.locked.begin(), b.locked.end(), [&](const auto& m) {
+    return m.second.receipts > static_cast<std::int64_t>(opts_.max_receipts_per_mailbox);
+  });
+  if (over_cap)
+    if (Status s = flush(b); !s) return s;
+  const pg::Params none;
+  pg::Params rows = row_params(b.rows), dedup = dedup_params(b.dedup_rows), totals = totals_params(b);
+  std::vector<pg::Connection::Step> steps;
+  if (!b.rows.empty()) steps.push_back({&kInsertRows, &rows});
+  if (!b.dedup_rows.empty()) steps.push_back({&kInsertDedup, &dedup});
+  if (totals.size() > 0) steps.push_back({&kWriteTotals, &totals});
+  steps.push_back({&kCommit, &none, false});
+  auto r = writer_conn_->pipeline(steps);
+  b.sqlstate = writer_conn_->sqlstate();
+  if (!r) return r.status();
+  b.open = false;
   return Status::ok();
 }
 
@@ -278,13 +373,7 @@ Status PgMailboxStore::lock_mailboxes(Batch& b, std::vector<std::string> mailbox
   if (mailboxes.empty()) return Status::ok();
   pg::Params p;
   p.text_array(mailboxes);
-  // In byte order (the array's), so that two batches never wait on each
-  // other in a cycle over these rows.
-  auto r = exec(b,
-                "INSERT INTO mailboxes (mailbox) SELECT * FROM unnest($1::text[]) "
-                "ON CONFLICT (mailbox) DO UPDATE SET mailbox = EXCLUDED.mailbox "
-                "RETURNING mailbox, next_mseq, count, bytes, receipts",
-                p);
+  auto r = exec(b, kLockMailboxes, p);
   if (!r) return b.failed;
   b.note_wrote();
   for (int i = 0; i < r->size(); ++i)
@@ -300,7 +389,7 @@ Status PgMailboxStore::take_seq(Batch& b, std::uint64_t& seq) {
   if (b.pool_next == b.seq_pool.size()) {
     pg::Params p;
     p.i64(static_cast<std::int64_t>(std::max<std::size_t>(1, b.appends_left + b.receipts_to_come)));
-    auto r = exec(b, "SELECT nextval('oms_seq') FROM generate_series(1, $1::int8)", p);
+    auto r = exec(b, kNextSeqs, p);
     if (!r) return b.failed;
     b.seq_pool.clear();
     b.pool_next = 0;
@@ -314,22 +403,13 @@ Status PgMailboxStore::take_seq(Batch& b, std::uint64_t& seq) {
 
 Status PgMailboxStore::flush(Batch& b) {
   if (!b.rows.empty()) {
-    auto& r = b.rows;
-    pg::Params p;
-    p.text_array(r.mailbox).i64_array(r.seq).i64_array(r.mseq).i64_array(r.sent_at_ms).i16_array(r.kind)
-        .text_array(r.from).text_array(r.reason).bytes_array(r.body).text_array(r.client_msg_id)
-        .bool_array(r.want_receipt).i16_array(r.receipt_state).i64_array(r.receipt_msg_seq).text_array(r.receipt_to);
-    if (!exec(b, kInsertRows, p)) return b.failed;
+    if (!exec(b, kInsertRows, row_params(b.rows))) return b.failed;
     b.note_wrote();
-    r.clear();
+    b.rows.clear();
   }
   if (!b.dedup_rows.empty()) {
-    auto& d = b.dedup_rows;
-    pg::Params p;
-    p.text_array(d.from).text_array(d.client_msg_id).text_array(d.mailbox).i64_array(d.seq)
-        .i64_array(d.sent_at_ms).bytes_array(d.payload);
-    if (!exec(b, kInsertDedup, p)) return b.failed;
-    d.clear();
+    if (!exec(b, kInsertDedup, dedup_params(b.dedup_rows))) return b.failed;
+    b.dedup_rows.clear();
   }
   // Receipts over the cap: the oldest go, with their kept acks.
   for (auto& [mailbox, t] : b.locked) {
@@ -348,29 +428,6 @@ Status PgMailboxStore::flush(Batch& b) {
     t.dirty = true;
     b.receipts_dropped += static_cast<std::uint64_t>(gone->size());
   }
-  return Status::ok();
-}
-
-Status PgMailboxStore::write_totals(Batch& b) {
-  std::vector<std::string> names;
-  std::vector<std::int64_t> next, count, bytes, receipts;
-  for (const auto& [mailbox, t] : b.locked) {
-    if (!t.dirty) continue;
-    names.push_back(mailbox);
-    next.push_back(t.next_mseq);
-    count.push_back(t.count);
-    bytes.push_back(t.bytes);
-    receipts.push_back(t.receipts);
-  }
-  if (names.empty()) return Status::ok();
-  pg::Params p;
-  p.text_array(names).i64_array(next).i64_array(count).i64_array(bytes).i64_array(receipts);
-  if (!exec(b,
-            "UPDATE mailboxes m SET next_mseq = t.n, count = t.c, bytes = t.b, receipts = t.r "
-            "FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) AS t(m, n, c, b, r) "
-            "WHERE m.mailbox = t.m",
-            p))
-    return b.failed;
   return Status::ok();
 }
 

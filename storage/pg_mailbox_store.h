@@ -18,9 +18,9 @@
 //      across nodes is answered by running the whole batch again);
 //   4. one multi-row INSERT for the messages and receipts, one for the
 //      dedup entries, one UPDATE for the totals, COMMIT.
-// An append-only batch costs 7 round trips whatever its size (BEGIN, lock
-// mailboxes, lock + read dedup (2), nextval, insert messages (+ dedup),
-// totals, COMMIT). A request refused (quota, bad argument) writes nothing;
+// An append-only batch costs 2 round trips whatever its size (libpq
+// pipeline mode): BEGIN + lock mailboxes + lock and read dedup + nextval,
+// then insert messages + dedup entries + totals + COMMIT. A request refused (quota, bad argument) writes nothing;
 // a failed statement or COMMIT fails the whole batch (io_error), nothing of
 // it is visible, and the next batch reconnects if need be.
 // Reads are synchronous statements on a pool of connections
@@ -109,13 +109,13 @@ class PgMailboxStore final : public MailboxStore {
   WriteBatcher::Followers commit(std::vector<WriteRequest>& requests, std::vector<WriteOutcome>& outcomes);
   // One attempt at the batch's transaction, up to (not including) COMMIT.
   Status run_batch(Batch& b, std::vector<WriteRequest>& requests, std::vector<WriteOutcome>& outcomes);
-  Status prepare(Batch& b, std::vector<WriteRequest>& requests);
+  Status begin(Batch& b, std::vector<WriteRequest>& requests);
+  Status finish(Batch& b);
   Status lock_mailboxes(Batch& b, std::vector<std::string> mailboxes);
   Status take_seq(Batch& b, std::uint64_t& seq);
   // Writes the queued rows (and drops receipts over the cap), so that the
   // next statement sees them.
   Status flush(Batch& b);
-  Status write_totals(Batch& b);
   Result<pg::Rows> exec(Batch& b, const std::string& sql, const pg::Params& p);
   WriteOutcome apply(Batch& b, AppendOp& op);
   WriteOutcome apply(Batch& b, PurgeOp& op);
