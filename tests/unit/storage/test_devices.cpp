@@ -131,23 +131,25 @@ TEST_CASE("devices: at most max_devices_per_user active named devices") {
 }
 
 TEST_CASE("devices: acks kept per device survive a reopen; open sessions do not") {
-  TempDir dir("oms-storage-devices-reopen");
-  StoreOptions o = rocks_options_in(dir);
-  std::vector<std::uint64_t> seqs;
-  {
+  for_each_backend([](const BackendUnderTest& backend) {
+    TempDir dir("oms-storage-devices-reopen");
+    StoreOptions o = backend.options_in(dir);
+    std::vector<std::uint64_t> seqs;
+    {
+      auto store = open_mailboxes(o);
+      REQUIRE(sign_in_wait(*store, "bob", "desk").is_ok());
+      REQUIRE(sign_in_wait(*store, "bob", "phone").is_ok());
+      for (int i = 0; i < 3; ++i) seqs.push_back(append_ok(*store, message("bob", "alice", "m")));
+      REQUIRE(ack_wait(*store, "bob", "desk", {seqs[0], seqs[2]}).is_ok());
+    }
     auto store = open_mailboxes(o);
-    REQUIRE(sign_in_wait(*store, "bob", "desk").is_ok());
-    REQUIRE(sign_in_wait(*store, "bob", "phone").is_ok());
-    for (int i = 0; i < 3; ++i) seqs.push_back(append_ok(*store, message("bob", "alice", "m")));
-    REQUIRE(ack_wait(*store, "bob", "desk", {seqs[0], seqs[2]}).is_ok());
-  }
-  auto store = open_mailboxes(o);
-  CHECK(seqs_of(read_for(*store, "bob", "desk")) == std::vector<std::uint64_t>{seqs[1]});
-  CHECK(seqs_of(read_for(*store, "bob", "phone")) == seqs);
-  auto devs = store->devices("bob");
-  REQUIRE(devs->size() == 2);
-  CHECK((*devs)[0].sessions == 0);
-  CHECK((*devs)[0].active);  // within idle_seconds of its last sign-in
+    CHECK(seqs_of(read_for(*store, "bob", "desk")) == std::vector<std::uint64_t>{seqs[1]});
+    CHECK(seqs_of(read_for(*store, "bob", "phone")) == seqs);
+    auto devs = store->devices("bob");
+    REQUIRE(devs->size() == 2);
+    CHECK((*devs)[0].sessions == 0);
+    CHECK((*devs)[0].active);  // within idle_seconds of its last sign-in
+  });
 }
 
 }  // TEST_SUITE
