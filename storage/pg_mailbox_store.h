@@ -23,9 +23,19 @@
 // then insert messages + dedup entries + totals + COMMIT. A request refused (quota, bad argument) writes nothing;
 // a failed statement or COMMIT fails the whole batch (io_error), nothing of
 // it is visible, and the next batch reconnects if need be.
+// Other requests (acks, purges, devices, sweeps, receipts) add a few round
+// trips each. A deadlock between nodes (40P01) runs the batch again (at
+// most kMaxAttempts); seqs taken by a failed attempt are never reused.
+// A COMMIT whose answer is lost with the connection is reported io_error
+// though it may have committed (PostgreSQL cannot tell): a resend with the
+// same client_msg_id then gets the first result.
 // Reads are synchronous statements on a pool of connections
 // (pg_mailbox_reads.cpp). Open sessions per device are counted in memory
-// per node, as in the RocksDB store.
+// per node, as in the RocksDB store (cluster mode: a device with a session
+// on another node counts as active through its last_seen, within
+// devices.idle_seconds). last_seq(): the highest seq this node committed or
+// read (other nodes' seqs arrive with the reads that return them).
+// StoreOptions::path, block_cache_bytes and env are RocksDB's: unused here.
 //
 // Thread-safe, as MailboxStore says.
 #pragma once
