@@ -23,6 +23,15 @@ std::string device_or_legacy(std::string device) {
   return device.empty() ? std::string(proto::kLegacyDevice) : std::move(device);
 }
 
+const std::string kDevicesOf =
+    "SELECT device, first_seen_ms, last_seen_ms, capable FROM devices WHERE user_id = $1 ORDER BY device";
+
+void parse_devices(const pg::Rows& r, std::vector<pg_detail::Device>& out) {
+  out.clear();
+  for (int i = 0; i < r.size(); ++i)
+    out.push_back({std::string(r.str(i, 0)), r.i64(i, 1), r.i64(i, 2), r.boolean(i, 3)});
+}
+
 }  // namespace
 
 using pg_detail::Batch;
@@ -54,14 +63,11 @@ void PgMailboxStore::want_receipt(std::string mailbox, std::uint64_t seq, std::s
 // devices
 
 Status PgMailboxStore::devices_of(Batch& b, const std::string& user, std::vector<Device>& out) {
-  out.clear();
   pg::Params p;
   p.text(user);
-  auto r = exec(b, "SELECT device, first_seen_ms, last_seen_ms, capable FROM devices WHERE user_id = $1 ORDER BY device",
-                p);
+  auto r = exec(b, kDevicesOf, p);
   if (!r) return b.failed;
-  for (int i = 0; i < r->size(); ++i)
-    out.push_back({std::string(r->str(i, 0)), r->i64(i, 1), r->i64(i, 2), r->boolean(i, 3)});
+  parse_devices(*r, out);
   return Status::ok();
 }
 
@@ -98,9 +104,15 @@ WriteOutcome PgMailboxStore::apply(Batch& b, DeviceOp& op) {
   if (!valid_mailbox(op.user) || op.device.size() > proto::kMaxDeviceBytes ||
       (op.kind != DeviceOp::Kind::kForget && op.device.empty()))
     return {Status::invalid_argument("device: bad user or device name"), {}, 0};
-  if (!flush(b) || !lock_mailboxes(b, {op.user})) return {};
+  if (!flush(b)) return {};
   std::vector<Device> devs;
-  if (!devices_of(b, op.user, devs)) return {};
+  {
+    pg::Params user;
+    user.text(op.user);
+    auto r = lock_and_read(b, op.user, {{&kDevicesOf, &user}});
+    if (!r) return {};
+    parse_devices(r->front(), devs);
+  }
   auto dev = std::find_if(devs.begin(), devs.end(), [&](const Device& d) { return d.name == op.device; });
   const bool known = dev != devs.end();
   pg::Params p;
@@ -173,30 +185,33 @@ WriteOutcome PgMailboxStore::apply(Batch& b, DeviceOp& op) {
 WriteOutcome PgMailboxStore::apply(Batch& b, AckOp& op) {
   if (!valid_mailbox(op.mailbox) || op.seqs.empty() || op.device.size() > proto::kMaxDeviceBytes)
     return {Status::ok(), {}, 0};
-  if (!flush(b) || !lock_mailboxes(b, {op.mailbox})) return {};
-  std::vector<Device> devs;
-  if (!devices_of(b, op.mailbox, devs)) return {};
-  if (std::none_of(devs.begin(), devs.end(), [&](const Device& d) { return d.name == op.device; })) {
-    // Its sign-in found the disk too full to record it: recorded now, not
-    // capable (so it holds nothing back).
-    pg::Params p;
-    p.text(op.mailbox).text(op.device).i64(b.now_ms);
-    if (!exec(b, "INSERT INTO devices VALUES ($1, $2, $3, $3, false) ON CONFLICT DO NOTHING", p)) return {};
-    devs.push_back({op.device, b.now_ms, b.now_ms, false});
-  }
-  const std::vector<std::string> active = active_devices(b, op.mailbox, devs);
+  if (!flush(b)) return {};
+  static const std::string kRecords =
+      "SELECT seq, octet_length(body)::int8, want_receipt, from_user, client_msg_id, receipt_state "
+      "FROM messages WHERE mailbox = $1 AND seq = ANY($2::int8[]) ORDER BY seq";
+  static const std::string kKept = "SELECT seq, device FROM acks WHERE mailbox = $1 AND seq = ANY($2::int8[])";
   std::sort(op.seqs.begin(), op.seqs.end());
   op.seqs.erase(std::unique(op.seqs.begin(), op.seqs.end()), op.seqs.end());
   std::vector<std::int64_t> seqs(op.seqs.begin(), op.seqs.end());
-  pg::Params p;
+  pg::Params user, p;
+  user.text(op.mailbox);
   p.text(op.mailbox).i64_array(seqs);
-  auto recs = exec(b,
-                   "SELECT seq, octet_length(body)::int8, want_receipt, from_user, client_msg_id, receipt_state "
-                   "FROM messages WHERE mailbox = $1 AND seq = ANY($2::int8[]) ORDER BY seq",
-                   p);
-  if (!recs) return {};
-  auto kept = exec(b, "SELECT seq, device FROM acks WHERE mailbox = $1 AND seq = ANY($2::int8[])", p);
-  if (!kept) return {};
+  // The lock, the devices, the records and their kept acks: one round trip.
+  auto read = lock_and_read(b, op.mailbox, {{&kDevicesOf, &user}, {&kRecords, &p}, {&kKept, &p}});
+  if (!read) return {};
+  std::vector<Device> devs;
+  parse_devices((*read)[0], devs);
+  const pg::Rows* recs = &(*read)[1];
+  const pg::Rows* kept = &(*read)[2];
+  if (std::none_of(devs.begin(), devs.end(), [&](const Device& d) { return d.name == op.device; })) {
+    // Its sign-in found the disk too full to record it: recorded now, not
+    // capable (so it holds nothing back).
+    pg::Params d;
+    d.text(op.mailbox).text(op.device).i64(b.now_ms);
+    if (!exec(b, "INSERT INTO devices VALUES ($1, $2, $3, $3, false) ON CONFLICT DO NOTHING", d)) return {};
+    devs.push_back({op.device, b.now_ms, b.now_ms, false});
+  }
+  const std::vector<std::string> active = active_devices(b, op.mailbox, devs);
   std::map<std::uint64_t, std::vector<std::string>> acked_by;  // "" = the marker
   for (int i = 0; i < kept->size(); ++i)
     acked_by[static_cast<std::uint64_t>(kept->i64(i, 0))].emplace_back(kept->str(i, 1));

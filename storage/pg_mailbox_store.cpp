@@ -385,6 +385,33 @@ Status PgMailboxStore::lock_mailboxes(Batch& b, std::vector<std::string> mailbox
   return Status::ok();
 }
 
+Result<std::vector<pg::Rows>> PgMailboxStore::lock_and_read(Batch& b, const std::string& mailbox,
+                                                             std::vector<pg::Connection::Step> reads) {
+  const bool lock = b.locked.count(mailbox) == 0;
+  pg::Params p;
+  if (lock) {
+    p.text_array({mailbox});
+    reads.insert(reads.begin(), {&kLockMailboxes, &p});
+  }
+  auto r = writer_conn_->pipeline(reads);
+  if (!r) {
+    b.sqlstate = writer_conn_->sqlstate();
+    if (b.failed.is_ok()) b.failed = r.status();
+    return r.status();
+  }
+  if (lock) {
+    const pg::Rows& rows = r->front();
+    for (int i = 0; i < rows.size(); ++i)
+      b.locked.emplace(std::string(rows.str(i, 0)),
+                       Totals{rows.i64(i, 1), rows.i64(i, 2), rows.i64(i, 3), rows.i64(i, 4), false});
+    b.note_wrote();
+    b.seq_pool.clear();  // (as in lock_mailboxes)
+    b.pool_next = 0;
+    r->erase(r->begin());
+  }
+  return r;
+}
+
 Status PgMailboxStore::take_seq(Batch& b, std::uint64_t& seq) {
   if (b.pool_next == b.seq_pool.size()) {
     pg::Params p;
