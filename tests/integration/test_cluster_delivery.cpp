@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/cluster_nodes.h"
@@ -140,4 +141,24 @@ TEST_CASE("cluster delivery: an older client on another node gets live messages"
   const Json m = bob->take("message", 10s);
   CHECK(str_of(m, "body") == "live only");
   CHECK(str_of(m, "kind") == "live");
+}
+
+TEST_CASE("cluster delivery: a policy changed through one node's admin endpoint holds on the other") {
+  PgTwoNodes c;
+  OMS_CHECK_HTTP(c[0].admin().patch("/v1/policies/Global", Json{{"enable_im_auto_archiving", false}}), 200);
+  auto alice = sign_in(c[1], kAlice);
+  // The other node reloads the policies within about a second.
+  bool refused = false;
+  for (int i = 0; i < 100 && !refused; ++i) {
+    const Json r = alice->send(kBob, "while bob is away", "cm-policy-" + std::to_string(i));
+    refused = type_of(r) == "error" && str_of(r, "code") == "offline_disabled";
+    if (!refused) {
+      REQUIRE(str_of(r, "status") == "stored");
+      std::this_thread::sleep_for(50ms);  // (a poll with a bound, not a synchronisation)
+    }
+  }
+  CHECK(refused);
+  // And node 2's admin endpoint shows node 1's change.
+  const auto got = c[1].admin().get("/v1/policies/Global");
+  CHECK(got.raw.find("\"enable_im_auto_archiving\":false") != std::string::npos);
 }
