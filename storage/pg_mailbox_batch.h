@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "storage/mailbox_store.h"
+#include "storage/pg_connection.h"
 
 namespace oms::storage::pg_detail {
 
@@ -81,6 +82,14 @@ struct Batch {
   std::uint64_t receipts_by_state[4] = {0, 0, 0, 0};
   std::uint64_t receipts_dropped = 0, receipts_acked = 0, acks_held = 0, forgotten = 0, released = 0;
   std::int64_t delta_messages = 0, delta_bytes = 0;
+
+  // A run of consecutive acks (pg_mailbox_devices.cpp, read_ack_run): each
+  // ack's devices, records and kept acks read ahead in one round trip (by
+  // request index; only the first ack of a mailbox in the run), and their
+  // deletes and kept acks written in one round trip at the run's end.
+  std::unordered_map<std::size_t, std::vector<pg::Rows>> ack_reads;
+  std::vector<std::string> ack_del_mailbox, ack_keep_mailbox, ack_keep_device;
+  std::vector<std::int64_t> ack_del_seq, ack_keep_seq;
 
   Totals& totals(const std::string& mailbox) { return locked.at(mailbox); }
   void note_wrote() { wrote = true; }

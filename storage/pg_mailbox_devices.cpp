@@ -26,6 +26,12 @@ std::string device_or_legacy(std::string device) {
 const std::string kDevicesOf =
     "SELECT device, first_seen_ms, last_seen_ms, capable FROM devices WHERE user_id = $1 ORDER BY device";
 
+// An ack's reads: the records it names and the acks kept for them.
+const std::string kAckRecords =
+    "SELECT seq, octet_length(body)::int8, want_receipt, from_user, client_msg_id, receipt_state "
+    "FROM messages WHERE mailbox = $1 AND seq = ANY($2::int8[]) ORDER BY seq";
+const std::string kAckKept = "SELECT seq, device FROM acks WHERE mailbox = $1 AND seq = ANY($2::int8[])";
+
 void parse_devices(const pg::Rows& r, std::vector<pg_detail::Device>& out) {
   out.clear();
   for (int i = 0; i < r.size(); ++i)
@@ -185,24 +191,31 @@ WriteOutcome PgMailboxStore::apply(Batch& b, DeviceOp& op) {
 WriteOutcome PgMailboxStore::apply(Batch& b, AckOp& op) {
   if (!valid_mailbox(op.mailbox) || op.seqs.empty() || op.device.size() > proto::kMaxDeviceBytes)
     return {Status::ok(), {}, 0};
-  if (!flush(b)) return {};
-  static const std::string kRecords =
-      "SELECT seq, octet_length(body)::int8, want_receipt, from_user, client_msg_id, receipt_state "
-      "FROM messages WHERE mailbox = $1 AND seq = ANY($2::int8[]) ORDER BY seq";
-  static const std::string kKept = "SELECT seq, device FROM acks WHERE mailbox = $1 AND seq = ANY($2::int8[])";
   std::sort(op.seqs.begin(), op.seqs.end());
   op.seqs.erase(std::unique(op.seqs.begin(), op.seqs.end()), op.seqs.end());
-  std::vector<std::int64_t> seqs(op.seqs.begin(), op.seqs.end());
-  pg::Params user, p;
-  user.text(op.mailbox);
-  p.text(op.mailbox).i64_array(seqs);
-  // The lock, the devices, the records and their kept acks: one round trip.
-  auto read = lock_and_read(b, op.mailbox, {{&kDevicesOf, &user}, {&kRecords, &p}, {&kKept, &p}});
-  if (!read) return {};
+  // Read ahead with the acks around it (read_ack_run), or now: the lock,
+  // the devices, the records and their kept acks in one round trip.
+  std::vector<pg::Rows> read;
+  auto ahead = b.ack_reads.find(b.request);
+  const bool deferred = ahead != b.ack_reads.end();
+  if (deferred) {
+    read = std::move(ahead->second);
+    b.ack_reads.erase(ahead);
+  } else {
+    // (What the acks before it in its run deleted and kept is written first.)
+    if (!write_ack_run(b) || !flush(b)) return {};
+    std::vector<std::int64_t> seqs(op.seqs.begin(), op.seqs.end());
+    pg::Params user, p;
+    user.text(op.mailbox);
+    p.text(op.mailbox).i64_array(seqs);
+    auto r = lock_and_read(b, op.mailbox, {{&kDevicesOf, &user}, {&kAckRecords, &p}, {&kAckKept, &p}});
+    if (!r) return {};
+    read = std::move(*r);
+  }
   std::vector<Device> devs;
-  parse_devices((*read)[0], devs);
-  const pg::Rows* recs = &(*read)[1];
-  const pg::Rows* kept = &(*read)[2];
+  parse_devices(read[0], devs);
+  const pg::Rows* recs = &read[1];
+  const pg::Rows* kept = &read[2];
   if (std::none_of(devs.begin(), devs.end(), [&](const Device& d) { return d.name == op.device; })) {
     // Its sign-in found the disk too full to record it: recorded now, not
     // capable (so it holds nothing back).
@@ -253,17 +266,116 @@ WriteOutcome PgMailboxStore::apply(Batch& b, AckOp& op) {
     }
     ++b.acks_held;
   }
-  if (!delete_records(b, op.mailbox, doomed)) return {};
-  if (!keep_seq.empty()) {
-    pg::Params k;
-    k.text(op.mailbox).i64_array(keep_seq).text_array(keep_device);
-    if (!exec(b, "INSERT INTO acks SELECT $1, s, d FROM unnest($2::int8[], $3::text[]) AS t(s, d) ON CONFLICT DO NOTHING",
-              k))
-      return {};
-    b.note_wrote();
+  if (deferred) {
+    // Written at the run's end; the totals move now (the mailbox row is
+    // locked: the records read are the records there).
+    Totals& t = b.totals(op.mailbox);
+    for (const Record& r : doomed) {
+      b.ack_del_mailbox.push_back(op.mailbox);
+      b.ack_del_seq.push_back(static_cast<std::int64_t>(r.seq));
+      if (r.receipt) {
+        t.receipts -= 1;
+        b.receipts_gone.insert(r.seq);
+      } else {
+        t.count -= 1;
+        t.bytes -= r.bytes;
+        b.delta_messages -= 1;
+        b.delta_bytes -= r.bytes;
+      }
+      t.dirty = true;
+    }
+    for (std::size_t i = 0; i < keep_seq.size(); ++i) {
+      b.ack_keep_mailbox.push_back(op.mailbox);
+      b.ack_keep_seq.push_back(keep_seq[i]);
+      b.ack_keep_device.push_back(keep_device[i]);
+    }
+    if (!doomed.empty() || !keep_seq.empty()) b.note_wrote();
+  } else {
+    if (!delete_records(b, op.mailbox, doomed)) return {};
+    if (!keep_seq.empty()) {
+      pg::Params k;
+      k.text(op.mailbox).i64_array(keep_seq).text_array(keep_device);
+      if (!exec(b,
+                "INSERT INTO acks SELECT $1, s, d FROM unnest($2::int8[], $3::text[]) AS t(s, d) ON CONFLICT DO NOTHING",
+                k))
+        return {};
+      b.note_wrote();
+    }
   }
   if (!emit_receipts(b, std::move(receipts))) return {};
   return {Status::ok(), {}, acked_here};
+}
+
+Status PgMailboxStore::read_ack_run(Batch& b, std::vector<WriteRequest>& requests, std::size_t first) {
+  if (!flush(b)) return b.failed;
+  // The first ack of each mailbox in the run, whose mailbox this batch
+  // locked at its start (later ones of the same mailbox read after the
+  // earlier ones' writes: the path without read-ahead).
+  std::vector<std::size_t> which;
+  std::unordered_set<std::string> seen;
+  std::vector<pg::Params> params;
+  for (std::size_t i = first; i < requests.size(); ++i) {
+    auto* op = std::get_if<AckOp>(&requests[i]);
+    if (!op) break;
+    if (!valid_mailbox(op->mailbox) || op->seqs.empty() || op->device.size() > proto::kMaxDeviceBytes ||
+        b.locked.count(op->mailbox) == 0 || !seen.insert(op->mailbox).second)
+      continue;
+    which.push_back(i);
+  }
+  if (which.empty()) return Status::ok();
+  params.reserve(2 * which.size());
+  std::vector<pg::Connection::Step> steps;
+  steps.reserve(3 * which.size());
+  for (std::size_t i : which) {
+    auto& op = std::get<AckOp>(requests[i]);
+    std::vector<std::int64_t> seqs(op.seqs.begin(), op.seqs.end());
+    params.emplace_back().text(op.mailbox);
+    steps.push_back({&kDevicesOf, &params.back()});
+    params.emplace_back().text(op.mailbox).i64_array(seqs);
+    steps.push_back({&kAckRecords, &params.back()});
+    steps.push_back({&kAckKept, &params.back()});
+  }
+  auto r = writer_conn_->pipeline(steps);
+  if (!r) {
+    b.sqlstate = writer_conn_->sqlstate();
+    if (b.failed.is_ok()) b.failed = r.status();
+    return b.failed;
+  }
+  for (std::size_t k = 0; k < which.size(); ++k) {
+    std::vector<pg::Rows> rows;
+    for (std::size_t j = 0; j < 3; ++j) rows.push_back(std::move((*r)[3 * k + j]));
+    b.ack_reads[which[k]] = std::move(rows);
+  }
+  return Status::ok();
+}
+
+Status PgMailboxStore::write_ack_run(Batch& b) {
+  b.ack_reads.clear();
+  if (b.ack_del_seq.empty() && b.ack_keep_seq.empty()) return Status::ok();
+  static const std::string kDelete =
+      "WITH k AS (SELECT * FROM unnest($1::text[], $2::int8[]) AS k(m, s)), "
+      "d AS (DELETE FROM messages USING k WHERE mailbox = k.m AND seq = k.s RETURNING 1) "
+      "DELETE FROM acks USING k WHERE mailbox = k.m AND seq = k.s";
+  static const std::string kKeep =
+      "INSERT INTO acks SELECT * FROM unnest($1::text[], $2::int8[], $3::text[]) ON CONFLICT DO NOTHING";
+  pg::Params del, keep;
+  del.text_array(b.ack_del_mailbox).i64_array(b.ack_del_seq);
+  keep.text_array(b.ack_keep_mailbox).i64_array(b.ack_keep_seq).text_array(b.ack_keep_device);
+  std::vector<pg::Connection::Step> steps;
+  if (!b.ack_del_seq.empty()) steps.push_back({&kDelete, &del});
+  if (!b.ack_keep_seq.empty()) steps.push_back({&kKeep, &keep});
+  auto r = writer_conn_->pipeline(steps);
+  b.ack_del_mailbox.clear();
+  b.ack_del_seq.clear();
+  b.ack_keep_mailbox.clear();
+  b.ack_keep_seq.clear();
+  b.ack_keep_device.clear();
+  if (!r) {
+    b.sqlstate = writer_conn_->sqlstate();
+    if (b.failed.is_ok()) b.failed = r.status();
+    return b.failed;
+  }
+  return Status::ok();
 }
 
 WriteOutcome PgMailboxStore::apply(Batch& b, ReconcileOp& op) {

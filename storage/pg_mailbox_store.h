@@ -136,6 +136,9 @@ class PgMailboxStore final : public MailboxStore {
   WriteOutcome apply(Batch& b, SweepOp& op);
   // ---- writer thread (pg_mailbox_devices.cpp) ----
   WriteOutcome apply(Batch& b, AckOp& op);
+  // Acks in a row: read ahead (requests[first..]) and written together.
+  Status read_ack_run(Batch& b, std::vector<WriteRequest>& requests, std::size_t first);
+  Status write_ack_run(Batch& b);
   WriteOutcome apply(Batch& b, DeviceOp& op);
   WriteOutcome apply(Batch& b, ReconcileOp& op);
   WriteOutcome apply(Batch& b, ReceiptWantedOp& op);
