@@ -62,6 +62,9 @@ struct Batch {
   Status failed;       // a statement failed: the whole batch fails
   std::string sqlstate;
   std::map<std::string, Totals> locked;
+  // Locked in the first statement besides the appends' (an earlier attempt
+  // found them locked elsewhere when it came to them: missed_locks).
+  std::vector<std::string> prelock, missed_locks;
   std::vector<std::uint64_t> seq_pool;  // taken after the last lock, ascending
   std::size_t pool_next = 0;
   std::size_t appends_left = 0;  // valid appends not yet applied (the pool's size)

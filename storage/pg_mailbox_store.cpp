@@ -24,7 +24,10 @@ constexpr std::int64_t kMsPerDay = 24LL * 3600 * 1000;
 constexpr std::size_t kMaxShortField = 255;
 // A batch that meets a deadlock (several nodes locking mailboxes in
 // different orders while acking or sweeping) runs again, this many times.
-constexpr int kMaxAttempts = 3;
+// (Each lock_not_available attempt adds mailboxes to the first statement:
+// a batch needs as many more attempts as it has receipt senders and expired
+// mailboxes locked elsewhere at once, in the worst case.)
+constexpr int kMaxAttempts = 8;
 
 const std::string kInsertRows = R"sql(
 INSERT INTO messages (mailbox, seq, mseq, sent_at_ms, kind, from_user, reason, body, client_msg_id,
@@ -44,6 +47,23 @@ const std::string kLockMailboxes =
     "INSERT INTO mailboxes (mailbox) SELECT * FROM unnest($1::text[]) "
     "ON CONFLICT (mailbox) DO UPDATE SET mailbox = EXCLUDED.mailbox "
     "RETURNING mailbox, next_mseq, count, bytes, receipts";
+// A lock taken after the batch's first statement (a receipt's sender, an
+// expired message's mailbox) never waits: the row is created if missing,
+// then locked NOWAIT. Should another transaction hold it, the attempt ends
+// (lock_not_available) and the batch runs again with that mailbox locked
+// up front, in the sorted first statement. So a transaction only ever
+// waits in its first statement, for rows in byte order: no cycle of
+// waits between nodes (a deadlock costs deadlock_timeout, 1 s, first).
+// (Only the rows not there: an INSERT that meets an existing row whose
+// latest version is another transaction's, as the lock statement leaves
+// it, waits for that transaction.)
+const std::string kCreateMailboxes =
+    "INSERT INTO mailboxes (mailbox) SELECT m FROM unnest($1::text[]) AS u(m) "
+    "WHERE NOT EXISTS (SELECT 1 FROM mailboxes x WHERE x.mailbox = u.m) ON CONFLICT (mailbox) DO NOTHING";
+const std::string kTryLockMailboxes =
+    "SELECT mailbox, next_mseq, count, bytes, receipts FROM mailboxes WHERE mailbox = ANY($1::text[]) "
+    "ORDER BY mailbox FOR UPDATE NOWAIT";
+constexpr std::string_view kLockNotAvailable = "55P03";
 const std::string kNextSeqs = "SELECT nextval('oms_seq') FROM generate_series(1, $1::int8)";
 const std::string kWriteTotals =
     "UPDATE mailboxes m SET next_mseq = t.n, count = t.c, bytes = t.b, receipts = t.r "
@@ -180,10 +200,12 @@ WriteBatcher::Followers PgMailboxStore::commit(std::vector<WriteRequest>& reques
   Batch& b = *batch_;
   Status status;
   std::int64_t micros = 0;
+  std::vector<std::string> prelock;  // mailboxes an earlier attempt could not lock later
   for (int attempt = 1;; ++attempt) {
     b = Batch();
     b.now_ms = now;
     b.refuse_new = refuse_new;
+    b.prelock = prelock;
     outcomes.clear();
     const auto t0 = std::chrono::steady_clock::now();
     status = run_batch(b, requests, outcomes);
@@ -195,7 +217,9 @@ WriteBatcher::Followers PgMailboxStore::commit(std::vector<WriteRequest>& reques
     if (status.is_ok()) status = finish(b);  // the queued rows, the totals and COMMIT
     if (!status.is_ok() && b.open) (void)writer_conn_->command("ROLLBACK");
     micros = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
-    if (status.is_ok() || attempt == kMaxAttempts || !pg::retryable(b.sqlstate)) break;
+    const bool busy = b.sqlstate == kLockNotAvailable;
+    if (status.is_ok() || attempt == kMaxAttempts || !(busy || pg::retryable(b.sqlstate))) break;
+    prelock.insert(prelock.end(), b.missed_locks.begin(), b.missed_locks.end());
     undo_sessions(b);
   }
 
@@ -306,6 +330,7 @@ Status PgMailboxStore::begin(Batch& b, std::vector<WriteRequest>& requests) {
       ids.push_back(a->req.client_msg_id);
     }
   }
+  mailboxes.insert(mailboxes.end(), b.prelock.begin(), b.prelock.end());
   std::sort(mailboxes.begin(), mailboxes.end());
   mailboxes.erase(std::unique(mailboxes.begin(), mailboxes.end()), mailboxes.end());
   const pg::Params none;
@@ -387,43 +412,42 @@ Status PgMailboxStore::lock_mailboxes(Batch& b, std::vector<std::string> mailbox
   mailboxes.erase(std::unique(mailboxes.begin(), mailboxes.end()), mailboxes.end());
   std::erase_if(mailboxes, [&](const std::string& m) { return b.locked.count(m) != 0; });
   if (mailboxes.empty()) return Status::ok();
-  pg::Params p;
-  p.text_array(mailboxes);
-  auto r = exec(b, kLockMailboxes, p);
-  if (!r) return b.failed;
-  b.note_wrote();
-  for (int i = 0; i < r->size(); ++i)
-    b.locked.emplace(std::string(r->str(i, 0)), Totals{r->i64(i, 1), r->i64(i, 2), r->i64(i, 3), r->i64(i, 4), false});
-  // Numbers taken before these locks could commit behind another node's
-  // later ones in these mailboxes: take fresh ones from now on.
-  b.seq_pool.clear();
-  b.pool_next = 0;
-  return Status::ok();
+  auto r = lock_and_read(b, mailboxes, {});
+  return r ? Status::ok() : b.failed;
 }
 
 Result<std::vector<pg::Rows>> PgMailboxStore::lock_and_read(Batch& b, const std::string& mailbox,
                                                              std::vector<pg::Connection::Step> reads) {
-  const bool lock = b.locked.count(mailbox) == 0;
+  std::vector<std::string> mailboxes;
+  if (b.locked.count(mailbox) == 0) mailboxes.push_back(mailbox);
+  return lock_and_read(b, mailboxes, std::move(reads));
+}
+
+Result<std::vector<pg::Rows>> PgMailboxStore::lock_and_read(Batch& b, const std::vector<std::string>& mailboxes,
+                                                             std::vector<pg::Connection::Step> reads) {
   pg::Params p;
-  if (lock) {
-    p.text_array({mailbox});
-    reads.insert(reads.begin(), {&kLockMailboxes, &p});
+  if (!mailboxes.empty()) {
+    p.text_array(mailboxes);
+    reads.insert(reads.begin(), {{&kCreateMailboxes, &p}, {&kTryLockMailboxes, &p}});
   }
   auto r = writer_conn_->pipeline(reads);
   if (!r) {
     b.sqlstate = writer_conn_->sqlstate();
+    if (b.sqlstate == kLockNotAvailable) b.missed_locks = mailboxes;
     if (b.failed.is_ok()) b.failed = r.status();
     return r.status();
   }
-  if (lock) {
-    const pg::Rows& rows = r->front();
+  if (!mailboxes.empty()) {
+    const pg::Rows& rows = (*r)[1];
     for (int i = 0; i < rows.size(); ++i)
       b.locked.emplace(std::string(rows.str(i, 0)),
                        Totals{rows.i64(i, 1), rows.i64(i, 2), rows.i64(i, 3), rows.i64(i, 4), false});
     b.note_wrote();
-    b.seq_pool.clear();  // (as in lock_mailboxes)
+    // Numbers taken before these locks could commit behind another node's
+    // later ones in these mailboxes: take fresh ones from now on.
+    b.seq_pool.clear();
     b.pool_next = 0;
-    r->erase(r->begin());
+    r->erase(r->begin(), r->begin() + 2);
   }
   return r;
 }

@@ -122,9 +122,12 @@ class PgMailboxStore final : public MailboxStore {
   Status begin(Batch& b, std::vector<WriteRequest>& requests);
   Status finish(Batch& b);
   Status lock_mailboxes(Batch& b, std::vector<std::string> mailboxes);
-  // Locks `mailbox` (unless this batch holds it) and runs `reads` after
-  // it, in one round trip; yields the reads' rows.
+  // Locks `mailbox` (unless this batch holds it; NOWAIT, see
+  // kTryLockMailboxes) and runs `reads` after it, in one round trip;
+  // yields the reads' rows.
   Result<std::vector<pg::Rows>> lock_and_read(Batch& b, const std::string& mailbox,
+                                              std::vector<pg::Connection::Step> reads);
+  Result<std::vector<pg::Rows>> lock_and_read(Batch& b, const std::vector<std::string>& mailboxes,
                                               std::vector<pg::Connection::Step> reads);
   Status take_seq(Batch& b, std::uint64_t& seq);
   // Writes the queued rows (and drops receipts over the cap), so that the

@@ -214,4 +214,46 @@ TEST_CASE("postgres: one sweep removes more expired rows than a chunk holds, in 
   CHECK(left->i64(0, 1) == kMessages);  // the dedup window (24 h) is not over
 }
 
+// A ring of three users on three nodes, each node's batches appending to
+// the next user with a receipt wanted and acking its own user's mailbox
+// (whose receipts go to the previous user): every batch locks three
+// mailboxes, and no two nodes may wait on each other in a cycle.
+TEST_CASE("postgres: three nodes in a ring of chats with receipts: no request fails, none waits for a deadlock") {
+  TempDir dir("oms-pg-ring");
+  StoreOptions o = pg_options_in(dir);
+  o.max_messages = 100'000;
+  std::vector<std::shared_ptr<MailboxStore>> nodes;
+  for (int i = 0; i < 3; ++i) nodes.push_back(open_mailboxes(o));
+  const std::vector<std::string> users = {"alice", "bob", "carol"};
+  std::atomic<int> failed{0};
+  std::atomic<std::int64_t> slowest_ms{0};
+  std::vector<std::thread> threads;
+  for (int n = 0; n < 3; ++n)
+    for (int t = 0; t < 2; ++t)
+      threads.emplace_back([&, n] {
+        MailboxStore& s = *nodes[static_cast<std::size_t>(n)];
+        const std::string& me = users[static_cast<std::size_t>(n)];
+        const std::string& next = users[static_cast<std::size_t>((n + 1) % 3)];
+        for (int i = 0; i < 60; ++i) {
+          const auto t0 = std::chrono::steady_clock::now();
+          AppendRequest req = message(next, me, "hi");
+          req.want_receipt = true;
+          auto r = append_wait(s, std::move(req));
+          auto page = s.read(me, "", 0, 20);
+          Result<std::uint64_t> acked = std::uint64_t{0};
+          if (page && !page->empty()) acked = ack_wait(s, me, seqs_of(*page));
+          if (!r || !page || !acked) ++failed;
+          const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+          std::int64_t cur = slowest_ms.load();
+          while (ms > cur && !slowest_ms.compare_exchange_weak(cur, ms)) {
+          }
+        }
+      });
+  for (auto& th : threads) th.join();
+  CHECK(failed == 0);
+  // deadlock_timeout is 1 s: a round that met a deadlock took longer.
+  MESSAGE("slowest round: " << slowest_ms.load() << " ms");
+  CHECK(slowest_ms.load() < 900);
+}
+
 }  // TEST_SUITE
