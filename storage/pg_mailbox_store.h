@@ -14,18 +14,24 @@
 //      (quota, dedup, refusals: exact across nodes) and queue its rows;
 //      acks, purges, sweeps, device changes and receipts run their own
 //      statements after the queued rows are flushed (so each request sees
-//      the earlier ones), locking further mailboxes as they go (a deadlock
-//      across nodes is answered by running the whole batch again);
+//      the earlier ones). The mailboxes of acks, purges and device changes
+//      are locked in step 1 too; those found only later (a receipt's
+//      sender, an expired message's mailbox) are locked NOWAIT: when
+//      another transaction holds one, the batch runs again with it locked
+//      in step 1. A transaction thus only waits in step 1, for rows in
+//      byte order, and nodes never deadlock;
 //   4. one multi-row INSERT for the messages and receipts, one for the
 //      dedup entries, one UPDATE for the totals, COMMIT.
 // An append-only batch costs 2 round trips whatever its size (libpq
 // pipeline mode): BEGIN + lock mailboxes + lock and read dedup + nextval,
-// then insert messages + dedup entries + totals + COMMIT. A request refused (quota, bad argument) writes nothing;
+// then insert messages + dedup entries + totals + COMMIT. A request
+// refused (quota, bad argument) writes nothing;
 // a failed statement or COMMIT fails the whole batch (io_error), nothing of
 // it is visible, and the next batch reconnects if need be.
 // Other requests (acks, purges, devices, sweeps, receipts) add a few round
-// trips each. A deadlock between nodes (40P01) runs the batch again (at
-// most kMaxAttempts); seqs taken by a failed attempt are never reused.
+// trips each. A busy NOWAIT lock, or a deadlock or serialization failure
+// all the same, runs the batch again (at most kMaxAttempts); seqs taken by
+// a failed attempt are never reused.
 // A COMMIT whose answer is lost with the connection is reported io_error
 // though it may have committed (PostgreSQL cannot tell): a resend with the
 // same client_msg_id then gets the first result.
