@@ -744,12 +744,15 @@ bool FaultRun::run(reliability::Figures& f) {
   std::size_t shown = 0;
   for (const auto& x : dl.examples) {
     if (x.rfind("ack refused: ", 0) == 0) {
-      ++refusals[x.substr(0, std::min<std::size_t>(x.find("\\n") == std::string::npos ? x.size() : x.find("\\n"), 200))];
+      // From "code" to the end of the message's first line (the rid differs).
+      const auto from = std::min(x.size(), x.find("\"code\""));
+      const auto nl = x.find("\\n", from);
+      ++refusals["ack refused: " + x.substr(from, std::min<std::size_t>((nl == std::string::npos ? x.size() : nl) - from, 160))];
     } else if (shown++ < 12) {
       f.note(x);
     }
   }
-  for (const auto& [x, n] : refusals) f.note(fmt::format("{} (x{} among the examples kept)", x, n));
+  for (const auto& [x, n] : refusals) f.note(fmt::format("{} (x{} among the notes kept)", x, n));
   for (std::size_t x = 0; x < rc.examples.size() && x < 5; ++x) f.note("receipts: " + rc.examples[x]);
   f.verdict(pass);
   return pass;

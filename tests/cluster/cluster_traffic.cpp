@@ -95,7 +95,7 @@ void run_sender(Traffic& t, std::size_t i, std::size_t recipients, const std::st
         if (dup) ++log.dedup_answers;
         const auto now = Clock::now();
         log.acked[k] = reliability::SendRecord{test::str_of(reply, "id"), test::str_of(reply, "status"),
-                                               dup ? first_try : this_try, now};
+                                               dup ? first_try : this_try, now, dup};
         ++t.confirmed;
         ++k;
         first_try = now;

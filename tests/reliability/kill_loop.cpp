@@ -156,7 +156,8 @@ void run_sender(std::size_t i, std::size_t recipients, const std::string& token,
         // The send was decided during this try, or (a dedup answer) during
         // an earlier one.
         log.acked[k] = SendRecord{test::str_of(reply, "id"), test::str_of(reply, "status"),
-                                  reply.contains("duplicate") ? first_try : this_try, Clock::now()};
+                                  reply.contains("duplicate") ? first_try : this_try, Clock::now(),
+                                  reply.contains("duplicate")};
         ++acked_total;
         ++k;
         first_try = Clock::now();

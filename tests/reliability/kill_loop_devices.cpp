@@ -309,8 +309,8 @@ ReceiptFigures check_receipts(const std::vector<SenderLog>& senders, std::size_t
       }
       if (rec->second.status == "delivered") {
         ++f.for_live;
-        example(fmt::format("receipt {} for {} ({}), whose sent said delivered", r.id, msg,
-                            cmid_of(i, rk)));
+        example(fmt::format("receipt {} for {} ({}), whose sent said delivered{}", r.id, msg,
+                            cmid_of(i, rk), rec->second.duplicate ? " (a dedup answer to a resend)" : ""));
       }
     }
     for (const auto& [k, rec] : log.acked) {

@@ -58,6 +58,7 @@ ReceiptSeen receipt_of(const test::Json& frame);
 struct SendRecord {
   std::string id, status;
   Clock::time_point decided_from, confirmed;
+  bool duplicate = false;  // answered from the dedup index (a resend whose first try was stored)
 };
 
 struct SenderLog {
