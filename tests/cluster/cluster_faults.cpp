@@ -317,8 +317,8 @@ void FaultRun::fault_node_stop() {
   // holding row locks stalls every node whose batches need those rows).
   // Taken 5 s in (the purge comes after node_ttl_seconds; the query takes
   // a fraction of a second).
-  std::this_thread::sleep_until(e.begin + 5s);
-  {
+  if (o_.stop_for >= 7s) {
+    std::this_thread::sleep_until(e.begin + 5s);
     const ToolRun q = run_tool(
         env_, "psql",
         {"-X", "-A", "-t", "-F", " | ", "-c",
