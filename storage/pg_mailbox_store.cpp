@@ -272,6 +272,14 @@ Status PgMailboxStore::run_batch(Batch& b, std::vector<WriteRequest>& requests, 
                                                       : "SET synchronous_commit = off");
           !s)
         return s;
+      // A node that hangs mid-batch (SIGSTOP, a stalled VM) holds its
+      // mailbox row locks, and every other node's writer waits behind them:
+      // the cluster fault test saw writes stop on all nodes for the whole
+      // 20 s of a SIGSTOP. The server ends such a transaction after 3 s
+      // idle (nothing of it committed; the hung node's batch fails and its
+      // clients resend). A live writer is never idle in a transaction for
+      // long: it sends the next statement as soon as the previous returned.
+      if (Status s = writer_conn_->command("SET idle_in_transaction_session_timeout = '3s'"); !s) return s;
       session_set_ = true;
     }
     Status s = begin(b, requests);
