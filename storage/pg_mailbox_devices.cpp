@@ -411,13 +411,16 @@ Status PgMailboxStore::reconcile_user(Batch& b, const std::string& user, const s
   for (int i = 0; i < kept->size(); ++i)
     acked_by[static_cast<std::uint64_t>(kept->i64(i, 0))].emplace_back(kept->str(i, 1));
   std::vector<Record> doomed;
-  for (const auto& [seq, acked] : acked_by) {
+  for (const auto& entry : acked_by) {
+    // (Not a structured binding: clang 14, the fuzz build's compiler, cannot
+    // capture one in a lambda.)
+    const std::vector<std::string>& acked = entry.second;
     const bool all = std::all_of(active.begin(), active.end(), [&](const std::string& d) {
       return std::find(acked.begin(), acked.end(), d) != acked.end();
     });
     if (!all) continue;
     Record rec;
-    rec.seq = seq;
+    rec.seq = entry.first;
     doomed.push_back(rec);
   }
   // (Kept acks of a record gone already go too: delete_records deletes
