@@ -20,6 +20,7 @@
 #include <doctest/doctest.h>
 #include <rocksdb/db.h>
 
+#include "common/clock.h"
 #include "storage/keys.h"
 #include "tests/unit/storage/store_test_util.h"
 
@@ -28,6 +29,13 @@ using namespace oms::storage;
 using namespace oms::storage::testing;
 
 namespace {
+
+// The fixtures' dedup entries live dedup_window_ms (24 h) from when they were
+// written, and their messages a ttl: each test runs on a clock a minute
+// after its fixture was made (the files' mtimes in the tarball), not on
+// today's date, or it would fail a day after the fixture was committed.
+constexpr std::int64_t kV1WrittenMs = 1796290500'000;  // 2026-12-03 09:35 UTC
+constexpr std::int64_t kV2WrittenMs = 1796318340'000;  // 2026-12-03 17:19 UTC
 
 // Unpacks a fixture into `dir`; returns the store's path.
 std::string unpack(const TempDir& dir, const std::string& fixture) {
@@ -75,8 +83,10 @@ TEST_CASE("upgrade: a version-1 store written by main opens as the current versi
   TempDir dir("oms-storage-upgrade");
   const std::string path = unpack_v1(dir);
   REQUIRE(format_version_of(path) == 1);
+  ManualClock clock(kV1WrittenMs);
   StoreOptions o;
   o.path = path;
+  o.clock = &clock;
   {
     auto store = open_ok(o);
     MailboxStore& mb = store->mailboxes();
@@ -121,8 +131,10 @@ TEST_CASE("upgrade: a version-2 store (devices, kept acks, receipts) opens as ve
   TempDir dir("oms-storage-upgrade-v2");
   const std::string path = unpack(dir, "v2-store-main-b7e7ec9.tar.gz");
   REQUIRE(format_version_of(path) == 2);
+  ManualClock clock(kV2WrittenMs);
   StoreOptions o;
   o.path = path;
+  o.clock = &clock;
   const std::string bob = "bob@contoso.com", alice = "alice@contoso.com";
   auto check = [&](MailboxStore& mb) {
     CHECK(mb.last_seq() == 8);
