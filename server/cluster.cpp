@@ -459,25 +459,26 @@ struct Cluster::Impl {
   }
 
   void on_hint(const std::string& user, std::string_view payload) {
-    // "<node>|<seq>|<kind>|<receipt>|<len1>|<len2>|" frame1 frame2
-    auto f = split(payload, '|', 7);
-    if (f.size() != 7 || f[0] == node) return;
-    std::uint64_t seq = 0;
+    // "<node>|<seq>|<kind>|<receipt>|<mseq>|<len1>|<len2>|" frame1 frame2
+    auto f = split(payload, '|', 8);
+    if (f.size() != 8 || f[0] == node) return;
+    std::uint64_t seq = 0, mseq = 0;
     unsigned kind = 0, receipt = 0;
     std::size_t l1 = 0, l2 = 0;
-    if (!to_num(f[1], seq) || !to_num(f[2], kind) || kind > 2 || !to_num(f[3], receipt) || !to_num(f[4], l1) ||
-        !to_num(f[5], l2) || f[6].size() != l1 + l2)
+    if (!to_num(f[1], seq) || !to_num(f[2], kind) || kind > 2 || !to_num(f[3], receipt) || !to_num(f[4], mseq) ||
+        !to_num(f[5], l1) || !to_num(f[6], l2) || f[7].size() != l1 + l2)
       return;
     counters.hints_received.fetch_add(1, std::memory_order_relaxed);
     auto sessions = ctx.registry.sessions_of(user);
     if (sessions.empty()) return;
     auto d = std::make_shared<Delivery>();
     d->seq = seq;
+    d->mseq = mseq;
     d->kind = static_cast<proto::MessageKind>(kind);
     d->receipt = receipt != 0;
     d->ordered = false;
-    if (l1) d->message_frame = std::make_shared<const std::string>(f[6].substr(0, l1));
-    if (l2) d->missed_notice = std::make_shared<const std::string>(f[6].substr(l1, l2));
+    if (l1) d->message_frame = std::make_shared<const std::string>(f[7].substr(0, l1));
+    if (l2) d->missed_notice = std::make_shared<const std::string>(f[7].substr(l1, l2));
     std::shared_ptr<const Delivery> shared = std::move(d);
     for (const auto& s : sessions) s->post_stored(shared);
   }
@@ -555,8 +556,8 @@ void Cluster::device_session(const std::string& user, const std::string& device,
 void Cluster::publish_delivery(const std::string& mailbox, const Delivery& d) {
   const std::size_t l1 = d.message_frame ? d.message_frame->size() : 0;
   const std::size_t l2 = d.missed_notice ? d.missed_notice->size() : 0;
-  std::string payload = fmt::format("{}|{}|{}|{}|{}|{}|", impl_->node, d.seq, static_cast<unsigned>(d.kind),
-                                    d.receipt ? 1 : 0, l1, l2);
+  std::string payload = fmt::format("{}|{}|{}|{}|{}|{}|{}|", impl_->node, d.seq, static_cast<unsigned>(d.kind),
+                                    d.receipt ? 1 : 0, d.mseq, l1, l2);
   if (l1) payload += *d.message_frame;
   if (l2) payload += *d.missed_notice;
   {

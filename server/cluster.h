@@ -14,7 +14,9 @@
 // Channels:
 //   oms:presence           "<user>|<node>|<sessions>|<state>|<set>": a node's view of a user changed
 //                          (<set> = 1: a presence.set there, the user's state for every node)
-//   oms:u:<user>           hints: a message or receipt committed to <user>'s mailbox
+//   oms:u:<user>           hints: a message or receipt committed to <user>'s mailbox,
+//                          "<node>|<seq>|<kind>|<receipt>|<mseq>|<len1>|<len2>|" then its
+//                          message frame (len1 bytes) and missed notice (len2)
 //
 // A node subscribes to oms:u:<user> while it holds a session of <user>; the
 // sender's node publishes after the COMMIT. After each (re)subscription the

@@ -31,12 +31,17 @@ bool DeliveryWindow::page_done(std::size_t got) {
   return false;
 }
 
-DeliveryWindow::Arrived DeliveryWindow::on_stored(std::uint64_t seq, bool has_frame) {
+DeliveryWindow::Arrived DeliveryWindow::on_stored(std::uint64_t seq, bool has_frame, bool ordered,
+                                                  std::uint64_t mseq) {
   if (seq <= cursor_) return Arrived::kNone;
   switch (state_) {
     case ReadState::kCaughtUp:
-      if (has_frame && in_flight_.size() < window_) {
-        track(seq);
+      // Caught up: the mailbox holds nothing beyond the cursor that was
+      // stored before the last read. mseqs have no gaps, so mseq + 1 is the
+      // next message of the mailbox whoever appended it (an mseq of 1 with
+      // the cursor at 0: the mailbox's first).
+      if (has_frame && (ordered || (mseq != 0 && mseq == cursor_mseq_ + 1)) && in_flight_.size() < window_) {
+        track(seq, mseq);
         return Arrived::kPush;
       }
       state_ = ReadState::kBehind;

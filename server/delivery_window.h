@@ -70,9 +70,11 @@ class DeliveryWindow {
 
   // A message of a page read: true when it is to be pushed (it is in flight
   // now); false for one pushed already.
-  bool take(std::uint64_t seq) {
+  // `mseq`: its place in the mailbox (storage::StoredMessage::mseq), 0 if
+  // the back end keeps none.
+  bool take(std::uint64_t seq, std::uint64_t mseq = 0) {
     if (seq <= cursor_) return false;
-    track(seq);
+    track(seq, mseq);
     return true;
   }
   // The page read ended with `got` messages. True: read again (next_read());
@@ -85,7 +87,11 @@ class DeliveryWindow {
     kRead,  // it waits in the mailbox: call next_read()
     kNone,  // pushed already, or the running read picks it up
   };
-  Arrived on_stored(std::uint64_t seq, bool has_frame);
+  // `has_frame`: the message's frame came with it. `ordered`: no other
+  // message of the mailbox can come between the cursor and it (one node);
+  // else `mseq` (cluster mode: other nodes append to the mailbox too) tells:
+  // it may be pushed without a read when it is the cursor's mseq + 1.
+  Arrived on_stored(std::uint64_t seq, bool has_frame, bool ordered = true, std::uint64_t mseq = 0);
 
   // An ack from the client; false when `seq` was not in flight.
   bool acked(std::uint64_t seq) { return in_flight_.erase(seq); }
@@ -109,15 +115,17 @@ class DeliveryWindow {
     kSent,        // mailbox.drained went out
   };
 
-  void track(std::uint64_t seq) {
+  void track(std::uint64_t seq, std::uint64_t mseq) {
     in_flight_.insert(seq);
     cursor_ = seq;
+    cursor_mseq_ = mseq;
   }
 
   std::uint32_t window_;          // (at most 65,536: config.cpp)
   std::uint32_t read_limit_ = 0;  // limit of the running read
   std::uint64_t signin_seq_ = 0;  // store's last seq at sign-in
   std::uint64_t cursor_ = 0;      // highest seq pushed
+  std::uint64_t cursor_mseq_ = 0; // its mseq (0: none kept; before the first, 0)
   InFlight in_flight_;            // pushed, not yet acked
   std::size_t pending_ack_writes_ = 0;
   ReadState state_ = ReadState::kBehind;

@@ -100,6 +100,8 @@ std::string Metrics::render(const storage::StoreCounters& s, bool store_writable
                    kSendErrorCodes[i], ld(send_errors[i]));
   metric(out, "oms_messages_pushed_total", "counter", "Message frames pushed to sessions.",
          ld(pushed_total));
+  metric(out, "oms_mailbox_reads_total", "counter",
+         "Mailbox pages read for signed-in sessions (not counting the sign-in scan).", ld(mailbox_reads_total));
   metric(out, "oms_acks_total", "counter", "Message ids acknowledged by clients.", ld(acked_total));
   metric(out, "oms_slow_consumer_closes_total", "counter", "Sessions closed for a full send queue.",
          ld(slow_consumer_closes));

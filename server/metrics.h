@@ -51,6 +51,7 @@ class Metrics final : public storage::BatchObserver {
   std::atomic<std::uint64_t> sent_missed{0};
   std::atomic<std::uint64_t> sent_duplicate{0};
   std::atomic<std::uint64_t> pushed_total{0};
+  std::atomic<std::uint64_t> mailbox_reads_total{0};  // pages read by signed-in sessions
   std::atomic<std::uint64_t> acked_total{0};
   std::atomic<std::uint64_t> slow_consumer_closes{0};  // a send queue (frames or bytes) or the inbox full
   std::atomic<std::uint64_t> write_stall_closes{0};    // frames waiting, the peer read nothing (4.4)

@@ -177,6 +177,7 @@ void Router::send(const std::shared_ptr<SessionInbox>& sender, const std::string
         if (!sessions.empty() || cluster) {
           auto d = std::make_shared<Delivery>();
           d->seq = res.seq;
+          d->mseq = res.mseq;
           d->kind = kind;
           if (body_copy) {
             proto::Message m;
@@ -255,6 +256,7 @@ void Router::receipts_written(const std::vector<storage::NewReceipt>& receipts) 
     frame.at_ms = r.receipt.at_ms;
     auto d = std::make_shared<Delivery>();
     d->seq = r.seq;
+    d->mseq = r.mseq;
     d->receipt = true;
     d->message_frame = share(proto::encode_receipt(frame));
     if (cluster) d->ordered = false;

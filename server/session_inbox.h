@@ -33,8 +33,12 @@ struct Delivery {
   // The frame may stand in for a mailbox read: no other message of the
   // mailbox can come between the last one delivered and this one. True on a
   // single node (completions come in seq order); false in cluster mode,
-  // where other nodes commit to the same mailbox (the session reads).
+  // where other nodes commit to the same mailbox (the session reads, unless
+  // mseq follows the last message it has: DeliveryWindow::on_stored).
   bool ordered = true;
+  // The message's place in the mailbox (storage::StoredMessage::mseq; 0
+  // where the back end keeps none).
+  std::uint64_t mseq = 0;
 };
 
 class SessionInbox {

@@ -789,7 +789,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     if (d.missed_notice) enqueue(d.missed_notice);
     // Messages and receipts both come from the store's completion thread,
     // in seq order per mailbox (a batch's receipts after its callbacks).
-    switch (window_.on_stored(d.seq, d.message_frame != nullptr && d.ordered)) {
+    switch (window_.on_stored(d.seq, d.message_frame != nullptr, d.ordered, d.mseq)) {
       case DeliveryWindow::Arrived::kPush: return push(d.message_frame);
       case DeliveryWindow::Arrived::kRead: return maybe_read();
       case DeliveryWindow::Arrived::kNone: return;
@@ -805,6 +805,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     if (closing() || finished_) return;
     const auto read = window_.next_read();
     if (!read) return;
+    ctx_.metrics.mailbox_reads_total.fetch_add(1, std::memory_order_relaxed);
     const bool queued =
         ctx_.run_for_user(user_, [self = this->shared_from_this(), after = read->after, limit = read->limit] {
           if (self->gone_.load(std::memory_order_relaxed)) return;
@@ -824,7 +825,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
       return close(websocket::close_code::internal_error, "store unavailable");
     }
     for (auto& m : *page) {
-      if (!window_.take(m.seq)) continue;
+      if (!window_.take(m.seq, m.mseq)) continue;
       if (m.receipt) {
         push(share(proto::encode_receipt(receipt_frame(m.seq, *m.receipt))));
         continue;

@@ -80,6 +80,11 @@ struct StoredMessage {
   std::string reason;  // "dnd" | "presenting" for missed messages, else empty
   std::string body;
   std::optional<ReceiptRecord> receipt;  // set: a receipt (the fields above are empty)
+  // Its place in the mailbox, gapless (1, 2, 3, ... as appended, receipts
+  // too); 0 where the back end keeps none (RocksDB: there one node's seqs
+  // are already in commit order). In cluster mode a session pushes a hinted
+  // message without reading when its mseq follows the last one it has.
+  std::uint64_t mseq = 0;
 };
 
 // A receipt a batch wrote, for the live push to the sender's sessions.
@@ -87,6 +92,7 @@ struct NewReceipt {
   std::string mailbox;  // the sender's
   std::uint64_t seq = 0;
   ReceiptRecord receipt;
+  std::uint64_t mseq = 0;  // as StoredMessage::mseq
 };
 
 // A device of a user (contract 4.1, 4.5).
@@ -120,6 +126,7 @@ struct AppendResult {
   bool duplicate = false;       // nothing new stored; seq/sent_at are the first one's
   std::string dedup_payload;    // the first append's payload when duplicate
   std::string mailbox;          // the first append's mailbox when duplicate
+  std::uint64_t mseq = 0;       // as StoredMessage::mseq (0 when duplicate)
 };
 
 struct MailboxSummary {

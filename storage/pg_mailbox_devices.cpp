@@ -462,7 +462,8 @@ Status PgMailboxStore::emit_receipt(Batch& b, std::string_view sender, ReceiptRe
   auto& rows = b.rows;
   rows.mailbox.push_back(mailbox);
   rows.seq.push_back(static_cast<std::int64_t>(seq));
-  rows.mseq.push_back(t.next_mseq++);
+  const std::int64_t mseq = t.next_mseq++;
+  rows.mseq.push_back(mseq);
   rows.sent_at_ms.push_back(r.at_ms);
   rows.kind.push_back(0);
   rows.from.emplace_back();
@@ -476,7 +477,7 @@ Status PgMailboxStore::emit_receipt(Batch& b, std::string_view sender, ReceiptRe
   t.receipts += 1;
   t.dirty = true;
   ++b.receipts_by_state[static_cast<std::size_t>(r.state) & 3];
-  b.receipts.push_back({mailbox, seq, std::move(r)});
+  b.receipts.push_back({mailbox, seq, std::move(r), static_cast<std::uint64_t>(mseq)});
   b.receipt_request.push_back(b.request);
   return Status::ok();
 }

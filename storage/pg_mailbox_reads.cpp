@@ -16,10 +16,12 @@ namespace {
 
 constexpr std::int64_t kInt64Max = std::numeric_limits<std::int64_t>::max();
 
-// Columns 0..4 and 6..9 of kRecordColumns, with `body` (column 5) as given.
-StoredMessage stored(const pg::Rows& r, int i, bool with_body) {
+// Columns 0..4 and 6..9 of kRecordColumns, with `body` (column 5) as given
+// and `mseq` in column mseq_col.
+StoredMessage stored(const pg::Rows& r, int i, bool with_body, int mseq_col) {
   StoredMessage m;
   m.seq = static_cast<std::uint64_t>(r.i64(i, 0));
+  m.mseq = static_cast<std::uint64_t>(r.i64(i, mseq_col));
   const auto state = r.i16(i, 6);
   if (state != 0) {
     m.receipt = ReceiptRecord{static_cast<std::uint64_t>(r.i64(i, 7)), std::string(r.str(i, 8)),
@@ -48,7 +50,7 @@ Result<std::vector<StoredMessage>> PgMailboxStore::read(std::string_view mailbox
   if (limit == 0 || after_seq >= static_cast<std::uint64_t>(kInt64Max)) return out;
   static const std::string sql = fmt::format(
       "SELECT m.seq, m.from_user, m.sent_at_ms, m.kind, m.reason, m.body, m.receipt_state, m.receipt_msg_seq, "
-      "m.client_msg_id, m.receipt_to FROM messages m WHERE {} ORDER BY m.seq LIMIT $5",
+      "m.client_msg_id, m.receipt_to, m.mseq FROM messages m WHERE {} ORDER BY m.seq LIMIT $5",
       kVisible);
   pg::Params p;
   p.text(mailbox).i64(static_cast<std::int64_t>(after_seq)).i64(expiry_cutoff(clock_->now_ms())).text(device)
@@ -57,7 +59,7 @@ Result<std::vector<StoredMessage>> PgMailboxStore::read(std::string_view mailbox
   auto r = lease->read(sql, p);
   if (!r) return r.status();
   out.reserve(static_cast<std::size_t>(r->size()));
-  for (int i = 0; i < r->size(); ++i) out.push_back(stored(*r, i, true));
+  for (int i = 0; i < r->size(); ++i) out.push_back(stored(*r, i, true, 10));
   if (!out.empty()) saw_seq(out.back().seq);
   return out;
 }
@@ -74,7 +76,7 @@ Result<MailboxSummary> PgMailboxStore::summary(std::string_view mailbox, std::st
   static const std::string sql = fmt::format(
       "SELECT m.seq, m.from_user, m.sent_at_ms, m.kind, m.reason, "
       "CASE WHEN row_number() OVER (ORDER BY m.seq) <= $5 THEN m.body END, m.receipt_state, m.receipt_msg_seq, "
-      "m.client_msg_id, m.receipt_to, octet_length(m.body)::int8 "
+      "m.client_msg_id, m.receipt_to, octet_length(m.body)::int8, m.mseq "
       "FROM messages m WHERE {} AND (NOT $6 OR (m.receipt_state = 0 AND m.kind = 2)) ORDER BY m.seq",
       kVisible);
   const std::size_t page = first_page ? page_limit : 0;
@@ -92,7 +94,7 @@ Result<MailboxSummary> PgMailboxStore::summary(std::string_view mailbox, std::st
     const bool in_page = first_page && first_page->size() < page_limit;
     if (r->i16(i, 6) != 0) {
       ++sum.receipts;
-      if (in_page) first_page->push_back(stored(*r, i, true));
+      if (in_page) first_page->push_back(stored(*r, i, true, 11));
       continue;
     }
     const bool missed = r->i16(i, 3) == static_cast<std::int16_t>(proto::MessageKind::kMissed);
@@ -104,7 +106,7 @@ Result<MailboxSummary> PgMailboxStore::summary(std::string_view mailbox, std::st
     const std::string_view from = r->str(i, 1);
     if (auto s = senders.find(from); s == senders.end()) senders.emplace(std::string(from), 1);
     else ++s->second;
-    if (in_page) first_page->push_back(stored(*r, i, true));
+    if (in_page) first_page->push_back(stored(*r, i, true, 11));
   }
   saw_seq(sum.last_seq);
   sum.from.assign(senders.begin(), senders.end());

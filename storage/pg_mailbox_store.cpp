@@ -547,7 +547,8 @@ WriteOutcome PgMailboxStore::apply(Batch& b, AppendOp& op) {
   auto& r = b.rows;
   r.mailbox.push_back(req.mailbox);
   r.seq.push_back(static_cast<std::int64_t>(seq));
-  r.mseq.push_back(t.next_mseq++);
+  const std::int64_t mseq = t.next_mseq++;
+  r.mseq.push_back(mseq);
   r.sent_at_ms.push_back(b.now_ms);
   r.kind.push_back(static_cast<std::int16_t>(req.kind));
   r.from.push_back(req.from);
@@ -567,6 +568,7 @@ WriteOutcome PgMailboxStore::apply(Batch& b, AppendOp& op) {
 
   AppendResult res;
   res.seq = seq;
+  res.mseq = static_cast<std::uint64_t>(mseq);
   res.sent_at_ms = b.now_ms;
   res.mailbox = req.mailbox;
   if (!key.empty()) {
@@ -579,6 +581,7 @@ WriteOutcome PgMailboxStore::apply(Batch& b, AppendOp& op) {
     d.payload.push_back(req.dedup_payload);
     AppendResult first = res;
     first.duplicate = true;
+    first.mseq = 0;
     first.dedup_payload = req.dedup_payload;
     b.dedup.insert_or_assign(key, std::move(first));
     b.dedup_created[key] = b.now_ms;

@@ -126,6 +126,47 @@ TEST_CASE("delivery window: caught up, a new message is pushed straight from the
   CHECK(next->limit == 1);
 }
 
+TEST_CASE("delivery window: unordered arrivals (cluster mode) are pushed only when their mseq is next") {
+  DeliveryWindow w(8);
+  w.begin(0);
+  // The sign-in read: seqs 10 and 40 (other nodes took the seqs between),
+  // mseqs 1 and 2.
+  CHECK(w.take(10, 1));
+  CHECK(w.take(40, 2));
+  CHECK_FALSE(w.page_done(2));
+  REQUIRE(w.state() == ReadState::kCaughtUp);
+  // mseq 3 follows mseq 2: nothing can come between, push it.
+  CHECK(w.on_stored(55, true, /*ordered=*/false, 3) == Arrived::kPush);
+  CHECK(w.cursor() == 55);
+  // mseq 5 after 3: mseq 4 (another node's) is missing, read the mailbox.
+  CHECK(w.on_stored(70, true, false, 5) == Arrived::kRead);
+  CHECK(w.state() == ReadState::kBehind);
+  CHECK(w.on_stored(60, true, false, 4) == Arrived::kRead);  // behind: still a read
+  auto next = w.next_read();
+  REQUIRE(next);
+  CHECK(next->after == 55);
+  CHECK(w.take(60, 4));
+  CHECK(w.take(70, 5));
+  CHECK_FALSE(w.page_done(2));
+  // No mseq kept (0), unordered: always a read.
+  CHECK(w.on_stored(80, true, false, 0) == Arrived::kRead);
+}
+
+TEST_CASE("delivery window: unordered, an empty mailbox's first message (mseq 1) is pushed; without a frame it is read") {
+  DeliveryWindow w(8);
+  w.begin(0);
+  CHECK_FALSE(w.page_done(0));
+  CHECK(w.on_stored(7, /*has_frame=*/false, false, 1) == Arrived::kRead);
+  DeliveryWindow v(8);
+  v.begin(0);
+  CHECK_FALSE(v.page_done(0));
+  CHECK(v.on_stored(7, true, false, 2) == Arrived::kRead);  // mseq 1 was never read: read
+  DeliveryWindow u(8);
+  u.begin(0);
+  CHECK_FALSE(u.page_done(0));
+  CHECK(u.on_stored(7, true, false, 1) == Arrived::kPush);
+}
+
 TEST_CASE("delivery window: a message without a frame is read from the mailbox") {
   DeliveryWindow w(8);
   w.begin(0);
