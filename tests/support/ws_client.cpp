@@ -1,9 +1,13 @@
 #include "tests/support/ws_client.h"
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/beast/websocket/stream.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <doctest/doctest.h>
@@ -17,10 +21,17 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using tcp = net::ip::tcp;
 
-WsClient::WsClient(ms timeout) : timeout_(timeout), cmid_prefix_(oms::random_hex(6)) {}
+struct WsClient::Io {
+  net::io_context ioc;
+  std::unique_ptr<websocket::stream<beast::tcp_stream>> ws;
+  beast::flat_buffer rbuf;
+};
+
+WsClient::WsClient(ms timeout)
+    : timeout_(timeout), io_(std::make_unique<Io>()), cmid_prefix_(oms::random_hex(6)) {}
 
 WsClient::~WsClient() {
-  if (ws_ && connected_ && !closed_) drop();
+  if (io_->ws && connected_ && !closed_) drop();
 }
 
 SteadyClockTimePoint WsClient::deadline_for(std::optional<ms> timeout) const {
@@ -32,28 +43,28 @@ bool WsClient::pump_until(Pred pred, SteadyClockTimePoint deadline) {
   while (!pred()) {
     const auto now = SteadyClock::now();
     if (now >= deadline) return false;
-    if (ioc_.stopped()) ioc_.restart();
-    const std::size_t n = ioc_.run_one_for(deadline - now);
-    if (n == 0 && ioc_.stopped()) return pred();  // no work left: nothing more can happen
+    if (io_->ioc.stopped()) io_->ioc.restart();
+    const std::size_t n = io_->ioc.run_one_for(deadline - now);
+    if (n == 0 && io_->ioc.stopped()) return pred();  // no work left: nothing more can happen
   }
   return true;
 }
 
 void WsClient::reset_stream() {
-  if (ws_ && connected_ && !closed_) drop();
-  ws_ = std::make_unique<websocket::stream<beast::tcp_stream>>(ioc_);
+  if (io_->ws && connected_ && !closed_) drop();
+  io_->ws = std::make_unique<websocket::stream<beast::tcp_stream>>(io_->ioc);
   // One message is one frame (the frame limit is what tests probe).
-  ws_->auto_fragment(false);
-  ws_->read_message_max(64u << 20);
+  io_->ws->auto_fragment(false);
+  io_->ws->read_message_max(64u << 20);
   websocket::stream_base::timeout opt{};
   opt.handshake_timeout = std::chrono::seconds(10);
   opt.idle_timeout = websocket::stream_base::none();
   opt.keep_alive_pings = false;
-  ws_->set_option(opt);
-  ws_->set_option(websocket::stream_base::decorator([](websocket::request_type& req) {
+  io_->ws->set_option(opt);
+  io_->ws->set_option(websocket::stream_base::decorator([](websocket::request_type& req) {
     req.set(beast::http::field::user_agent, "oms-integration-tests");
   }));
-  rbuf_.clear();
+  io_->rbuf.clear();
   queue_.clear();
   connected_ = reading_ = closed_ = false;
   read_ec_ = {};
@@ -67,7 +78,7 @@ WsClient::Handshake WsClient::try_connect(std::uint16_t port, std::string_view p
   Handshake out;
   websocket::response_type res;
   bool done = false;
-  auto& tcp_layer = beast::get_lowest_layer(*ws_);
+  auto& tcp_layer = beast::get_lowest_layer(*io_->ws);
   tcp_layer.expires_after(timeout_);
   const std::string host = "127.0.0.1:" + std::to_string(port);
   const std::string target(path);
@@ -86,7 +97,7 @@ WsClient::Handshake WsClient::try_connect(std::uint16_t port, std::string_view p
     // Like any interactive client: no Nagle delay on small frames.
     boost::system::error_code ignored;
     tcp_layer.socket().set_option(tcp::no_delay(true), ignored);
-    ws_->async_handshake(res, host, target, [&](boost::system::error_code ec2) {
+    io_->ws->async_handshake(res, host, target, [&](boost::system::error_code ec2) {
       out.ec = ec2;
       done = true;
     });
@@ -115,19 +126,19 @@ void WsClient::connect(std::uint16_t port, std::string_view path) {
 
 void WsClient::start_read() {
   reading_ = true;
-  ws_->async_read(rbuf_, [this](boost::system::error_code ec, std::size_t) {
+  io_->ws->async_read(io_->rbuf, [this](boost::system::error_code ec, std::size_t) {
     reading_ = false;
     if (ec) {
       closed_ = true;
       read_ec_ = ec;
-      const auto& reason = ws_->reason();
+      const auto& reason = io_->ws->reason();
       close_code_ = reason.code != websocket::close_code::none ? static_cast<int>(reason.code) : -1;
       close_text_ = std::string(reason.reason.data(), reason.reason.size());
       return;
     }
-    std::string text = beast::buffers_to_string(rbuf_.data());
-    rbuf_.consume(rbuf_.size());
-    if (ws_->got_binary()) {
+    std::string text = beast::buffers_to_string(io_->rbuf.data());
+    io_->rbuf.consume(io_->rbuf.size());
+    if (io_->ws->got_binary()) {
       queue_.push_back(Json{{"type", "__binary_frame__"}, {"size", text.size()}});
     } else {
       boost::system::error_code pec;
@@ -144,10 +155,10 @@ void WsClient::start_read() {
 bool WsClient::is_open() const { return connected_ && !closed_; }
 
 void WsClient::drop() {
-  if (!ws_) return;
+  if (!io_->ws) return;
   boost::system::error_code ignored;
-  beast::get_lowest_layer(*ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
-  beast::get_lowest_layer(*ws_).socket().close(ignored);
+  beast::get_lowest_layer(*io_->ws).socket().shutdown(tcp::socket::shutdown_both, ignored);
+  beast::get_lowest_layer(*io_->ws).socket().close(ignored);
   // Let the aborted operations complete so no handler outlives its state.
   pump_until([&] { return !reading_; }, SteadyClock::now() + std::chrono::seconds(2));
   connected_ = false;
@@ -155,12 +166,12 @@ void WsClient::drop() {
 }
 
 void WsClient::close(std::uint16_t code) {
-  if (!ws_ || !connected_ || closed_) {
+  if (!io_->ws || !connected_ || closed_) {
     connected_ = false;
     return;
   }
   bool done = false;
-  ws_->async_close(websocket::close_reason(code), [&](boost::system::error_code) { done = true; });
+  io_->ws->async_close(websocket::close_reason(code), [&](boost::system::error_code) { done = true; });
   if (!pump_until([&] { return done && !reading_; }, deadline_for(timeout_))) {
     drop();
     if (!done) pump_until([&] { return done; }, SteadyClock::now() + std::chrono::seconds(2));
@@ -170,7 +181,7 @@ void WsClient::close(std::uint16_t code) {
 }
 
 int WsClient::expect_closed(std::optional<int> expected, std::optional<ms> timeout) {
-  if (!ws_) throw TestError("expect_closed: never connected");
+  if (!io_->ws) throw TestError("expect_closed: never connected");
   if (!pump_until([&] { return closed_; }, deadline_for(timeout)))
     fail_wait("the server to close the connection");
   connected_ = false;
@@ -183,12 +194,12 @@ int WsClient::expect_closed(std::optional<int> expected, std::optional<ms> timeo
 }
 
 boost::system::error_code WsClient::write(std::string_view data, bool binary) {
-  if (!ws_ || !connected_) return net::error::not_connected;
+  if (!io_->ws || !connected_) return net::error::not_connected;
   if (closed_) return net::error::connection_aborted;
-  ws_->binary(binary);
+  io_->ws->binary(binary);
   bool done = false;
   boost::system::error_code wec;
-  ws_->async_write(net::buffer(data.data(), data.size()),
+  io_->ws->async_write(net::buffer(data.data(), data.size()),
                    [&](boost::system::error_code ec, std::size_t) {
     wec = ec;
     done = true;
@@ -199,7 +210,7 @@ boost::system::error_code WsClient::write(std::string_view data, bool binary) {
     pump_until([&] { return done; }, SteadyClock::now() + std::chrono::seconds(2));
     throw TestError("WebSocket write of " + std::to_string(data.size()) + " bytes timed out");
   }
-  ws_->text(true);
+  io_->ws->text(true);
   return wec;
 }
 
@@ -339,8 +350,8 @@ Json WsClient::reply(const boost::json::value& rid, std::optional<ms> timeout) {
 }
 
 void WsClient::poll() {
-  if (ioc_.stopped()) ioc_.restart();
-  ioc_.poll();
+  if (io_->ioc.stopped()) io_->ioc.restart();
+  io_->ioc.poll();
 }
 
 const std::deque<Json>& WsClient::queued() {
