@@ -19,16 +19,13 @@
 
 #include "tests/support/harness.h"
 #include "tests/support/hostile.h"
+#include "tests/support/sanitized.h"
 
 using namespace oms::test;
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
+constexpr bool kSanitized = oms::test::kOmsdSanitized;
 
 // A WebSocket client that never reads after the upgrade: a raw socket with a
 // small receive buffer, frames written without blocking (what does not fit

@@ -16,6 +16,7 @@
 
 #include "tests/support/harness.h"
 #include "tests/support/hostile.h"
+#include "tests/support/sanitized.h"
 #include "tests/support/raw_ws.h"
 #include "tests/support/wait.h"
 
@@ -26,17 +27,7 @@ using std::chrono::seconds;
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAsan = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kAsan = true;
-#else
-constexpr bool kAsan = false;
-#endif
-#else
-constexpr bool kAsan = false;
-#endif
+constexpr bool kAsan = oms::test::kOmsdSanitized;
 // ASan's quarantine keeps freed memory resident: the RSS bound is looser there.
 // ASan keeps freed memory in quarantine (256 MiB by default) and adds its
 // shadow, so its RSS says little: the 32 MiB bound is the release build's.
