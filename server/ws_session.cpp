@@ -467,7 +467,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     }
     if (!decoded.ok()) return send_error(decoded.error().rid, "bad_request", decoded.error().message);
     if (!admit(decoded.frame())) return;
-    std::visit([this](auto& f) { on_frame(f); }, decoded.frame());
+    std::visit([this](auto& f) { this->on_frame(f); }, decoded.frame());
   }
 
   // Ends the session at exp + leeway; re-arms when auth.refresh moved exp on.

@@ -66,7 +66,8 @@ TEST_CASE("admin: every endpoint but healthz and readyz needs the admin token") 
   };
   for (const auto& ep : every_protected_endpoint()) {
     for (const auto& [what, auth] : bad_auths) {
-      INFO(describe(ep) << " with " << what);
+      const std::string& what_ = what;  // (INFO captures; clang 14 cannot capture a binding)
+      INFO(describe(ep) << " with " << what_);
       const HttpResult r = admin.request(ep.method, ep.target, ep.body, auth);
       OMS_CHECK_HTTP(r, 401);
       CHECK(r.error_code() == "unauthenticated");

@@ -51,7 +51,8 @@ TEST_CASE("admin devices: listed with times, sessions, active and what each has 
   REQUIRE(bob.count("desk") == 1);
   REQUIRE(bob.count("phone") == 1);
   for (const auto& [name, d] : bob) {
-    INFO(name);
+    const std::string& name_ = name;  // (INFO captures; clang 14 cannot capture a binding)
+    INFO(name_);
     CHECK(is_iso8601_ms(str_of(d, "first_seen")));
     CHECK(is_iso8601_ms(str_of(d, "last_seen")));
     CHECK(str_of(d, "first_seen") <= str_of(d, "last_seen"));

@@ -176,7 +176,7 @@ TEST_CASE("slow consumer: a slow reader of 50,000 stored messages keeps memory b
   MESSAGE("server RSS before the drain " << rss_before << " KiB, max during it " << rss_max << " KiB");
   // The window (256) and the send queue bound what is held per session; the
   // mailbox is read in pages. 64 MiB leaves room for RocksDB's caches.
-  if (oms::test::kOmsdSanitized) {
+  if (oms::test::omsd_sanitized()) {
     // AddressSanitizer keeps freed memory in quarantine (256 MiB by default),
     // so RSS says nothing about what the server holds: the release build
     // checks the bound, this build checks delivery only.

@@ -25,7 +25,7 @@ using namespace oms::test;
 
 namespace {
 
-constexpr bool kSanitized = oms::test::kOmsdSanitized;
+const bool kSanitized = oms::test::omsd_sanitized();
 
 // A WebSocket client that never reads after the upgrade: a raw socket with a
 // small receive buffer, frames written without blocking (what does not fit

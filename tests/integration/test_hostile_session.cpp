@@ -27,11 +27,11 @@ using std::chrono::seconds;
 
 namespace {
 
-constexpr bool kAsan = oms::test::kOmsdSanitized;
+const bool kAsan = oms::test::omsd_sanitized();
 // ASan's quarantine keeps freed memory resident: the RSS bound is looser there.
 // ASan keeps freed memory in quarantine (256 MiB by default) and adds its
 // shadow, so its RSS says little: the 32 MiB bound is the release build's.
-constexpr std::int64_t kRssBoundKib = kAsan ? 1024 * 1024 : 32 * 1024;
+const std::int64_t kRssBoundKib = kAsan ? 1024 * 1024 : 32 * 1024;
 
 constexpr double kP99BoundMs = 250;
 constexpr const char* kMallory = "mallory@contoso.com";

@@ -247,7 +247,8 @@ TEST_CASE("policy: enable_delivery_receipts is set, validated, shown and kept") 
            {http::verb::patch, "/v1/policies/Global", R"({"enable_delivery_receipts":"true"})"},
            {http::verb::patch, "/v1/policies/Global",
             R"({"enable_im_auto_archiving":false,"enable_delivery_receipts":0})"}}) {
-    INFO(body);
+    const std::string& body_ = body;  // (INFO captures; clang 14 cannot capture a binding)
+    INFO(body_);
     const HttpResult r = a.request_raw(method, target, body, "application/json");
     OMS_CHECK_HTTP(r, 400);
     CHECK(r.error_code() == "bad_request");

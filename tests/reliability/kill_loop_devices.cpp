@@ -313,7 +313,9 @@ ReceiptFigures check_receipts(const std::vector<SenderLog>& senders, std::size_t
                             cmid_of(i, rk), rec->second.duplicate ? " (a dedup answer to a resend)" : ""));
       }
     }
-    for (const auto& [k, rec] : log.acked) {
+    for (const auto& entry : log.acked) {
+      const auto& [k, rec_binding] = entry;
+      const auto& rec = rec_binding;  // (a variable, not a binding: clang 14's lambdas capture only those)
       if (rec.status != "stored" && rec.status != "missed") continue;
       ++f.expected;
       if (by_msg.count(rec.id)) continue;

@@ -7,7 +7,9 @@
 
 #include <string>
 
+#include "tests/support/omsd_process.h"
+
 namespace oms::test {
-std::string omsd_binary_path() { return OMSD_PATH; }
+std::string omsd_binary_path() { return binary_from_env("OMS_TEST_OMSD", OMSD_PATH); }
 std::string omsctl_binary_path() { return ""; }
 }  // namespace oms::test

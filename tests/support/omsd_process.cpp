@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <exception>
 #include <fstream>
 #include <iostream>
@@ -77,6 +78,11 @@ std::optional<Ports> read_ports(const std::filesystem::path& file) {
 DOCTEST_REGISTER_LISTENER("oms-failure-tracker", 1, oms::test::FailureListener);
 
 namespace oms::test {
+
+std::string binary_from_env(const char* name, const char* built) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::string(v) : std::string(built);
+}
 
 OmsdOptions with_config(std::string toml) {
   OmsdOptions o;

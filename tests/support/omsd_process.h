@@ -28,6 +28,10 @@ namespace oms::test {
 // library; omsctl's path is empty when it was not built.
 std::string omsd_binary_path();
 std::string omsctl_binary_path();
+// The environment variable `name` when it is set and not empty, else
+// `built`: how a test program lets OMS_TEST_OMSD / OMS_TEST_OMSCTL point it
+// at another build's binaries (CI's sanitizer phase).
+std::string binary_from_env(const char* name, const char* built);
 
 struct OmsdOptions {
   // TOML written to <root>/omsd.toml and passed with --config when non-empty.

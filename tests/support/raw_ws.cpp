@@ -36,7 +36,7 @@ void RawWs::set_receive_buffer(int bytes) {
 }
 
 RawWs::RawWs(std::uint16_t port, std::string_view target, ms timeout)
-    : sock_(ioc_), rng_(std::random_device{}()), timeout_(timeout) {
+    : sock_(ioc_), rng_(std::random_device{}()) {
   sock_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
   timeval tv{};
   tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);

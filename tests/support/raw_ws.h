@@ -99,7 +99,6 @@ class RawWs {
   boost::asio::ip::tcp::socket sock_;
   std::string buf_;  // received, not yet parsed
   std::mt19937 rng_;
-  ms timeout_;
 };
 
 }  // namespace oms::test

@@ -108,7 +108,7 @@ TEST_CASE("admin routing: a known path with another method is a 405 that names b
   const AdminResponse r = w.call("PUT", "/v1/policies");
   CHECK(r.status == 405);
   CHECK(r.body == R"({"error":{"code":"method_not_allowed","message":"PUT is not allowed on /v1/policies"}})");
-  for (auto [method, target] : std::initializer_list<std::pair<const char*, const char*>>{
+  for (const auto& mt : std::initializer_list<std::pair<const char*, const char*>>{
            {"HEAD", "/metrics"},
            {"POST", "/v1/policies/Global"},
            {"POST", "/v1/users/alice@contoso.com"},
@@ -116,6 +116,8 @@ TEST_CASE("admin routing: a known path with another method is a 405 that names b
            {"GET", "/v1/users/alice@contoso.com/mailbox"},
            {"GET", "/v1/backup"},
            {"POST", "/v1/configuration/im"}}) {
+    const char* method = mt.first;  // (not a structured binding: clang 14
+    const char* target = mt.second;  // cannot capture those in CAPTURE's lambda)
     CAPTURE(method);
     CAPTURE(target);
     CHECK(w.call(method, target).status == 405);
@@ -126,13 +128,15 @@ TEST_CASE("admin routing: a bad user id is a 400 on every path under /v1/users/{
   World w;
   // Checked before the method and before the sub-resource: even a path that
   // would be a 404 or a 405 with a good user id.
-  for (auto [method, target] : std::initializer_list<std::pair<const char*, const char*>>{
+  for (const auto& mt : std::initializer_list<std::pair<const char*, const char*>>{
            {"GET", "/v1/users/bad!"},
            {"POST", "/v1/users/bad!"},
            {"PUT", "/v1/users/bad!/policy"},
            {"GET", "/v1/users/bad!/policy"},
            {"DELETE", "/v1/users/bad!/mailbox"},
            {"GET", "/v1/users/bad!/whatever"}}) {
+    const char* method = mt.first;  // (not a structured binding: clang 14
+    const char* target = mt.second;  // cannot capture those in CAPTURE's lambda)
     CAPTURE(method);
     CAPTURE(target);
     const AdminResponse r = w.call(method, target);
