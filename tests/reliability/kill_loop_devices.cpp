@@ -314,8 +314,9 @@ ReceiptFigures check_receipts(const std::vector<SenderLog>& senders, std::size_t
       }
     }
     for (const auto& entry : log.acked) {
-      const auto& [k, rec_binding] = entry;
-      const auto& rec = rec_binding;  // (a variable, not a binding: clang 14's lambdas capture only those)
+      // (References, not a structured binding: clang 14's lambdas cannot capture those.)
+      const auto& k = entry.first;
+      const auto& rec = entry.second;
       if (rec.status != "stored" && rec.status != "missed") continue;
       ++f.expected;
       if (by_msg.count(rec.id)) continue;
