@@ -23,6 +23,12 @@ struct Totals {
   bool dirty = false;
 };
 
+// What a batch removed from a mailbox whose row it does not lock (acks,
+// purges, the sweep): written to mailbox_deltas at its end.
+struct Delta {
+  std::int64_t count = 0, bytes = 0, receipts = 0;
+};
+
 // Rows queued for the next flush (one multi-row INSERT each).
 struct Rows {
   std::vector<std::string> mailbox, from, reason, body, client_msg_id, receipt_to;
@@ -61,10 +67,13 @@ struct Batch {
   bool wrote = false;  // a statement that writes ran
   Status failed;       // a statement failed: the whole batch fails
   std::string sqlstate;
-  std::map<std::string, Totals> locked;
+  std::map<std::string, Totals> locked;  // mailbox rows (appends)
+  std::unordered_set<std::string> ack_locked;  // users' advisory locks (acks, devices, purges, sweep)
+  std::map<std::string, Delta> deltas;  // removed from mailboxes not in `locked`
   // Locked in the first statement besides the appends' (an earlier attempt
-  // found them locked elsewhere when it came to them: missed_locks).
-  std::vector<std::string> prelock, missed_locks;
+  // found them locked elsewhere when it came to them: missed_locks), and
+  // the same for the advisory locks.
+  std::vector<std::string> prelock, missed_locks, prelock_ack, missed_ack_locks;
   std::vector<std::uint64_t> seq_pool;  // taken after the last lock, ascending
   std::size_t pool_next = 0;
   std::size_t appends_left = 0;  // valid appends not yet applied (the pool's size)
@@ -95,6 +104,31 @@ struct Batch {
   std::vector<std::int64_t> ack_del_seq, ack_keep_seq;
 
   Totals& totals(const std::string& mailbox) { return locked.at(mailbox); }
+  // A record that was there is gone (counted from what a DELETE returned,
+  // so a record two transactions delete counts once).
+  void removed(const std::string& mailbox, std::uint64_t seq, bool receipt, std::int64_t bytes) {
+    if (receipt) receipts_gone.insert(seq);
+    else {
+      delta_messages -= 1;
+      delta_bytes -= bytes;
+    }
+    if (auto it = locked.find(mailbox); it != locked.end()) {
+      Totals& t = it->second;
+      if (receipt) t.receipts -= 1;
+      else {
+        t.count -= 1;
+        t.bytes -= bytes;
+      }
+      t.dirty = true;
+      return;
+    }
+    Delta& d = deltas[mailbox];
+    if (receipt) d.receipts -= 1;
+    else {
+      d.count -= 1;
+      d.bytes -= bytes;
+    }
+  }
   void note_wrote() { wrote = true; }
 };
 

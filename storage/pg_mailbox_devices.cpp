@@ -3,8 +3,10 @@
 // decisions as the RocksDB store's rocks_mailbox_devices.cpp). Writer
 // thread, except the entry points (which only enqueue).
 //
-// Every request about a user locks the user's mailbox row first, so one
-// user's acks, sign-ins and reconciles are serialised across nodes.
+// Every request about a user takes the user's advisory lock first (not the
+// mailbox row, which only appends lock: pg_schema.h), so one user's acks,
+// sign-ins and reconciles are serialised across nodes. What they remove
+// from the mailbox is counted from the DELETEs' rows (Batch::removed).
 // Receipts are queued rows of the messages table (receipt_state > 0),
 // written with the batch's next flush; their senders' rows are locked (all
 // at once, sorted) before their seqs are taken.
@@ -115,7 +117,7 @@ WriteOutcome PgMailboxStore::apply(Batch& b, DeviceOp& op) {
   {
     pg::Params user;
     user.text(op.user);
-    auto r = lock_and_read(b, op.user, {{&kDevicesOf, &user}});
+    auto r = ack_lock_and_read(b, {op.user}, {{&kDevicesOf, &user}});
     if (!r) return {};
     parse_devices(r->front(), devs);
   }
@@ -208,7 +210,7 @@ WriteOutcome PgMailboxStore::apply(Batch& b, AckOp& op) {
     pg::Params user, p;
     user.text(op.mailbox);
     p.text(op.mailbox).i64_array(seqs);
-    auto r = lock_and_read(b, op.mailbox, {{&kDevicesOf, &user}, {&kAckRecords, &p}, {&kAckKept, &p}});
+    auto r = ack_lock_and_read(b, {op.mailbox}, {{&kDevicesOf, &user}, {&kAckRecords, &p}, {&kAckKept, &p}});
     if (!r) return {};
     read = std::move(*r);
   }
@@ -267,22 +269,10 @@ WriteOutcome PgMailboxStore::apply(Batch& b, AckOp& op) {
     ++b.acks_held;
   }
   if (deferred) {
-    // Written at the run's end; the totals move now (the mailbox row is
-    // locked: the records read are the records there).
-    Totals& t = b.totals(op.mailbox);
+    // Written (and counted) at the run's end.
     for (const Record& r : doomed) {
       b.ack_del_mailbox.push_back(op.mailbox);
       b.ack_del_seq.push_back(static_cast<std::int64_t>(r.seq));
-      if (r.receipt) {
-        t.receipts -= 1;
-        b.receipts_gone.insert(r.seq);
-      } else {
-        t.count -= 1;
-        t.bytes -= r.bytes;
-        b.delta_messages -= 1;
-        b.delta_bytes -= r.bytes;
-      }
-      t.dirty = true;
     }
     for (std::size_t i = 0; i < keep_seq.size(); ++i) {
       b.ack_keep_mailbox.push_back(op.mailbox);
@@ -318,7 +308,7 @@ Status PgMailboxStore::read_ack_run(Batch& b, std::vector<WriteRequest>& request
     auto* op = std::get_if<AckOp>(&requests[i]);
     if (!op) break;
     if (!valid_mailbox(op->mailbox) || op->seqs.empty() || op->device.size() > proto::kMaxDeviceBytes ||
-        b.locked.count(op->mailbox) == 0 || !seen.insert(op->mailbox).second)
+        b.ack_locked.count(op->mailbox) == 0 || !seen.insert(op->mailbox).second)
       continue;
     which.push_back(i);
   }
@@ -354,8 +344,10 @@ Status PgMailboxStore::write_ack_run(Batch& b) {
   if (b.ack_del_seq.empty() && b.ack_keep_seq.empty()) return Status::ok();
   static const std::string kDelete =
       "WITH k AS (SELECT * FROM unnest($1::text[], $2::int8[]) AS k(m, s)), "
-      "d AS (DELETE FROM messages USING k WHERE mailbox = k.m AND seq = k.s RETURNING 1) "
-      "DELETE FROM acks USING k WHERE mailbox = k.m AND seq = k.s";
+      "d AS (DELETE FROM messages USING k WHERE mailbox = k.m AND seq = k.s "
+      "RETURNING mailbox, seq, octet_length(body)::int8, receipt_state), "
+      "a AS (DELETE FROM acks USING k WHERE mailbox = k.m AND seq = k.s RETURNING 1) "
+      "SELECT * FROM d";
   static const std::string kKeep =
       "INSERT INTO acks SELECT * FROM unnest($1::text[], $2::int8[], $3::text[]) ON CONFLICT DO NOTHING";
   pg::Params del, keep;
@@ -374,6 +366,12 @@ Status PgMailboxStore::write_ack_run(Batch& b) {
     b.sqlstate = writer_conn_->sqlstate();
     if (b.failed.is_ok()) b.failed = r.status();
     return b.failed;
+  }
+  if (!steps.empty() && steps.front().sql == &kDelete) {
+    const pg::Rows& gone = r->front();
+    for (int i = 0; i < gone.size(); ++i)
+      b.removed(std::string(gone.str(i, 0)), static_cast<std::uint64_t>(gone.i64(i, 1)), gone.i16(i, 3) != 0,
+                gone.i64(i, 2));
   }
   return Status::ok();
 }
@@ -394,7 +392,7 @@ WriteOutcome PgMailboxStore::apply(Batch& b, ReconcileOp& op) {
 
 Status PgMailboxStore::reconcile_user(Batch& b, const std::string& user, const std::string& forgotten,
                                       std::uint64_t& released) {
-  if (!flush(b) || !lock_mailboxes(b, {user})) return b.failed;
+  if (!flush(b) || !ack_lock(b, {user})) return b.failed;
   std::vector<Device> devs;
   if (!devices_of(b, user, devs)) return b.failed;
   const std::vector<std::string> active = active_devices(b, user, devs);
@@ -485,7 +483,7 @@ Status PgMailboxStore::emit_receipt(Batch& b, std::string_view sender, ReceiptRe
 // A message whose `sent` says stored after all (mailbox_store.h).
 WriteOutcome PgMailboxStore::apply(Batch& b, ReceiptWantedOp& op) {
   if (!valid_mailbox(op.mailbox)) return {Status::ok(), {}, 0};
-  if (!flush(b) || !lock_mailboxes(b, {op.mailbox})) return {};
+  if (!flush(b) || !ack_lock(b, {op.mailbox})) return {};
   const ReceiptRecord delivered{op.seq, op.client_msg_id, op.mailbox, proto::ReceiptState::kDelivered, b.now_ms};
   pg::Params p;
   p.text(op.mailbox).i64(static_cast<std::int64_t>(op.seq));

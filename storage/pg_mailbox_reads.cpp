@@ -120,7 +120,12 @@ MailboxStats PgMailboxStore::stats(std::string_view mailbox) const {
   pg::Params p;
   p.text(mailbox);
   auto lease = reads_->get();
-  auto r = lease->read("SELECT count, bytes, receipts FROM mailboxes WHERE mailbox = $1", p);
+  // The row's totals and the deltas not folded in yet (pg_schema.h).
+  auto r = lease->read(
+      "SELECT coalesce(sum(c), 0)::int8, coalesce(sum(b), 0)::int8, coalesce(sum(r), 0)::int8 FROM ("
+      "SELECT count AS c, bytes AS b, receipts AS r FROM mailboxes WHERE mailbox = $1 "
+      "UNION ALL SELECT count, bytes, receipts FROM mailbox_deltas WHERE mailbox = $1) t",
+      p);
   if (!r || r->size() == 0) return st;
   st.count = static_cast<std::uint64_t>(r->i64(0, 0));
   st.bytes = static_cast<std::uint64_t>(r->i64(0, 1));

@@ -63,6 +63,26 @@ const std::string kCreateMailboxes =
 const std::string kTryLockMailboxes =
     "SELECT mailbox, next_mseq, count, bytes, receipts FROM mailboxes WHERE mailbox = ANY($1::text[]) "
     "ORDER BY mailbox FOR UPDATE NOWAIT";
+// After a mailbox row is locked: its deltas (what acks, purges and the
+// sweep removed meanwhile) are folded into the totals this batch writes.
+// Only the deltas committed when this statement starts: one written later
+// stays for the next append (the row lock keeps two folds apart).
+const std::string kFoldDeltas =
+    "WITH d AS (DELETE FROM mailbox_deltas WHERE mailbox = ANY($1::text[]) "
+    "RETURNING mailbox, count, bytes, receipts) "
+    "SELECT mailbox, sum(count)::int8, sum(bytes)::int8, sum(receipts)::int8 FROM d GROUP BY mailbox";
+const std::string kInsertDeltas =
+    "INSERT INTO mailbox_deltas (mailbox, count, bytes, receipts) "
+    "SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[])";
+// The users' advisory locks (acks, devices, purges, the sweep; pg_schema.h),
+// in one order, waiting: only in a batch's first statement, after its row
+// locks. Later ones never wait (kTryAckLocks: the number not taken).
+const std::string kAckLocks =
+    "SELECT pg_advisory_xact_lock(7302516, h) FROM (SELECT DISTINCT hashtext(m) AS h "
+    "FROM unnest($1::text[]) AS u(m) ORDER BY 1) s";
+const std::string kTryAckLocks =
+    "SELECT count(*) FILTER (WHERE NOT pg_try_advisory_xact_lock(7302516, h))::int8 FROM "
+    "(SELECT DISTINCT hashtext(m) AS h FROM unnest($1::text[]) AS u(m) ORDER BY 1) s";
 constexpr std::string_view kLockNotAvailable = "55P03";
 const std::string kNextSeqs = "SELECT nextval('oms_seq') FROM generate_series(1, $1::int8)";
 const std::string kWriteTotals =
@@ -76,6 +96,34 @@ pg::Params row_params(const pg_detail::Rows& r) {
       .text_array(r.from).text_array(r.reason).bytes_array(r.body).text_array(r.client_msg_id)
       .bool_array(r.want_receipt).i16_array(r.receipt_state).i64_array(r.receipt_msg_seq).text_array(r.receipt_to);
   return p;
+}
+
+// The deltas of mailboxes this batch does not lock (none: no parameters).
+pg::Params delta_params(const pg_detail::Batch& b) {
+  std::vector<std::string> names;
+  std::vector<std::int64_t> count, bytes, receipts;
+  for (const auto& [mailbox, d] : b.deltas) {
+    if (d.count == 0 && d.bytes == 0 && d.receipts == 0) continue;
+    names.push_back(mailbox);
+    count.push_back(d.count);
+    bytes.push_back(d.bytes);
+    receipts.push_back(d.receipts);
+  }
+  pg::Params p;
+  if (!names.empty()) p.text_array(names).i64_array(count).i64_array(bytes).i64_array(receipts);
+  return p;
+}
+
+// Adds folded deltas (kFoldDeltas' rows) to the locked mailboxes' totals.
+void add_folded(pg_detail::Batch& b, const pg::Rows& rows) {
+  for (int i = 0; i < rows.size(); ++i) {
+    auto it = b.locked.find(std::string(rows.str(i, 0)));
+    if (it == b.locked.end()) continue;  // (cannot happen: only locked ones are folded)
+    it->second.count += rows.i64(i, 1);
+    it->second.bytes += rows.i64(i, 2);
+    it->second.receipts += rows.i64(i, 3);
+    it->second.dirty = true;
+  }
 }
 
 pg::Params dedup_params(const pg_detail::DedupRows& d) {
@@ -140,7 +188,10 @@ Status PgMailboxStore::load() {
   auto seq = writer_conn_->exec("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM oms_seq");
   if (!seq) return seq.status();
   last_seq_.store(static_cast<std::uint64_t>(seq->i64(0, 0)));
-  auto totals = writer_conn_->exec("SELECT coalesce(sum(count), 0)::int8, coalesce(sum(bytes), 0)::int8 FROM mailboxes");
+  auto totals = writer_conn_->exec(
+      "SELECT (SELECT coalesce(sum(count), 0) FROM mailboxes)::int8 + "
+      "(SELECT coalesce(sum(count), 0) FROM mailbox_deltas)::int8, "
+      "(SELECT coalesce(sum(bytes), 0) FROM mailboxes)::int8 + (SELECT coalesce(sum(bytes), 0) FROM mailbox_deltas)::int8");
   if (!totals) return totals.status();
   counters_.total_messages.store(static_cast<std::uint64_t>(totals->i64(0, 0)));
   counters_.total_bytes.store(static_cast<std::uint64_t>(totals->i64(0, 1)));
@@ -200,17 +251,19 @@ WriteBatcher::Followers PgMailboxStore::commit(std::vector<WriteRequest>& reques
   Batch& b = *batch_;
   Status status;
   std::int64_t micros = 0;
-  std::vector<std::string> prelock;  // mailboxes an earlier attempt could not lock later
+  // Mailboxes (rows; users' advisory locks) an earlier attempt could not lock later.
+  std::vector<std::string> prelock, prelock_ack;
   for (int attempt = 1;; ++attempt) {
     b = Batch();
     b.now_ms = now;
     b.refuse_new = refuse_new;
     b.prelock = prelock;
+    b.prelock_ack = prelock_ack;
     outcomes.clear();
     const auto t0 = std::chrono::steady_clock::now();
     status = run_batch(b, requests, outcomes);
     if (status.is_ok()) {
-      b.wrote = b.wrote || !b.rows.empty() || !b.dedup_rows.empty() ||
+      b.wrote = b.wrote || !b.rows.empty() || !b.dedup_rows.empty() || !b.deltas.empty() ||
                 std::any_of(b.locked.begin(), b.locked.end(), [](const auto& m) { return m.second.dirty; });
       if (b.wrote && opts_.inject_write_error) status = opts_.inject_write_error();
     }
@@ -220,6 +273,7 @@ WriteBatcher::Followers PgMailboxStore::commit(std::vector<WriteRequest>& reques
     const bool busy = b.sqlstate == kLockNotAvailable;
     if (status.is_ok() || attempt == kMaxAttempts || !(busy || pg::retryable(b.sqlstate))) break;
     prelock.insert(prelock.end(), b.missed_locks.begin(), b.missed_locks.end());
+    prelock_ack.insert(prelock_ack.end(), b.missed_ack_locks.begin(), b.missed_ack_locks.end());
     undo_sessions(b);
   }
 
@@ -313,21 +367,24 @@ Status PgMailboxStore::begin(Batch& b, std::vector<WriteRequest>& requests) {
   static const std::string kReadDedup =
       "SELECT d.from_user, d.client_msg_id, d.mailbox, d.seq, d.sent_at_ms, d.created_ms, d.payload "
       "FROM dedup d JOIN unnest($1::text[], $2::text[]) AS k(f, c) ON d.from_user = k.f AND d.client_msg_id = k.c";
-  std::vector<std::string> mailboxes;
+  std::vector<std::string> mailboxes, users;
   std::vector<std::string> from, ids;
   b.appends_left = 0;
   for (auto& r : requests) {
-    // The mailboxes the batch's acks, purges, receipt marks and device
-    // changes lock are locked here too, with the appends', in one sorted
-    // statement: a chat batch appends to a partner and acks its own
-    // mailbox, and two nodes' batches locking those one after the other
-    // deadlocked (cluster-bench, cross-node chat: 5 store_error bursts in
-    // 20 s). (Receipts' senders are still locked later, when read.)
-    if (auto* ack = std::get_if<AckOp>(&r); ack && valid_mailbox(ack->mailbox)) mailboxes.push_back(ack->mailbox);
-    if (auto* pu = std::get_if<PurgeOp>(&r); pu && valid_mailbox(pu->mailbox)) mailboxes.push_back(pu->mailbox);
-    if (auto* rw = std::get_if<ReceiptWantedOp>(&r); rw && valid_mailbox(rw->mailbox))
-      mailboxes.push_back(rw->mailbox);
-    if (auto* d = std::get_if<DeviceOp>(&r); d && valid_mailbox(d->user)) mailboxes.push_back(d->user);
+    // The users the batch's acks, purges, receipt marks and device changes
+    // are about are locked here too (their advisory locks, after the
+    // appends' rows), each kind in one sorted statement: a chat batch
+    // appends to a partner and acks its own mailbox, and two nodes'
+    // batches locking those one after the other deadlocked (cluster-bench,
+    // cross-node chat: 5 store_error bursts in 20 s). An ack does not lock
+    // the mailbox row: the two nodes of a chat pair, each appending to the
+    // user the other acks for, no longer take turns (each waited for the
+    // other's COMMIT: the cross-node p99). (Receipts' senders' rows are
+    // still locked later, when read.)
+    if (auto* ack = std::get_if<AckOp>(&r); ack && valid_mailbox(ack->mailbox)) users.push_back(ack->mailbox);
+    if (auto* pu = std::get_if<PurgeOp>(&r); pu && valid_mailbox(pu->mailbox)) users.push_back(pu->mailbox);
+    if (auto* rw = std::get_if<ReceiptWantedOp>(&r); rw && valid_mailbox(rw->mailbox)) users.push_back(rw->mailbox);
+    if (auto* d = std::get_if<DeviceOp>(&r); d && valid_mailbox(d->user)) users.push_back(d->user);
     auto* a = std::get_if<AppendOp>(&r);
     if (!a || !valid_mailbox(a->req.mailbox)) continue;
     mailboxes.push_back(a->req.mailbox);
@@ -341,13 +398,21 @@ Status PgMailboxStore::begin(Batch& b, std::vector<WriteRequest>& requests) {
   mailboxes.insert(mailboxes.end(), b.prelock.begin(), b.prelock.end());
   std::sort(mailboxes.begin(), mailboxes.end());
   mailboxes.erase(std::unique(mailboxes.begin(), mailboxes.end()), mailboxes.end());
+  users.insert(users.end(), b.prelock_ack.begin(), b.prelock_ack.end());
+  std::sort(users.begin(), users.end());
+  users.erase(std::unique(users.begin(), users.end()), users.end());
   const pg::Params none;
-  pg::Params lock, keys, count;
+  pg::Params lock, ack_lock, keys, count;
   lock.text_array(mailboxes);
+  ack_lock.text_array(users);
   keys.text_array(from).text_array(ids);
   count.i64(static_cast<std::int64_t>(b.appends_left));
   std::vector<pg::Connection::Step> steps{{&kBegin, &none, false}};
-  if (!mailboxes.empty()) steps.push_back({&kLockMailboxes, &lock});
+  if (!mailboxes.empty()) {
+    steps.push_back({&kLockMailboxes, &lock});
+    steps.push_back({&kFoldDeltas, &lock});
+  }
+  if (!users.empty()) steps.push_back({&kAckLocks, &ack_lock});
   if (!from.empty()) {
     // Two nodes storing the same (from, client_msg_id) meet here: the
     // second waits for the first's COMMIT, then reads its entry.
@@ -366,7 +431,12 @@ Status PgMailboxStore::begin(Batch& b, std::vector<WriteRequest>& requests) {
     for (int i = 0; i < rows.size(); ++i)
       b.locked.emplace(std::string(rows.str(i, 0)),
                        Totals{rows.i64(i, 1), rows.i64(i, 2), rows.i64(i, 3), rows.i64(i, 4), false});
+    add_folded(b, (*r)[at++]);
     b.note_wrote();
+  }
+  if (!users.empty()) {
+    ++at;
+    b.ack_locked.insert(users.begin(), users.end());
   }
   if (!from.empty()) {
     const pg::Rows& found = (*r)[at + 1];  // (after the advisory locks' rows)
@@ -402,11 +472,13 @@ Status PgMailboxStore::finish(Batch& b) {
   if (over_cap)
     if (Status s = flush(b); !s) return s;
   const pg::Params none;
-  pg::Params rows = row_params(b.rows), dedup = dedup_params(b.dedup_rows), totals = totals_params(b);
+  pg::Params rows = row_params(b.rows), dedup = dedup_params(b.dedup_rows), totals = totals_params(b),
+             deltas = delta_params(b);
   std::vector<pg::Connection::Step> steps;
   if (!b.rows.empty()) steps.push_back({&kInsertRows, &rows});
   if (!b.dedup_rows.empty()) steps.push_back({&kInsertDedup, &dedup});
   if (totals.size() > 0) steps.push_back({&kWriteTotals, &totals});
+  if (deltas.size() > 0) steps.push_back({&kInsertDeltas, &deltas});
   steps.push_back({&kCommit, &none, false});
   auto r = writer_conn_->pipeline(steps);
   b.sqlstate = writer_conn_->sqlstate();
@@ -436,7 +508,7 @@ Result<std::vector<pg::Rows>> PgMailboxStore::lock_and_read(Batch& b, const std:
   pg::Params p;
   if (!mailboxes.empty()) {
     p.text_array(mailboxes);
-    reads.insert(reads.begin(), {{&kCreateMailboxes, &p}, {&kTryLockMailboxes, &p}});
+    reads.insert(reads.begin(), {{&kCreateMailboxes, &p}, {&kTryLockMailboxes, &p}, {&kFoldDeltas, &p}});
   }
   auto r = writer_conn_->pipeline(reads);
   if (!r) {
@@ -450,12 +522,49 @@ Result<std::vector<pg::Rows>> PgMailboxStore::lock_and_read(Batch& b, const std:
     for (int i = 0; i < rows.size(); ++i)
       b.locked.emplace(std::string(rows.str(i, 0)),
                        Totals{rows.i64(i, 1), rows.i64(i, 2), rows.i64(i, 3), rows.i64(i, 4), false});
+    add_folded(b, (*r)[2]);
     b.note_wrote();
     // Numbers taken before these locks could commit behind another node's
     // later ones in these mailboxes: take fresh ones from now on.
     b.seq_pool.clear();
     b.pool_next = 0;
-    r->erase(r->begin(), r->begin() + 2);
+    r->erase(r->begin(), r->begin() + 3);
+  }
+  return r;
+}
+
+Status PgMailboxStore::ack_lock(Batch& b, std::vector<std::string> users) {
+  auto r = ack_lock_and_read(b, std::move(users), {});
+  return r ? Status::ok() : b.failed;
+}
+
+Result<std::vector<pg::Rows>> PgMailboxStore::ack_lock_and_read(Batch& b, std::vector<std::string> users,
+                                                                 std::vector<pg::Connection::Step> reads) {
+  std::sort(users.begin(), users.end());
+  users.erase(std::unique(users.begin(), users.end()), users.end());
+  std::erase_if(users, [&](const std::string& u) { return b.ack_locked.count(u) != 0; });
+  pg::Params p;
+  if (!users.empty()) {
+    p.text_array(users);
+    reads.insert(reads.begin(), {&kTryAckLocks, &p});
+  }
+  auto r = writer_conn_->pipeline(reads);
+  if (!r) {
+    b.sqlstate = writer_conn_->sqlstate();
+    if (b.failed.is_ok()) b.failed = r.status();
+    return r.status();
+  }
+  if (!users.empty()) {
+    if (r->front().i64(0, 0) > 0) {
+      // Held by another transaction: this attempt ends, and the batch runs
+      // again with these locked in its first statement (as kTryLockMailboxes).
+      b.sqlstate = std::string(kLockNotAvailable);
+      b.missed_ack_locks = users;
+      if (b.failed.is_ok()) b.failed = Status::io_error("postgres: a user's lock is held by another transaction");
+      return b.failed;
+    }
+    b.ack_locked.insert(users.begin(), users.end());
+    r->erase(r->begin());
   }
   return r;
 }
@@ -489,6 +598,8 @@ Status PgMailboxStore::flush(Batch& b) {
   // Receipts over the cap: the oldest go, with their kept acks.
   for (auto& [mailbox, t] : b.locked) {
     if (t.receipts <= static_cast<std::int64_t>(opts_.max_receipts_per_mailbox)) continue;
+    // (The user's lock too: the user's acks delete receipts without the row.)
+    if (!ack_lock(b, {mailbox})) return b.failed;
     pg::Params p;
     p.text(mailbox).i64(t.receipts - static_cast<std::int64_t>(opts_.max_receipts_per_mailbox));
     auto gone = exec(b,

@@ -135,6 +135,13 @@ class PgMailboxStore final : public MailboxStore {
                                               std::vector<pg::Connection::Step> reads);
   Result<std::vector<pg::Rows>> lock_and_read(Batch& b, const std::vector<std::string>& mailboxes,
                                               std::vector<pg::Connection::Step> reads);
+  // The users' advisory locks (acks, devices, purges, the sweep), those
+  // this batch does not hold, NOWAIT (pg_try_advisory_xact_lock): one held
+  // elsewhere ends the attempt as lock_not_available, and the batch runs
+  // again with it in its first statement. The reads run after them.
+  Status ack_lock(Batch& b, std::vector<std::string> users);
+  Result<std::vector<pg::Rows>> ack_lock_and_read(Batch& b, std::vector<std::string> users,
+                                                  std::vector<pg::Connection::Step> reads);
   Status take_seq(Batch& b, std::uint64_t& seq);
   // Writes the queued rows (and drops receipts over the cap), so that the
   // next statement sees them.

@@ -30,7 +30,7 @@ using pg_detail::Totals;
 // acked makes a `purged` one.
 WriteOutcome PgMailboxStore::apply(Batch& b, PurgeOp& op) {
   if (!valid_mailbox(op.mailbox)) return {Status::ok(), {}, 0};
-  if (!flush(b) || !lock_mailboxes(b, {op.mailbox})) return {};
+  if (!flush(b) || !ack_lock(b, {op.mailbox})) return {};
   pg::Params p;
   p.text(op.mailbox);
   auto doomed = exec(b,
@@ -75,7 +75,7 @@ WriteOutcome PgMailboxStore::apply(Batch& b, SweepOp&) {
     more = found->size() == kSweepChunk;
     std::vector<std::string> mailboxes;
     for (int i = 0; i < found->size(); ++i) mailboxes.emplace_back(found->str(i, 0));
-    if (!lock_mailboxes(b, mailboxes)) return {};
+    if (!ack_lock(b, mailboxes)) return {};
     // (Read before the locks: a record acked or purged meanwhile by another
     // node is simply not deleted again below.)
     std::map<std::string, std::vector<Record>> by_mailbox;
@@ -168,20 +168,11 @@ Status PgMailboxStore::delete_records(Batch& b, const std::string& mailbox, cons
                    p);
   if (!gone) return b.failed;
   b.note_wrote();
-  Totals& t = b.totals(mailbox);
   for (int i = 0; i < gone->size(); ++i) {
-    if (deleted) deleted->insert(static_cast<std::uint64_t>(gone->i64(i, 0)));
-    if (gone->i16(i, 2) != 0) {
-      t.receipts -= 1;
-      b.receipts_gone.insert(static_cast<std::uint64_t>(gone->i64(i, 0)));
-    } else {
-      t.count -= 1;
-      t.bytes -= gone->i64(i, 1);
-      b.delta_messages -= 1;
-      b.delta_bytes -= gone->i64(i, 1);
-    }
+    const auto seq = static_cast<std::uint64_t>(gone->i64(i, 0));
+    if (deleted) deleted->insert(seq);
+    b.removed(mailbox, seq, gone->i16(i, 2) != 0, gone->i64(i, 1));
   }
-  t.dirty = true;
   return Status::ok();
 }
 

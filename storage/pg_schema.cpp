@@ -72,6 +72,18 @@ CREATE TABLE token_revocations (
   revoked_at_s bigint NOT NULL);
 INSERT INTO policies VALUES ('global', 'Global', true, true);
 )sql",
+    // 2: what acks, purges and the sweep remove from a mailbox, as deltas
+    // (they no longer lock the mailbox row: only appends do, for the
+    // order); an append folds its mailboxes' deltas into their rows.
+    R"sql(
+CREATE TABLE mailbox_deltas (
+  id bigserial PRIMARY KEY,
+  mailbox text COLLATE "C" NOT NULL,
+  count bigint NOT NULL,
+  bytes bigint NOT NULL,
+  receipts bigint NOT NULL);
+CREATE INDEX mailbox_deltas_mailbox ON mailbox_deltas (mailbox);
+)sql",
 };
 static_assert(std::size(kMigrations) == kPgSchemaVersion);
 

@@ -6,11 +6,20 @@
 //   oms_seq                          the global sequence numbers (message
 //                                    ids, contract: unique forever)
 //   mailboxes(mailbox pk, next_mseq, count, bytes, receipts)
-//       one row per mailbox ever written; the totals are exact (kept in the
-//       batch transaction that changes them), and the row is the mailbox's
-//       lock: every write to a mailbox locks it first (pg_mailbox_store.h),
-//       so quotas hold across nodes and seqs commit in order per mailbox.
-//       next_mseq: the per-mailbox sequence without gaps (messages.mseq).
+//       one row per mailbox ever written, and the lock of its appends:
+//       every append (a message or a receipt) locks the row first
+//       (pg_mailbox_store.h), so quotas hold across nodes and seqs commit
+//       in order per mailbox. next_mseq: the per-mailbox sequence without
+//       gaps (messages.mseq). The totals are exact once the mailbox's
+//       deltas are added (the append that locks the row folds them in).
+//   mailbox_deltas(id pk, mailbox, count, bytes, receipts) (migration 2)
+//       what acks, purges and the expiry sweep removed, one row per
+//       mailbox per batch: they never lock the mailbox row (a node acking
+//       a user's messages does not wait for another node appending to the
+//       user, nor that node for it); acks, device changes, purges and the
+//       sweep of one user take a transaction-level advisory lock instead
+//       (key 7302516, hashtext(user)), so they stay serialised among
+//       themselves across nodes.
 //   messages(mailbox, seq, mseq, sent_at_ms, kind, from_user, reason, body,
 //            client_msg_id, want_receipt, receipt_state, receipt_msg_seq,
 //            receipt_to), pk (mailbox, seq)
@@ -37,7 +46,7 @@
 
 namespace oms::storage::pg {
 
-inline constexpr int kPgSchemaVersion = 1;
+inline constexpr int kPgSchemaVersion = 2;
 
 // Applies the migrations the database lacks, each in one transaction under
 // a transaction-level advisory lock (several nodes may open at once).

@@ -218,6 +218,74 @@ TEST_CASE("postgres: one sweep removes more expired rows than a chunk holds, in 
 // the next user with a receipt wanted and acking its own user's mailbox
 // (whose receipts go to the previous user): every batch locks three
 // mailboxes, and no two nodes may wait on each other in a cycle.
+TEST_CASE("postgres: acks, sign-ins and purges do not wait for another node's append to the user, and totals stay exact") {
+  TempDir dir("oms-pg-ack-no-row-lock");
+  StoreOptions o = pg_options_in(dir);
+  o.max_messages = 12;
+  auto a = open_mailboxes(o);
+  auto b = open_mailboxes(o);
+  std::vector<std::uint64_t> seqs;
+  for (int i = 0; i < 10; ++i) seqs.push_back(append_ok(*a, message("bob", "alice", fmt::format("m{}", i))));
+  for (int i = 0; i < 3; ++i) append_ok(*a, message("carol", "alice", "to be purged"));
+
+  // Another node's append transaction holds bob's and carol's rows (until
+  // its COMMIT, which waits for the synchronous standby in a cluster).
+  auto appender = connect(o);
+  REQUIRE(appender->command("BEGIN").is_ok());
+  REQUIRE(appender->command("SELECT 1 FROM mailboxes WHERE mailbox IN ('bob', 'carol') FOR UPDATE").is_ok());
+
+  // Node b signs bob in, acks half of his messages and purges carol's,
+  // all without waiting for it.
+  std::promise<Result<bool>> signed_in;
+  std::promise<Result<std::uint64_t>> acked, purged;
+  auto fs = signed_in.get_future();
+  auto fa = acked.get_future();
+  auto fp = purged.get_future();
+  b->device_signed_in("bob", "phone", true, [&](Result<bool> r) { signed_in.set_value(std::move(r)); });
+  b->ack("bob", "phone", {seqs.begin(), seqs.begin() + 5},
+         [&](Result<std::uint64_t> r) { acked.set_value(std::move(r)); });
+  b->purge("carol", [&](Result<std::uint64_t> r) { purged.set_value(std::move(r)); });
+  const auto patience = std::chrono::seconds(20);
+  REQUIRE_MESSAGE(fs.wait_for(patience) == std::future_status::ready, "the sign-in waited for the row lock");
+  REQUIRE_MESSAGE(fa.wait_for(patience) == std::future_status::ready, "the ack waited for the row lock");
+  REQUIRE_MESSAGE(fp.wait_for(patience) == std::future_status::ready, "the purge waited for the row lock");
+  REQUIRE(fs.get().is_ok());
+  auto n = fa.get();
+  REQUIRE(n.is_ok());
+  CHECK(*n == 5);
+  auto p = fp.get();
+  REQUIRE(p.is_ok());
+  CHECK(*p == 3);
+  REQUIRE(appender->command("COMMIT").is_ok());
+
+  // The totals count what went, on both nodes, and the quota (12) holds
+  // exactly: 5 left, 7 more fit.
+  CHECK(a->stats("bob").count == 5);
+  CHECK(b->stats("bob").count == 5);
+  CHECK(a->stats("carol").count == 0);
+  int stored = 0;
+  for (int i = 0; i < 8; ++i) {
+    auto r = append_wait(i % 2 == 0 ? *a : *b, message("bob", "dave", fmt::format("more {}", i)));
+    if (r.is_ok()) ++stored;
+    else CHECK(r.status().code() == Code::kMailboxFull);
+  }
+  CHECK(stored == 7);
+  CHECK(a->stats("bob").count == 12);
+  CHECK(read_all(*b, "bob").size() == 12);
+  // The appends folded bob's deltas into his row; carol's wait for hers.
+  auto c = connect(o);
+  auto rows = c->exec("SELECT mailbox, count(*)::int8 FROM mailbox_deltas GROUP BY mailbox ORDER BY mailbox");
+  REQUIRE(rows.is_ok());
+  REQUIRE(rows->size() == 1);
+  CHECK(rows->str(0, 0) == "carol");
+  auto row = c->exec("SELECT count FROM mailboxes WHERE mailbox = 'bob'");
+  REQUIRE(row.is_ok());
+  CHECK(row->i64(0, 0) == 12);
+  // A store opened now counts the deltas too.
+  auto fresh = open_ok(o);
+  CHECK(fresh->mailboxes().counters().total_messages.load() == 12);
+}
+
 TEST_CASE("postgres: three nodes in a ring of chats with receipts: no request fails, none waits for a deadlock") {
   TempDir dir("oms-pg-ring");
   StoreOptions o = pg_options_in(dir);
