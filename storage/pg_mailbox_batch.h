@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -15,6 +16,10 @@
 #include "storage/pg_connection.h"
 
 namespace oms::storage::pg_detail {
+
+// lock_not_available: a NOWAIT lock met another transaction's.
+inline constexpr std::string_view kLockNotAvailable = "55P03";
+inline const std::string kNextSeqs = "SELECT nextval('oms_seq') FROM generate_series(1, $1::int8)";
 
 // A mailbox row locked by this transaction, as the batch leaves it.
 struct Totals {

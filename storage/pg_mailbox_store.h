@@ -2,11 +2,14 @@
 //
 // Writes: a WriteBatcher (write_batcher.h) group-commits them; its writer
 // thread runs each batch as ONE transaction on the writer connection
-// (pg_mailbox_store.cpp):
+// (pg_mailbox_store.cpp, its locks pg_mailbox_locks.cpp):
 //   1. BEGIN; lock the rows of every mailbox the batch appends to, in byte
 //      order (an upsert: INSERT ... ON CONFLICT DO UPDATE RETURNING the
-//      totals); lock the batch's dedup keys (transaction advisory locks,
-//      sorted) and read their entries: one statement each;
+//      totals), and fold in their deltas (what acks, purges and the sweep
+//      removed: mailbox_deltas); take the advisory locks of the users the
+//      batch acks for, purges, signs in or out (sorted); lock the batch's
+//      dedup keys (transaction advisory locks, sorted) and read their
+//      entries: one statement each;
 //   2. only then take the batch's sequence numbers from oms_seq (one
 //      nextval statement for all): whoever appends to a mailbox holds its
 //      row until COMMIT, so seqs commit in order per mailbox, across nodes;
@@ -14,14 +17,18 @@
 //      (quota, dedup, refusals: exact across nodes) and queue its rows;
 //      acks, purges, sweeps, device changes and receipts run their own
 //      statements after the queued rows are flushed (so each request sees
-//      the earlier ones). The mailboxes of acks, purges and device changes
-//      are locked in step 1 too; those found only later (a receipt's
-//      sender, an expired message's mailbox) are locked NOWAIT: when
-//      another transaction holds one, the batch runs again with it locked
-//      in step 1. A transaction thus only waits in step 1, for rows in
-//      byte order, and nodes never deadlock;
+//      the earlier ones). Acks, purges, the sweep and device changes never
+//      lock a mailbox row (so a node acking for a user does not wait for
+//      another node's append to the user, which holds the row until its
+//      COMMIT has reached the synchronous standby): they hold the user's
+//      advisory lock and count what they delete as deltas. Locks found
+//      only later (a receipt's sender's row, an expired message's user)
+//      are taken NOWAIT: when another transaction holds one, the batch
+//      runs again with it locked in step 1. A transaction thus only waits
+//      in step 1, in one order, and nodes never deadlock;
 //   4. one multi-row INSERT for the messages and receipts, one for the
-//      dedup entries, one UPDATE for the totals, COMMIT.
+//      dedup entries, one UPDATE for the totals, one INSERT for the
+//      deltas, COMMIT.
 // An append-only batch costs 2 round trips whatever its size (libpq
 // pipeline mode): BEGIN + lock mailboxes + lock and read dedup + nextval,
 // then insert messages + dedup entries + totals + COMMIT. A request
