@@ -95,7 +95,8 @@ void Connection::admit_waiting(ConnectQueue& q) {
 }
 
 const TargetUrl& Connection::target() const {
-  return run_.opt.targets[u_.index % run_.opt.targets.size()];
+  const std::size_t slot = run_.opt.pairs_together ? u_.index / 2 : u_.index;
+  return run_.opt.targets[slot % run_.opt.targets.size()];
 }
 
 void Connection::begin_connect() {

@@ -28,6 +28,10 @@ struct Options {
   // i connects to targets[i % targets.size()] (targets[0] is --url): in
   // chat, the two users of a pair are then on different nodes.
   std::vector<std::string> also_urls;
+  // --pairs-together: user i connects to targets[(i / 2) % n] instead: the
+  // two users of a chat pair on one node, the pairs spread over the nodes
+  // (the same-node path at the same load per node as the cross-node run).
+  bool pairs_together = false;
   std::vector<TargetUrl> targets;
   std::string jwt_secret_file;
 
