@@ -214,6 +214,18 @@ Result<std::vector<pg::Rows>> PgMailboxStore::lock_and_read(Batch& b, const std:
       b.locked.emplace(std::string(rows.str(i, 0)),
                        Totals{rows.i64(i, 1), rows.i64(i, 2), rows.i64(i, 3), rows.i64(i, 4), false});
     add_folded(b, (*r)[2]);
+    // What this batch deleted before it locked them counts in the totals
+    // it writes now (not twice: as a delta too).
+    for (const std::string& m : mailboxes) {
+      auto d = b.deltas.find(m);
+      auto t = b.locked.find(m);
+      if (d == b.deltas.end() || t == b.locked.end()) continue;
+      t->second.count += d->second.count;
+      t->second.bytes += d->second.bytes;
+      t->second.receipts += d->second.receipts;
+      t->second.dirty = true;
+      b.deltas.erase(d);
+    }
     b.note_wrote();
     // Numbers taken before these locks could commit behind another node's
     // later ones in these mailboxes: take fresh ones from now on.
@@ -234,6 +246,7 @@ Result<std::vector<pg::Rows>> PgMailboxStore::ack_lock_and_read(Batch& b, std::v
   std::sort(users.begin(), users.end());
   users.erase(std::unique(users.begin(), users.end()), users.end());
   std::erase_if(users, [&](const std::string& u) { return b.ack_locked.count(u) != 0; });
+  if (users.empty() && reads.empty()) return std::vector<pg::Rows>();
   pg::Params p;
   if (!users.empty()) {
     p.text_array(users);
@@ -258,6 +271,15 @@ Result<std::vector<pg::Rows>> PgMailboxStore::ack_lock_and_read(Batch& b, std::v
     r->erase(r->begin());
   }
   return r;
+}
+
+Status PgMailboxStore::refold(Batch& b, const std::string& mailbox) {
+  pg::Params p;
+  p.text_array(std::vector<std::string>{mailbox});
+  auto r = exec(b, kFoldDeltas, p);
+  if (!r) return b.failed;
+  add_folded(b, *r);
+  return Status::ok();
 }
 
 }  // namespace oms::storage

@@ -361,8 +361,10 @@ Status PgMailboxStore::flush(Batch& b) {
   // Receipts over the cap: the oldest go, with their kept acks.
   for (auto& [mailbox, t] : b.locked) {
     if (t.receipts <= static_cast<std::int64_t>(opts_.max_receipts_per_mailbox)) continue;
-    // (The user's lock too: the user's acks delete receipts without the row.)
-    if (!ack_lock(b, {mailbox})) return b.failed;
+    // (The user's lock too: the user's acks delete receipts without the
+    // row; and what they deleted since the fold counts first.)
+    if (!ack_lock(b, {mailbox}) || !refold(b, mailbox)) return b.failed;
+    if (t.receipts <= static_cast<std::int64_t>(opts_.max_receipts_per_mailbox)) continue;
     pg::Params p;
     p.text(mailbox).i64(t.receipts - static_cast<std::int64_t>(opts_.max_receipts_per_mailbox));
     auto gone = exec(b,

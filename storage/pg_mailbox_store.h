@@ -149,6 +149,9 @@ class PgMailboxStore final : public MailboxStore {
   Status ack_lock(Batch& b, std::vector<std::string> users);
   Result<std::vector<pg::Rows>> ack_lock_and_read(Batch& b, std::vector<std::string> users,
                                                   std::vector<pg::Connection::Step> reads);
+  // Folds the deltas committed since the row was locked (the row is this
+  // batch's: acks elsewhere may have committed deltas meanwhile).
+  Status refold(Batch& b, const std::string& mailbox);
   Status take_seq(Batch& b, std::uint64_t& seq);
   // Writes the queued rows (and drops receipts over the cap), so that the
   // next statement sees them.

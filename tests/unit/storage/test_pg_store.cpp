@@ -214,10 +214,6 @@ TEST_CASE("postgres: one sweep removes more expired rows than a chunk holds, in 
   CHECK(left->i64(0, 1) == kMessages);  // the dedup window (24 h) is not over
 }
 
-// A ring of three users on three nodes, each node's batches appending to
-// the next user with a receipt wanted and acking its own user's mailbox
-// (whose receipts go to the previous user): every batch locks three
-// mailboxes, and no two nodes may wait on each other in a cycle.
 TEST_CASE("postgres: acks, sign-ins and purges do not wait for another node's append to the user, and totals stay exact") {
   TempDir dir("oms-pg-ack-no-row-lock");
   StoreOptions o = pg_options_in(dir);
@@ -286,6 +282,10 @@ TEST_CASE("postgres: acks, sign-ins and purges do not wait for another node's ap
   CHECK(fresh->mailboxes().counters().total_messages.load() == 12);
 }
 
+// A ring of three users on three nodes, each node's batches appending to
+// the next user with a receipt wanted and acking its own user's mailbox
+// (whose receipts go to the previous user): every batch locks three
+// mailboxes, and no two nodes may wait on each other in a cycle.
 TEST_CASE("postgres: three nodes in a ring of chats with receipts: no request fails, none waits for a deadlock") {
   TempDir dir("oms-pg-ring");
   StoreOptions o = pg_options_in(dir);
