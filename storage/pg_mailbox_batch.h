@@ -84,6 +84,10 @@ struct Batch {
   std::size_t appends_left = 0;  // valid appends not yet applied (the pool's size)
   std::size_t receipts_to_come = 0;  // receipts an op is writing (added to it)
   std::uint64_t max_seq = 0;
+  // The lowest seq this batch gave a record: an ack naming one at or above
+  // it may name a record of this batch, which its read-ahead (taken before
+  // the record was written) cannot have seen.
+  std::uint64_t min_assigned = UINT64_MAX;
   Rows rows;
   DedupRows dedup_rows;
   // (from '\0' client_msg_id) -> the first append's result: read from the

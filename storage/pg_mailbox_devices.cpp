@@ -199,6 +199,12 @@ WriteOutcome PgMailboxStore::apply(Batch& b, AckOp& op) {
   // the devices, the records and their kept acks in one round trip.
   std::vector<pg::Rows> read;
   auto ahead = b.ack_reads.find(b.request);
+  // (A client names only seqs it received, committed before this batch
+  // began; any other is read in order, after the batch's own writes.)
+  if (ahead != b.ack_reads.end() && op.seqs.back() >= b.min_assigned) {
+    b.ack_reads.erase(ahead);
+    ahead = b.ack_reads.end();
+  }
   const bool deferred = ahead != b.ack_reads.end();
   if (deferred) {
     read = std::move(ahead->second);
@@ -297,14 +303,17 @@ WriteOutcome PgMailboxStore::apply(Batch& b, AckOp& op) {
 }
 
 Status PgMailboxStore::read_ack_run(Batch& b, std::vector<WriteRequest>& requests, std::size_t first) {
-  if (!flush(b)) return b.failed;
-  // The first ack of each mailbox in the run, whose mailbox this batch
-  // locked at its start (later ones of the same mailbox read after the
-  // earlier ones' writes: the path without read-ahead).
+  // The first ack of each mailbox in the run (acks and appends, up to any
+  // other request), whose user this batch locked at its start (later ones
+  // of the same mailbox read after the earlier ones' writes: the path
+  // without read-ahead). The run's appends before an ack are not visible
+  // to these reads (their rows are queued for finish): an ack can name
+  // only a seq its client received, so committed before this batch.
   std::vector<std::size_t> which;
   std::unordered_set<std::string> seen;
   std::vector<pg::Params> params;
   for (std::size_t i = first; i < requests.size(); ++i) {
+    if (std::holds_alternative<AppendOp>(requests[i])) continue;
     auto* op = std::get_if<AckOp>(&requests[i]);
     if (!op) break;
     if (!valid_mailbox(op->mailbox) || op->seqs.empty() || op->device.size() > proto::kMaxDeviceBytes ||

@@ -84,6 +84,18 @@ CREATE TABLE mailbox_deltas (
   receipts bigint NOT NULL);
 CREATE INDEX mailbox_deltas_mailbox ON mailbox_deltas (mailbox);
 )sql",
+    // 3: autovacuum never truncates the tables that churn. Truncating
+    // takes an ACCESS EXCLUSIVE lock that every append and ack then waits
+    // behind until deadlock_timeout cancels the vacuum (1 s by default):
+    // a stall of every node's sends. The freed pages are reused instead.
+    R"sql(
+ALTER TABLE messages SET (vacuum_truncate = false, toast.vacuum_truncate = false);
+ALTER TABLE acks SET (vacuum_truncate = false);
+ALTER TABLE dedup SET (vacuum_truncate = false, toast.vacuum_truncate = false);
+ALTER TABLE mailbox_deltas SET (vacuum_truncate = false);
+ALTER TABLE devices SET (vacuum_truncate = false);
+ALTER TABLE token_revocations SET (vacuum_truncate = false);
+)sql",
 };
 static_assert(std::size(kMigrations) == kPgSchemaVersion);
 

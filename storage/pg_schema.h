@@ -39,6 +39,10 @@
 //   im_configuration(id = 1, enable_offline_im),
 //   token_revocations(user_id pk, revoked_at_s).
 // Every text column is COLLATE "C" (byte order, as the RocksDB keys).
+// Migration 3: the tables that churn (messages, acks, dedup,
+// mailbox_deltas, devices, token_revocations) have vacuum_truncate off, so
+// autovacuum never takes the ACCESS EXCLUSIVE lock that stalled every
+// append until deadlock_timeout (1 s) cancelled it.
 #pragma once
 
 #include "common/status.h"
@@ -46,7 +50,7 @@
 
 namespace oms::storage::pg {
 
-inline constexpr int kPgSchemaVersion = 2;
+inline constexpr int kPgSchemaVersion = 3;
 
 // Applies the migrations the database lacks, each in one transaction under
 // a transaction-level advisory lock (several nodes may open at once).

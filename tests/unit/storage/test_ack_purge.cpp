@@ -195,6 +195,46 @@ TEST_CASE("one batch: each request sees the effects of the earlier ones of the b
   });
 }
 
+TEST_CASE("one batch: a full mailbox's ack frees its slot for an append queued after it, among other acks and appends") {
+  for_each_backend([](const BackendUnderTest& backend) {
+    TempDir dir("oms-storage-ack-then-append");
+    StoreOptions o = backend.options_in(dir);
+    o.max_messages = 2;
+    std::uint64_t b1 = 0, c1 = 0;
+    {
+      auto first = open_mailboxes(o);
+      b1 = append_ok(*first, message("bob", "alice", "1"));
+      append_ok(*first, message("bob", "alice", "2"));
+      c1 = append_ok(*first, message("carol", "dave", "1"));
+    }
+    WriterGate gate(o);
+    auto store = open_mailboxes(o);
+    std::promise<Result<AppendResult>> blocker;
+    auto blocker_f = blocker.get_future();
+    store->append(message("zed", "alice", "hold"), [&](Result<AppendResult> r) { blocker.set_value(r); });
+    gate.wait_entered();  // what follows is one batch
+
+    std::promise<Result<std::uint64_t>> acked_carol, acked_bob;
+    auto acked_carol_f = acked_carol.get_future(), acked_bob_f = acked_bob.get_future();
+    std::promise<Result<AppendResult>> before, after;
+    auto before_f = before.get_future(), after_f = after.get_future();
+    store->ack("carol", "", {c1}, [&](Result<std::uint64_t> r) { acked_carol.set_value(r); });
+    store->append(message("bob", "alice", "3"), [&](Result<AppendResult> r) { before.set_value(r); });  // full
+    store->ack("bob", "", {b1}, [&](Result<std::uint64_t> r) { acked_bob.set_value(r); });
+    store->append(message("bob", "alice", "4"), [&](Result<AppendResult> r) { after.set_value(r); });  // room
+    gate.release();
+    REQUIRE(wait_result(blocker_f).is_ok());
+    CHECK(*wait_result(acked_carol_f) == 1);
+    CHECK(wait_result(before_f).status().code() == Code::kMailboxFull);
+    CHECK(*wait_result(acked_bob_f) == 1);
+    REQUIRE(wait_result(after_f).is_ok());
+    CHECK(gate.writes() == 2);
+    CHECK(store->stats("bob").count == 2);
+    CHECK(read_all(*store, "bob").size() == 2);
+    CHECK(store->stats("carol").count == 0);
+  });
+}
+
 TEST_CASE("ack: ids far apart, unsorted and repeated, among foreign and unknown ones, are all found") {
   // The ack reads its messages in one walk of the mailbox, seeking again
   // when the next id is more than 16 entries on: ids 40 apart, the walk's

@@ -145,6 +145,37 @@ TEST_CASE("postgres: open fails with a clear status, and checkpoints are pg_base
   CHECK(newer.status().message().find("newer") != std::string::npos);
 }
 
+TEST_CASE("postgres: vacuum never truncates the messages table (its exclusive lock would stall every append)") {
+  TempDir dir("oms-pg-vacuum");
+  StoreOptions o = pg_options_in(dir);
+  o.max_messages = 10'000;
+  auto store = open_mailboxes(o);
+  constexpr int kMessages = 2000;
+  CompletionLatch latch(kMessages);
+  for (int i = 0; i < kMessages; ++i)
+    store->append(message("bob", "alice", std::string(200, 'x'), fmt::format("id{}", i)),
+                  [&](Result<AppendResult> r) {
+                    CHECK(r.is_ok());
+                    latch.count_down();
+                  });
+  latch.wait();
+  REQUIRE(*purge_wait(*store, "bob") == kMessages);
+  auto c = connect(o);
+  auto size = [&] {
+    auto r = c->exec("SELECT pg_relation_size('messages')::int8");
+    REQUIRE(r.is_ok());
+    return r->i64(0, 0);
+  };
+  const auto before = size();
+  REQUIRE(before > 8192 * 10);
+  // Every page is empty now: a VACUUM allowed to truncate would give them
+  // all back to the filesystem under an ACCESS EXCLUSIVE lock.
+  REQUIRE(c->command("VACUUM messages").is_ok());
+  CHECK(size() == before);
+  append_ok(*store, message("bob", "alice", "after"));
+  CHECK(read_all(*store, "bob").size() == 1);
+}
+
 TEST_CASE("postgres: after a lost connection the writer reconnects and nothing is half-written") {
   TempDir dir("oms-pg-reconnect");
   StoreOptions o = pg_options_in(dir);
