@@ -28,7 +28,7 @@ const std::string kLockMailboxes =
 // waits between nodes (a deadlock costs deadlock_timeout, 1 s, first).
 // (Only the rows not there: an INSERT that meets an existing row whose
 // latest version is another transaction's, as the lock statement leaves
-// it, waits for that transaction.)
+// it, waits for that transaction; 20 ms at most, lock_and_read.)
 const std::string kCreateMailboxes =
     "INSERT INTO mailboxes (mailbox) SELECT m FROM unnest($1::text[]) AS u(m) "
     "WHERE NOT EXISTS (SELECT 1 FROM mailboxes x WHERE x.mailbox = u.m) ON CONFLICT (mailbox) DO NOTHING";
@@ -202,10 +202,22 @@ Result<std::vector<pg::Rows>> PgMailboxStore::lock_and_read(Batch& b, const std:
 
 Result<std::vector<pg::Rows>> PgMailboxStore::lock_and_read(Batch& b, const std::vector<std::string>& mailboxes,
                                                              std::vector<pg::Connection::Step> reads) {
+  // Creating a missing row waits for another transaction that inserted it
+  // and has not committed; should that one wait for a lock this batch holds
+  // (a user's advisory lock), the two deadlock until deadlock_timeout (1 s).
+  // So the creation waits 20 ms at most: then it fails as NOWAIT does
+  // (lock_not_available) and the batch reruns with these rows up front.
+  static const std::string kShortWait = "SET LOCAL lock_timeout = '20ms'";
+  static const std::string kWaitAgain = "SET LOCAL lock_timeout = 0";
+  const pg::Params none;
   pg::Params p;
   if (!mailboxes.empty()) {
     p.text_array(mailboxes);
-    reads.insert(reads.begin(), {{&kCreateMailboxes, &p}, {&kTryLockMailboxes, &p}, {&kFoldDeltas, &p}});
+    reads.insert(reads.begin(), {{&kShortWait, &none, false},
+                                 {&kCreateMailboxes, &p},
+                                 {&kWaitAgain, &none, false},
+                                 {&kTryLockMailboxes, &p},
+                                 {&kFoldDeltas, &p}});
   }
   auto r = writer_conn_->pipeline(reads);
   if (!r) {
@@ -215,11 +227,11 @@ Result<std::vector<pg::Rows>> PgMailboxStore::lock_and_read(Batch& b, const std:
     return r.status();
   }
   if (!mailboxes.empty()) {
-    const pg::Rows& rows = (*r)[1];
+    const pg::Rows& rows = (*r)[3];
     for (int i = 0; i < rows.size(); ++i)
       b.locked.emplace(std::string(rows.str(i, 0)),
                        Totals{rows.i64(i, 1), rows.i64(i, 2), rows.i64(i, 3), rows.i64(i, 4), false});
-    add_folded(b, (*r)[2]);
+    add_folded(b, (*r)[4]);
     // What this batch deleted before it locked them counts in the totals
     // it writes now (not twice: as a delta too).
     for (const std::string& m : mailboxes) {
@@ -237,7 +249,7 @@ Result<std::vector<pg::Rows>> PgMailboxStore::lock_and_read(Batch& b, const std:
     // later ones in these mailboxes: take fresh ones from now on.
     b.seq_pool.clear();
     b.pool_next = 0;
-    r->erase(r->begin(), r->begin() + 3);
+    r->erase(r->begin(), r->begin() + 5);
   }
   return r;
 }

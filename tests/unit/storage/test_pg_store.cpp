@@ -313,6 +313,58 @@ TEST_CASE("postgres: acks, sign-ins and purges do not wait for another node's ap
   CHECK(fresh->mailboxes().counters().total_messages.load() == 12);
 }
 
+// Another node's batch inserted alice's mailbox row (uncommitted) and then
+// waits for bob's user lock, which this node's batch holds while its ack
+// of bob's message writes alice's receipt and so creates alice's row: each
+// waits for the other. The creation waits 20 ms at most (lock_timeout),
+// then the batch runs again with alice's row locked first and bob's lock
+// not yet taken: no deadlock (which PostgreSQL breaks after 1 s, aborting
+// one of the two).
+TEST_CASE("postgres: a row another node inserted and has not committed, while it waits for this batch: no deadlock") {
+  TempDir dir("oms-pg-create-wait");
+  StoreOptions o = pg_options_in(dir);
+  auto store = open_mailboxes(o);
+  AppendRequest hi = message("bob", "alice", "hi", "c-1");
+  hi.want_receipt = true;
+  const std::uint64_t seq = append_ok(*store, hi);
+  auto c = connect(o);
+  auto deadlocks = [&] {
+    auto r = c->exec("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()");
+    REQUIRE(r.is_ok());
+    return r->i64(0, 0);
+  };
+  const std::int64_t deadlocks_before = deadlocks();
+  auto other = connect(o);
+  auto other_pid = other->exec("SELECT pg_backend_pid()::int8");
+  REQUIRE(other_pid.is_ok());
+  REQUIRE(other->command("BEGIN").is_ok());
+  REQUIRE(other->command("INSERT INTO mailboxes (mailbox) VALUES ('alice')").is_ok());
+
+  std::promise<Result<std::uint64_t>> acked;
+  auto acked_f = acked.get_future();
+  store->ack("bob", "", {seq}, [&](Result<std::uint64_t> r) { acked.set_value(r); });
+  // Until the store's writer waits for `other` (polled, bounded).
+  pg::Params pid;
+  pid.i64(other_pid->i64(0, 0));
+  const auto deadline = std::chrono::steady_clock::now() + kCallbackTimeout;
+  for (;;) {
+    auto w = c->exec("SELECT count(*)::int8 FROM pg_stat_activity WHERE datname = current_database() "
+                     "AND wait_event_type = 'Lock' AND pid <> $1::int8",
+                     pid);
+    REQUIRE(w.is_ok());
+    if (w->i64(0, 0) > 0) break;
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  REQUIRE(other->command("SELECT pg_advisory_xact_lock(7302516, hashtext('bob'))").is_ok());
+  REQUIRE(other->command("COMMIT").is_ok());
+  auto r = wait_result(acked_f);
+  REQUIRE(r.is_ok());
+  CHECK(*r == 1);
+  CHECK(read_all(*store, "alice").size() == 1);  // the receipt
+  CHECK(deadlocks() == deadlocks_before);
+}
+
 // A ring of three users on three nodes, each node's batches appending to
 // the next user with a receipt wanted and acking its own user's mailbox
 // (whose receipts go to the previous user): every batch locks three
