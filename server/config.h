@@ -109,9 +109,6 @@ struct Config {
   // [postgres] (store.backend = "postgres")
   std::string postgres_dsn;             // libpq connection string or URI
   unsigned postgres_read_connections = 4;  // pooled connections for reads (scans, summaries)
-  // A batch transaction starts no sooner than this after the previous one
-  // started (0 = as soon as the writer is free): fewer, larger commits.
-  std::int64_t postgres_min_batch_interval_us = 0;
 
   // [cluster] (contract 5): presence, sessions and live hints in Redis.
   // Empty redis_url: a single node (presence in memory only).

@@ -304,7 +304,6 @@ class Server::Impl {
     so.backend = cfg.store_backend == "postgres" ? storage::Backend::kPostgres : storage::Backend::kRocksDb;
     so.postgres_dsn = cfg.postgres_dsn;
     so.postgres_read_connections = cfg.postgres_read_connections;
-    so.postgres_min_batch_interval = std::chrono::microseconds(cfg.postgres_min_batch_interval_us);
     so.max_messages = cfg.max_messages;
     so.max_bytes = cfg.max_bytes;
     so.ttl_days = cfg.ttl_days;

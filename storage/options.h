@@ -3,7 +3,6 @@
 // the fields marked "RocksDB" only to that one.
 #pragma once
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -28,10 +27,6 @@ struct StoreOptions {
   // and how many pooled connections serve reads (the writer has its own).
   std::string postgres_dsn;
   std::size_t postgres_read_connections = 4;
-  // The PostgreSQL writer starts a batch transaction no sooner than this
-  // after the previous one started (WriteBatcher: fewer, larger commits
-  // under load; none waits after an idle spell).
-  std::chrono::microseconds postgres_min_batch_interval{0};
   std::uint64_t max_messages = 10000;      // mailbox.max_messages
   std::uint64_t max_bytes = 52428800;      // mailbox.max_bytes (sum of bodies)
   std::uint32_t ttl_days = 30;             // mailbox.ttl_days (0 = never expire)

@@ -208,7 +208,7 @@ Result<std::vector<pg::Rows>> PgMailboxStore::lock_and_read(Batch& b, const std:
   // So the creation waits 20 ms at most: then it fails as NOWAIT does
   // (lock_not_available) and the batch reruns with these rows up front.
   static const std::string kShortWait = "SET LOCAL lock_timeout = '20ms'";
-  static const std::string kWaitAgain = "SET LOCAL lock_timeout = 0";
+  static const std::string kWaitAgain = "SET LOCAL lock_timeout = DEFAULT";
   const pg::Params none;
   pg::Params p;
   if (!mailboxes.empty()) {

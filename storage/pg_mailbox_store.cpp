@@ -130,8 +130,7 @@ PgMailboxStore::PgMailboxStore(std::unique_ptr<pg::Connection> writer, std::shar
       batcher_(opts_.max_batch_requests, opts_.max_queued_requests,
                [this](std::vector<WriteRequest>& requests, std::vector<WriteOutcome>& outcomes) {
                  return commit(requests, outcomes);
-               },
-               opts_.postgres_min_batch_interval) {}
+               }) {}
 
 PgMailboxStore::~PgMailboxStore() { batcher_.stop(); }
 

@@ -51,11 +51,10 @@ std::size_t body_bytes(const WriteRequest& r) {
 }  // namespace
 
 WriteBatcher::WriteBatcher(std::size_t max_batch_requests, std::size_t max_queued_requests,
-                           Commit commit, std::chrono::microseconds min_interval)
+                           Commit commit)
     : max_batch_requests_(std::max<std::size_t>(1, max_batch_requests)),
       max_queued_requests_(max_queued_requests),
-      commit_(std::move(commit)),
-      min_interval_(min_interval) {}
+      commit_(std::move(commit)) {}
 
 WriteBatcher::~WriteBatcher() { stop(); }
 
@@ -74,7 +73,7 @@ void WriteBatcher::stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
-  }  // (wakes a pacing writer too)
+  }
   cv_.notify_all();
   if (writer_.joinable()) writer_.join();  // drains the queue first
   {
@@ -87,7 +86,6 @@ void WriteBatcher::stop() {
 
 void WriteBatcher::enqueue(WriteRequest r) {
   Status refused;
-  bool wake = true;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_)
@@ -96,30 +94,21 @@ void WriteBatcher::enqueue(WriteRequest r) {
       refused = Status::unavailable("the store's write queue is full");
     else
       queue_.push_back(std::move(r));
-    wake = !pacing_ || queue_.size() >= max_batch_requests_;
   }
   if (!refused.is_ok()) {
     complete(r, WriteOutcome{std::move(refused), {}, 0});
     return;
   }
-  if (wake) cv_.notify_one();
+  cv_.notify_one();
 }
 
 void WriteBatcher::run_writer() {
   std::vector<WriteRequest> requests;
-  auto last_start = std::chrono::steady_clock::now() - min_interval_;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping and drained
-      if (min_interval_.count() > 0) {
-        pacing_ = true;
-        cv_.wait_until(lock, last_start + min_interval_,
-                       [&] { return stopping_ || queue_.size() >= max_batch_requests_; });
-        pacing_ = false;
-        last_start = std::chrono::steady_clock::now();
-      }
       std::size_t bytes = 0;
       while (!queue_.empty() && requests.size() < max_batch_requests_ &&
              (requests.empty() || bytes + body_bytes(queue_.front()) <= kMaxBatchBodyBytes)) {

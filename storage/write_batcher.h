@@ -17,7 +17,6 @@
 // only, one batch at a time.
 #pragma once
 
-#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -102,14 +101,7 @@ class WriteBatcher {
   using Commit =
       std::function<Followers(std::vector<WriteRequest>& requests, std::vector<WriteOutcome>& outcomes)>;
 
-  // min_interval > 0: a batch starts no sooner than this after the previous
-  // one started (unless max_batch_requests are queued): a back end whose
-  // commit costs more than its rows (PostgreSQL: a synchronous standby's
-  // round trip, several processes woken per commit) commits fewer, larger
-  // batches under load. A request arriving after an idle spell waits not
-  // at all.
-  WriteBatcher(std::size_t max_batch_requests, std::size_t max_queued_requests, Commit commit,
-               std::chrono::microseconds min_interval = std::chrono::microseconds(0));
+  WriteBatcher(std::size_t max_batch_requests, std::size_t max_queued_requests, Commit commit);
   ~WriteBatcher();  // stop()
   WriteBatcher(const WriteBatcher&) = delete;
   WriteBatcher& operator=(const WriteBatcher&) = delete;
@@ -130,14 +122,12 @@ class WriteBatcher {
   const std::size_t max_batch_requests_;
   const std::size_t max_queued_requests_;
   const Commit commit_;
-  const std::chrono::microseconds min_interval_;
 
   // The request queue (bounded by max_queued_requests_).
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<WriteRequest> queue_;
   bool stopping_ = false;
-  bool pacing_ = false;  // the writer waits out min_interval_: enqueue wakes it only for a full batch
   std::thread writer_;
 
   // Callbacks of committed batches, run on their own thread in batch order
