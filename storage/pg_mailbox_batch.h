@@ -19,6 +19,10 @@ namespace oms::storage::pg_detail {
 
 // lock_not_available: a NOWAIT lock met another transaction's.
 inline constexpr std::string_view kLockNotAvailable = "55P03";
+// The sign-outs a batch queued (Batch::sign_out_*): $3 = the batch's time.
+inline const std::string kWriteSignOuts =
+    "UPDATE devices d SET last_seen_ms = $3 FROM unnest($1::text[], $2::text[]) AS s(u, dv) "
+    "WHERE d.user_id = s.u AND d.device = s.dv";
 inline const std::string kNextSeqs = "SELECT nextval('oms_seq') FROM generate_series(1, $1::int8)";
 
 // A mailbox row locked by this transaction, as the batch leaves it.
@@ -111,6 +115,10 @@ struct Batch {
   std::unordered_map<std::size_t, std::vector<pg::Rows>> ack_reads;
   std::vector<std::string> ack_del_mailbox, ack_keep_mailbox, ack_keep_device;
   std::vector<std::int64_t> ack_del_seq, ack_keep_seq;
+  // Sign-outs' last_seen_ms, written in one statement before the batch next
+  // reads devices (write_sign_outs) or with its COMMIT: a batch that ends
+  // 200 sessions paid 400 round trips (a read and an UPDATE each).
+  std::vector<std::string> sign_out_user, sign_out_device;
 
   Totals& totals(const std::string& mailbox) { return locked.at(mailbox); }
   // A record that was there is gone (counted from what a DELETE returned,

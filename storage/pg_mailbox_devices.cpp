@@ -70,7 +70,19 @@ void PgMailboxStore::want_receipt(std::string mailbox, std::uint64_t seq, std::s
 // ---------------------------------------------------------------------------
 // devices
 
+Status PgMailboxStore::write_sign_outs(Batch& b) {
+  if (b.sign_out_user.empty()) return Status::ok();
+  pg::Params p;
+  p.text_array(b.sign_out_user).text_array(b.sign_out_device).i64(b.now_ms);
+  if (!exec(b, pg_detail::kWriteSignOuts, p)) return b.failed;
+  b.note_wrote();
+  b.sign_out_user.clear();
+  b.sign_out_device.clear();
+  return Status::ok();
+}
+
 Status PgMailboxStore::devices_of(Batch& b, const std::string& user, std::vector<Device>& out) {
+  if (!write_sign_outs(b)) return b.failed;
   pg::Params p;
   p.text(user);
   auto r = exec(b, kDevicesOf, p);
@@ -112,7 +124,28 @@ WriteOutcome PgMailboxStore::apply(Batch& b, DeviceOp& op) {
   if (!valid_mailbox(op.user) || op.device.size() > proto::kMaxDeviceBytes ||
       (op.kind != DeviceOp::Kind::kForget && op.device.empty()))
     return {Status::invalid_argument("device: bad user or device name"), {}, 0};
-  if (!flush(b)) return {};
+  if (op.kind == DeviceOp::Kind::kSignOut) {
+    // No read and no statement of its own: its last_seen_ms is queued (the
+    // user's lock was taken at the batch's start) and written before the
+    // batch next reads devices, or with the COMMIT. A device forgotten
+    // meanwhile has no row to update.
+    {
+      std::lock_guard lock(online_mu_);
+      auto u = online_.find(op.user);
+      if (u != online_.end()) {
+        auto d = u->second.find(op.device);
+        if (d != u->second.end() && d->second > 0) {
+          if (--d->second == 0) u->second.erase(d);
+          if (u->second.empty()) online_.erase(u);
+          b.session_deltas.emplace_back(op.user, op.device, -1);
+        }
+      }
+    }
+    b.sign_out_user.push_back(op.user);
+    b.sign_out_device.push_back(op.device);
+    return {Status::ok(), {}, 0};
+  }
+  if (!flush(b) || !write_sign_outs(b)) return {};
   std::vector<Device> devs;
   {
     pg::Params user;
@@ -153,25 +186,8 @@ WriteOutcome PgMailboxStore::apply(Batch& b, DeviceOp& op) {
       b.session_deltas.emplace_back(op.user, op.device, +1);
       return {Status::ok(), {}, known ? 0u : 1u};
     }
-    case DeviceOp::Kind::kSignOut: {
-      {
-        std::lock_guard lock(online_mu_);
-        auto u = online_.find(op.user);
-        if (u != online_.end()) {
-          auto d = u->second.find(op.device);
-          if (d != u->second.end() && d->second > 0) {
-            if (--d->second == 0) u->second.erase(d);
-            if (u->second.empty()) online_.erase(u);
-            b.session_deltas.emplace_back(op.user, op.device, -1);
-          }
-        }
-      }
-      if (!known) return {Status::ok(), {}, 0};  // forgotten meanwhile
-      if (!exec(b, "UPDATE devices SET last_seen_ms = $3 WHERE user_id = $1 AND device = $2 AND $4 IS NOT NULL", p))
-        return {};
-      b.note_wrote();
-      return {Status::ok(), {}, 0};
-    }
+    case DeviceOp::Kind::kSignOut:
+      break;  // (above)
     case DeviceOp::Kind::kForget: {
       if (!known) return {Status::not_found(fmt::format("{} has no device '{}'", op.user, op.device)), {}, 0};
       if (!exec(b, "DELETE FROM devices WHERE user_id = $1 AND device = $2 AND $3::int8 IS NOT NULL AND $4 IS NOT NULL",
@@ -322,6 +338,7 @@ Status PgMailboxStore::read_ack_run(Batch& b, std::vector<WriteRequest>& request
     which.push_back(i);
   }
   if (which.empty()) return Status::ok();
+  if (!write_sign_outs(b)) return b.failed;  // (the reads below see them)
   params.reserve(2 * which.size());
   std::vector<pg::Connection::Step> steps;
   steps.reserve(3 * which.size());

@@ -265,6 +265,7 @@ Result<std::vector<pg::Rows>> PgMailboxStore::ack_lock_and_read(Batch& b, std::v
   users.erase(std::unique(users.begin(), users.end()), users.end());
   std::erase_if(users, [&](const std::string& u) { return b.ack_locked.count(u) != 0; });
   if (users.empty() && reads.empty()) return std::vector<pg::Rows>();
+  if (!write_sign_outs(b)) return b.failed;  // (reads of devices see them)
   pg::Params p;
   if (!users.empty()) {
     p.text_array(users);

@@ -214,6 +214,7 @@ WriteBatcher::Followers PgMailboxStore::commit(std::vector<WriteRequest>& reques
     status = run_batch(b, requests, outcomes);
     if (status.is_ok()) {
       b.wrote = b.wrote || !b.rows.empty() || !b.dedup_rows.empty() || !b.deltas.empty() ||
+                !b.sign_out_user.empty() ||
                 std::any_of(b.locked.begin(), b.locked.end(), [](const auto& m) { return m.second.dirty; });
       if (b.wrote && opts_.inject_write_error) status = opts_.inject_write_error();
     }
@@ -338,6 +339,11 @@ Status PgMailboxStore::finish(Batch& b) {
   if (!b.dedup_rows.empty()) steps.push_back({&kInsertDedup, &dedup});
   if (totals.size() > 0) steps.push_back({&kWriteTotals, &totals});
   if (deltas.size() > 0) steps.push_back({&kInsertDeltas, &deltas});
+  pg::Params sign_outs;
+  if (!b.sign_out_user.empty()) {
+    sign_outs.text_array(b.sign_out_user).text_array(b.sign_out_device).i64(b.now_ms);
+    steps.push_back({&pg_detail::kWriteSignOuts, &sign_outs});
+  }
   steps.push_back({&kCommit, &none, false});
   auto r = writer_conn_->pipeline(steps);
   b.sqlstate = writer_conn_->sqlstate();

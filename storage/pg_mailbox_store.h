@@ -165,6 +165,9 @@ class PgMailboxStore final : public MailboxStore {
   // Acks in a row: read ahead (requests[first..]) and written together.
   Status read_ack_run(Batch& b, std::vector<WriteRequest>& requests, std::size_t first);
   Status write_ack_run(Batch& b);
+  // The queued sign-outs' UPDATE, in a round trip of its own (none queued:
+  // nothing); finish sends it with the COMMIT instead.
+  Status write_sign_outs(Batch& b);
   WriteOutcome apply(Batch& b, DeviceOp& op);
   WriteOutcome apply(Batch& b, ReconcileOp& op);
   WriteOutcome apply(Batch& b, ReceiptWantedOp& op);

@@ -84,6 +84,63 @@ TEST_CASE("devices: an idle device stops holding messages back; reconcile delete
   });
 }
 
+// Sign-outs in one batch are written together (PostgreSQL: before the batch
+// next reads devices, or with its COMMIT): an ack later in the same batch
+// must see the signed-out device's fresh last_seen, or it takes the device
+// for idle and deletes what the device has not acked; and sign-outs after
+// the batch's last read must still be written.
+TEST_CASE("devices: sign-outs in one batch with an ack: the ack sees them, and all are written") {
+  for_each_backend([](const BackendUnderTest& backend) {
+    TempDir dir("oms-storage-devices-sign-outs");
+    ManualClock clock;
+    StoreOptions o = backend.options_in(dir);
+    o.clock = &clock;
+    o.device_idle_ms = 30'000;
+    std::uint64_t m1 = 0;
+    {
+      auto store = open_mailboxes(o);
+      REQUIRE(sign_in_wait(*store, "bob", "desk").is_ok());
+      REQUIRE(sign_in_wait(*store, "bob", "old").is_ok());
+      for (int i = 0; i < 20; ++i) REQUIRE(sign_in_wait(*store, "u" + std::to_string(i), "phone").is_ok());
+      m1 = append_ok(*store, message("bob", "alice", "1"));
+    }  // (reopened below without sessions, the writer held at its first batch)
+    WriterGate gate(o);
+    auto store = open_mailboxes(o);
+    std::promise<Result<AppendResult>> blocker;
+    auto blocker_f = blocker.get_future();
+    store->append(message("zed", "alice", "hold"), [&](Result<AppendResult> r) { blocker.set_value(r); });
+    gate.wait_entered();       // the writer is inside batch 1; what follows is batch 2
+    // Every device's last_seen is older than device_idle_ms now, and older
+    // than the RocksDB store's last_seen write interval (60 s).
+    clock.advance_ms(60'001);
+
+    std::vector<std::promise<Result<std::uint64_t>>> out(22);
+    auto done = [&](int i) { return [&, i](Result<std::uint64_t> r) { out[i].set_value(r); }; };
+    std::promise<Result<bool>> desk;
+    store->device_signed_in("bob", "desk", true, [&](Result<bool> r) { desk.set_value(r); });
+    store->device_signed_out("bob", "old", done(20));
+    store->ack("bob", "desk", {m1}, done(21));
+    for (int i = 0; i < 20; ++i) store->device_signed_out("u" + std::to_string(i), "phone", done(i));
+    gate.release();
+    REQUIRE(blocker_f.get().is_ok());
+    auto desk_f = desk.get_future();
+    REQUIRE(wait_result(desk_f).is_ok());
+    for (auto& p : out) {
+      auto f = p.get_future();
+      REQUIRE(wait_result(f).is_ok());
+    }
+    CHECK(gate.writes() == 2);  // everything after the blocker was one batch
+    CHECK(store->stats("bob").count == 1);  // "old" signed out just now: active, m1 waits for it
+    for (int i = 0; i < 20; ++i) {
+      auto devs = store->devices("u" + std::to_string(i));
+      REQUIRE(devs.is_ok());
+      REQUIRE(devs->size() == 1);
+      CHECK((*devs)[0].sessions == 0);
+      CHECK((*devs)[0].active);  // last_seen = the sign-out's time
+    }
+  });
+}
+
 TEST_CASE("devices: forgetting a device releases what only it held back, and keeps nothing of it") {
   for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-devices-forget");
