@@ -128,7 +128,8 @@ WriteOutcome PgMailboxStore::apply(Batch& b, DeviceOp& op) {
     // No read and no statement of its own: its last_seen_ms is queued (the
     // user's lock was taken at the batch's start) and written before the
     // batch next reads devices, or with the COMMIT. A device forgotten
-    // meanwhile has no row to update.
+    // meanwhile has no row to update (the batch still counts as a write: it
+    // cannot tell without the read this saves).
     {
       std::lock_guard lock(online_mu_);
       auto u = online_.find(op.user);

@@ -17,7 +17,9 @@
 //      (quota, dedup, refusals: exact across nodes) and queue its rows;
 //      acks, purges, sweeps, device changes and receipts run their own
 //      statements after the queued rows are flushed (so each request sees
-//      the earlier ones). Acks, purges, the sweep and device changes never
+//      the earlier ones); a run of acks and appends reads its acks in one
+//      round trip and writes them in one; sign-outs only queue their
+//      last_seen, written before the batch next reads devices. Acks, purges, the sweep and device changes never
 //      lock a mailbox row (so a node acking for a user does not wait for
 //      another node's append to the user, which holds the row until its
 //      COMMIT has reached the synchronous standby): they hold the user's
@@ -28,15 +30,15 @@
 //      in step 1, in one order, and nodes never deadlock;
 //   4. one multi-row INSERT for the messages and receipts, one for the
 //      dedup entries, one UPDATE for the totals, one INSERT for the
-//      deltas, COMMIT.
+//      deltas, one UPDATE for the sign-outs still queued, COMMIT.
 // An append-only batch costs 2 round trips whatever its size (libpq
 // pipeline mode): BEGIN + lock mailboxes + lock and read dedup + nextval,
 // then insert messages + dedup entries + totals + COMMIT. A request
 // refused (quota, bad argument) writes nothing;
 // a failed statement or COMMIT fails the whole batch (io_error), nothing of
 // it is visible, and the next batch reconnects if need be.
-// Other requests (acks, purges, devices, sweeps, receipts) add a few round
-// trips each. A busy NOWAIT lock, or a deadlock or serialization failure
+// Other requests (purges, sign-ins, forgets, sweeps, receipts) add a few
+// round trips each; a run of acks two; sign-outs none of their own. A busy NOWAIT lock, or a deadlock or serialization failure
 // all the same, runs the batch again (at most kMaxAttempts); seqs taken by
 // a failed attempt are never reused.
 // A COMMIT whose answer is lost with the connection is reported io_error
