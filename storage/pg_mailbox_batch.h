@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "storage/mailbox_store.h"
+#include "storage/online_sessions.h"
 #include "storage/pg_connection.h"
 
 namespace oms::storage::pg_detail {
@@ -102,7 +103,7 @@ struct Batch {
   std::vector<std::size_t> receipt_request;  // the request that wrote each
   std::unordered_set<std::uint64_t> receipts_gone;  // written here, then dropped or acked
   std::size_t request = 0;
-  std::vector<std::tuple<std::string, std::string, int>> session_deltas;
+  SessionDeltas session_deltas;
   std::uint64_t appended = 0, duplicates = 0, refused_full = 0, acked = 0, purged = 0, expired = 0;
   std::uint64_t receipts_by_state[4] = {0, 0, 0, 0};
   std::uint64_t receipts_dropped = 0, receipts_acked = 0, acks_held = 0, forgotten = 0, released = 0;

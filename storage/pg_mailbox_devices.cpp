@@ -108,16 +108,16 @@ std::vector<std::string> PgMailboxStore::active_devices(Batch& b, const std::str
   return out;
 }
 
-void PgMailboxStore::undo_sessions(Batch& b) {
+void PgMailboxStore::end_refused_sessions(const std::vector<WriteRequest>& requests) {
   std::lock_guard lock(online_mu_);
-  for (auto it = b.session_deltas.rbegin(); it != b.session_deltas.rend(); ++it) {
-    const auto& [user, device, delta] = *it;
-    auto& n = online_[user][device];
-    n = delta > 0 ? (n > 0 ? n - 1 : 0) : n + 1;
-    if (n == 0) online_[user].erase(device);
-    if (online_[user].empty()) online_.erase(user);
-  }
-  b.session_deltas.clear();
+  for (const auto& r : requests)
+    if (const auto* d = std::get_if<DeviceOp>(&r); d && d->kind == DeviceOp::Kind::kSignOut)
+      end_session(online_, d->user, d->device);
+}
+
+void PgMailboxStore::undo_sessions(Batch& b, bool keep_ended) {
+  std::lock_guard lock(online_mu_);
+  storage::undo_sessions(online_, b.session_deltas, keep_ended);
 }
 
 WriteOutcome PgMailboxStore::apply(Batch& b, DeviceOp& op) {
@@ -132,15 +132,7 @@ WriteOutcome PgMailboxStore::apply(Batch& b, DeviceOp& op) {
     // cannot tell without the read this saves).
     {
       std::lock_guard lock(online_mu_);
-      auto u = online_.find(op.user);
-      if (u != online_.end()) {
-        auto d = u->second.find(op.device);
-        if (d != u->second.end() && d->second > 0) {
-          if (--d->second == 0) u->second.erase(d);
-          if (u->second.empty()) online_.erase(u);
-          b.session_deltas.emplace_back(op.user, op.device, -1);
-        }
-      }
+      if (end_session(online_, op.user, op.device)) b.session_deltas.emplace_back(op.user, op.device, -1);
     }
     b.sign_out_user.push_back(op.user);
     b.sign_out_device.push_back(op.device);

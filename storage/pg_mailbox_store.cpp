@@ -196,6 +196,7 @@ WriteBatcher::Followers PgMailboxStore::commit(std::vector<WriteRequest>& reques
                                              "until space is freed (retry)"),
                           {},
                           0});
+    end_refused_sessions(requests);
     return {};
   }
   Batch& b = *batch_;
@@ -225,7 +226,7 @@ WriteBatcher::Followers PgMailboxStore::commit(std::vector<WriteRequest>& reques
     if (status.is_ok() || attempt == kMaxAttempts || !(busy || pg::retryable(b.sqlstate))) break;
     prelock.insert(prelock.end(), b.missed_locks.begin(), b.missed_locks.end());
     prelock_ack.insert(prelock_ack.end(), b.missed_ack_locks.begin(), b.missed_ack_locks.end());
-    undo_sessions(b);
+    undo_sessions(b, false);  // (applied again by the next attempt)
   }
 
   const bool ok = status.is_ok();
@@ -252,7 +253,7 @@ WriteBatcher::Followers PgMailboxStore::commit(std::vector<WriteRequest>& reques
   } else {
     ++counters_.write_errors;
     writable_.store(false);
-    undo_sessions(b);
+    undo_sessions(b, true);
   }
   ++counters_.batches;
   counters_.batch_requests += requests.size();

@@ -67,6 +67,7 @@
 
 #include "common/clock.h"
 #include "storage/mailbox_store.h"
+#include "storage/online_sessions.h"
 #include "storage/options.h"
 #include "storage/pg_connection.h"
 #include "storage/write_batcher.h"
@@ -184,7 +185,12 @@ class PgMailboxStore final : public MailboxStore {
   // `deleted` (optional) gets the seqs that were there.
   Status delete_records(Batch& b, const std::string& mailbox, const std::vector<Record>& recs,
                         std::unordered_set<std::uint64_t>* deleted = nullptr);
-  void undo_sessions(Batch& b);
+  // Takes back the batch's session changes (keep_ended: not its sign-outs;
+  // online_sessions.h).
+  void undo_sessions(Batch& b, bool keep_ended);
+  // A batch refused whole (no room on the disk): its sign-outs' sessions
+  // end all the same.
+  void end_refused_sessions(const std::vector<WriteRequest>& requests);
   WriteBatcher::Followers finish_receipts(Batch& b, bool ok);
 
   std::unique_ptr<pg::Connection> writer_conn_;
@@ -199,7 +205,7 @@ class PgMailboxStore final : public MailboxStore {
   std::atomic<BatchObserver*> observer_{nullptr};
   ReceiptListener receipt_listener_;
   mutable std::mutex online_mu_;
-  std::unordered_map<std::string, std::unordered_map<std::string, std::uint32_t>> online_;
+  OnlineSessions online_;
   std::unique_ptr<Batch> batch_;
   bool session_set_ = false;  // the writer session's settings are applied
 

@@ -21,6 +21,7 @@
 
 #include "storage/keys.h"
 #include "storage/mailbox_store.h"
+#include "storage/online_sessions.h"
 
 namespace oms::storage::rocks_detail {
 
@@ -88,7 +89,7 @@ struct Batch {
   // Device tables this batch changed (published on success), and the open
   // session counts it moved (undone on failure): (user, device, +1/-1).
   std::unordered_map<std::string, UserDevices> devices;
-  std::vector<std::tuple<std::string, std::string, int>> session_deltas;
+  SessionDeltas session_deltas;
   std::deque<NewReceipt> receipts;  // written here (for the listener)
   std::vector<std::size_t> receipt_request;  // the request that wrote each of `receipts`
   // drop_oldest_receipt, per mailbox: where its search of `receipts` goes

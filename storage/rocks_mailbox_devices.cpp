@@ -394,15 +394,7 @@ WriteOutcome RocksMailboxStore::apply(Batch& b, DeviceOp& op) {
     case DeviceOp::Kind::kSignOut: {
       {
         std::lock_guard<std::mutex> lock(online_mu_);
-        auto u = online_.find(op.user);
-        if (u != online_.end()) {
-          auto d = u->second.find(op.device);
-          if (d != u->second.end() && d->second > 0) {
-            if (--d->second == 0) u->second.erase(d);
-            if (u->second.empty()) online_.erase(u);
-            b.session_deltas.emplace_back(op.user, op.device, -1);
-          }
-        }
+        if (end_session(online_, op.user, op.device)) b.session_deltas.emplace_back(op.user, op.device, -1);
       }
       if (!dev) return {Status::ok(), {}, 0};  // forgotten meanwhile
       dev->value.last_seen_ms = b.now_ms;
@@ -545,13 +537,7 @@ void RocksMailboxStore::finish_devices(Batch& b, bool ok) {
   } else {
     for (const auto& [user, devs] : b.devices) writer_->device_cache.erase(user);
     std::lock_guard<std::mutex> lock(online_mu_);
-    for (auto it = b.session_deltas.rbegin(); it != b.session_deltas.rend(); ++it) {
-      const auto& [user, device, delta] = *it;
-      auto& n = online_[user][device];
-      n = delta > 0 ? (n > 0 ? n - 1 : 0) : n + 1;
-      if (n == 0) online_[user].erase(device);
-      if (online_[user].empty()) online_.erase(user);
-    }
+    undo_sessions(online_, b.session_deltas, true);  // (sign-outs stay: online_sessions.h)
   }
   if (writer_->device_cache.size() > kMaxCachedDeviceTables) {
     std::lock_guard<std::mutex> lock(online_mu_);

@@ -200,6 +200,10 @@ WriteBatcher::Followers RocksMailboxStore::commit(std::vector<WriteRequest>& req
                                              "until space is freed (retry)"),
                           {},
                           0});
+    std::lock_guard<std::mutex> lock(online_mu_);  // its sign-outs' sessions end all the same
+    for (const auto& r : requests)
+      if (const auto* d = std::get_if<DeviceOp>(&r); d && d->kind == DeviceOp::Kind::kSignOut)
+        end_session(online_, d->user, d->device);
     return {};
   }
   for (auto& r : requests) {

@@ -33,6 +33,7 @@
 #include "common/status.h"
 #include "storage/mailbox_store.h"
 #include "storage/mailbox_totals.h"
+#include "storage/online_sessions.h"
 #include "storage/options.h"
 #include "storage/rocks_column_families.h"
 #include "storage/write_batcher.h"
@@ -224,7 +225,7 @@ class RocksMailboxStore final : public MailboxStore {
   // Open sessions per user and device (in memory only: none after a
   // restart). Written by the writer thread, read by devices().
   mutable std::mutex online_mu_;
-  std::unordered_map<std::string, std::unordered_map<std::string, std::uint32_t>> online_;
+  OnlineSessions online_;
   std::unique_ptr<Writer> writer_;
   std::unique_ptr<Sweeper> sweeper_ = std::make_unique<Sweeper>();
   WriteBatcher batcher_;  // last: stopped (drained) before the rest goes

@@ -70,7 +70,7 @@ TEST_CASE("hostile: a session does not outlive its token (4401 token expired)") 
                  bystander.summary());
 }
 
-TEST_CASE("lifecycle: auth.refresh for the same user keeps the session; another user's token does not") {
+TEST_CASE("lifecycle: auth.refresh for the same user keeps the session, another user's token does not") {
   OmsdProcess omsd(with_config(kNoLeeway));
   auto alice = sign_in(omsd, kAlice);
   // Expires in 2 s unless refreshed.
@@ -180,7 +180,7 @@ TEST_CASE("hostile: a client name with a newline does not forge a log line") {
                  forged_line ? "forged line written" : "no forged line", "-");
 }
 
-TEST_CASE("hostile: idle connections cannot fill the admin listener; health checks still answer") {
+TEST_CASE("hostile: idle connections cannot fill the admin listener, health checks still answer") {
   constexpr int kCap = 4;
   constexpr int kAttackers = 24;
   OmsdProcess omsd(with_config("[limits]\nmax_admin_connections = 4\nhandshake_timeout_seconds = 60\n"));

@@ -109,6 +109,17 @@ def main():
             lines = f.readlines()
         if len(lines) > MAX_LINES and not any("over 600 lines" in l for l in lines[:30]):
             problems.append(f"{p}: {len(lines)} lines (over {MAX_LINES}, and its header does not say why)")
+    # A test case's name with ';' is split by CMake's list handling in
+    # doctest_discover_tests: its CTest test then selects no test case and
+    # passes without running anything.
+    for p in sorted(files()):
+        if not (p.startswith("tests/") and p.endswith(".cpp")):
+            continue
+        with open(os.path.join(ROOT, p), encoding="utf-8", errors="replace") as f:
+            for no, line in enumerate(f, 1):
+                m = re.search(r'TEST_CASE\("([^"]*)"', line)
+                if m and ";" in m.group(1):
+                    problems.append(f"{p}:{no}: ';' in a test case's name (CTest would run nothing)")
     for p in problems:
         print(p)
     print(f"check_layout: {len(graph)} components, "

@@ -152,7 +152,7 @@ TEST_CASE("delivery window: unordered arrivals (cluster mode) are pushed only wh
   CHECK(w.on_stored(80, true, false, 0) == Arrived::kRead);
 }
 
-TEST_CASE("delivery window: unordered, an empty mailbox's first message (mseq 1) is pushed; without a frame it is read") {
+TEST_CASE("delivery window: unordered, an empty mailbox's first message (mseq 1) is pushed, without a frame it is read") {
   DeliveryWindow w(8);
   w.begin(0);
   CHECK_FALSE(w.page_done(0));

@@ -85,7 +85,7 @@ TEST_CASE("fair pool: one key never runs on two threads at once") {
   CHECK(max_running.load() == 1);
 }
 
-TEST_CASE("fair pool: a key's queue is bounded; other keys are not affected") {
+TEST_CASE("fair pool: a key's queue is bounded, other keys are not affected") {
   FairPool pool(1, 3, "test-fair");
   Gate gate;
   REQUIRE(pool.submit("a", [&] { gate.wait(); }));

@@ -10,7 +10,7 @@ using namespace oms::storage::testing;
 
 TEST_SUITE("storage") {
 
-TEST_CASE("devices: every device gets every message; it leaves once both acked") {
+TEST_CASE("devices: every device gets every message, it leaves once both acked") {
   for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-devices");
     auto store = open_mailboxes(backend.options_in(dir));
@@ -53,7 +53,7 @@ TEST_CASE("devices: one device deletes at its ack (v1 behaviour), and a new devi
   });
 }
 
-TEST_CASE("devices: an idle device stops holding messages back; reconcile deletes what waits for nobody") {
+TEST_CASE("devices: an idle device stops holding messages back, reconcile deletes what waits for nobody") {
   for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-devices-idle");
     ManualClock clock;
@@ -187,7 +187,7 @@ TEST_CASE("devices: at most max_devices_per_user active named devices") {
   });
 }
 
-TEST_CASE("devices: acks kept per device survive a reopen; open sessions do not") {
+TEST_CASE("devices: acks kept per device survive a reopen, open sessions do not") {
   for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-devices-reopen");
     StoreOptions o = backend.options_in(dir);

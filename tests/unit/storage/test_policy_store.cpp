@@ -235,7 +235,7 @@ static std::string policy_value_v1(std::string_view identity, bool archiving) {
   return v;
 }
 
-TEST_CASE("keys: a version-1 policy value decodes with receipts on; version 2 round-trips") {
+TEST_CASE("keys: a version-1 policy value decodes with receipts on, version 2 round-trips") {
   auto v1 = keys::decode_policy_value(policy_value_v1("OfflineIM", false));
   REQUIRE(v1);
   CHECK(v1->identity == "OfflineIM");

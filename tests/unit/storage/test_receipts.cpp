@@ -140,7 +140,7 @@ TEST_CASE("receipts: want_receipt gives a message stored without one exactly one
   });
 }
 
-TEST_CASE("receipts: expired and purged, only for messages never acked; a message to oneself too") {
+TEST_CASE("receipts: expired and purged, only for messages never acked, a message to oneself too") {
   for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-receipts-expiry");
     ManualClock clock;

@@ -97,4 +97,36 @@ TEST_CASE("write failure: seqs handed to a failed batch are never reused") {
   });
 }
 
+// A session that ended is not counted as open because the batch that wrote
+// its last_seen failed: nobody signs that session out again, and its device
+// would count as active for good, holding back what it never acks. A failed
+// sign-in, on the other side, opens nothing.
+TEST_CASE("write failure: a failed sign-out still ends the session, and a failed sign-in opens none") {
+  for_each_backend([](const BackendUnderTest& backend) {
+    TempDir dir("oms-storage-write-failure-sessions");
+    std::atomic<bool> fail{false};
+    ManualClock clock;
+    StoreOptions o = backend.options_in(dir);
+    o.clock = &clock;
+    o.inject_write_error = [&]() -> Status {
+      return fail.load() ? Status::io_error("injected: disk on fire") : Status::ok();
+    };
+    auto store = open_mailboxes(o);
+    REQUIRE(sign_in_wait(*store, "bob", "desk").is_ok());
+    clock.advance_ms(60'001);  // (the RocksDB store writes last_seen at most once a minute)
+    fail = true;
+    std::promise<Result<std::uint64_t>> out;
+    auto out_f = out.get_future();
+    store->device_signed_out("bob", "desk", [&](Result<std::uint64_t> r) { out.set_value(std::move(r)); });
+    CHECK(wait_result(out_f).status().code() == Code::kIoError);
+    CHECK_FALSE(sign_in_wait(*store, "bob", "phone").is_ok());
+    fail = false;
+    auto devs = store->devices("bob");
+    REQUIRE(devs.is_ok());
+    REQUIRE(devs->size() == 1);  // (phone never made it)
+    CHECK((*devs)[0].device == "desk");
+    CHECK((*devs)[0].sessions == 0);
+  });
+}
+
 }  // TEST_SUITE
