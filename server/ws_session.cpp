@@ -751,12 +751,18 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     const bool reply_due = !window_.drained_sent() || !std::holds_alternative<std::monostate>(f.rid);
     if (reply_due) window_.ack_write_started();
     ++ack_writes_;
-    ctx_.store->ack(user_, device_, std::move(f.ids),
-                    [self = this->shared_from_this(), rid = std::move(f.rid), reply_due](Result<std::uint64_t> r) mutable {
-                      net::post(self->ws_.get_executor(), [self, rid = std::move(rid), r = std::move(r), reply_due] {
-                        self->on_ack_written(rid, r, reply_due);
-                      });
-                    });
+    // Only an ack with a rid is promised durability (its `ok`); one without
+    // reaches the disk with the next synced write (MailboxStore::ack_unsynced).
+    const bool has_rid = !std::holds_alternative<std::monostate>(f.rid);
+    auto done = [self = this->shared_from_this(), rid = std::move(f.rid), reply_due](Result<std::uint64_t> r) mutable {
+      net::post(self->ws_.get_executor(), [self, rid = std::move(rid), r = std::move(r), reply_due] {
+        self->on_ack_written(rid, r, reply_due);
+      });
+    };
+    if (has_rid)
+      ctx_.store->ack(user_, device_, std::move(f.ids), std::move(done));
+    else
+      ctx_.store->ack_unsynced(user_, device_, std::move(f.ids), std::move(done));
     if (capable_) maybe_read();
   }
 

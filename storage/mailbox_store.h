@@ -205,6 +205,18 @@ class MailboxStore {
   // acked (deleted or kept). `device` empty = kLegacyDevice.
   virtual void ack(std::string mailbox, std::string device, std::vector<std::uint64_t> seqs,
                    CountCallback done) = 0;
+  // As ack(), for an ack whose outcome nobody is promised (a client's ack
+  // without a rid: contract 4.1 promises durability only with `ok`). It is
+  // applied at once (read back as acked, and kept across a crash of the
+  // process), but reaches the disk with the next synced write instead of a
+  // sync of its own; after a power loss it may come back, and the message
+  // is delivered again with the same id (at least once). Any synced write
+  // after it makes it durable first, so an answer given later never rests
+  // on it. A back end without the distinction syncs it (this default).
+  virtual void ack_unsynced(std::string mailbox, std::string device, std::vector<std::uint64_t> seqs,
+                            CountCallback done) {
+    ack(std::move(mailbox), std::move(device), std::move(seqs), std::move(done));
+  }
   // A session of `device` signed in (`capable`: with offline-messages):
   // the device is recorded (first_seen, last_seen = now) and counts one more
   // open session. too_many_devices when it is a new or inactive named device

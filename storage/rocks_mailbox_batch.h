@@ -101,6 +101,9 @@ struct Batch {
   std::int64_t now_ms = 0;
   bool assigned_seq = false;
   bool refuse_new = false;  // StoreOptions::refuse_new_messages said so for this batch
+  // A request other than an unsynced ack, or a receipt written: the write
+  // is synced (else it waits for the next synced one: ack_unsynced).
+  bool sync_wanted = false;
   Status failed;  // a read failed: the whole batch fails
   std::uint64_t appended = 0, duplicates = 0, acked = 0, purged = 0, expired = 0;
   std::uint64_t receipts_by_state[4] = {0, 0, 0, 0};  // by proto::ReceiptState
@@ -130,6 +133,7 @@ struct Writer {
   std::unordered_map<std::string, std::uint64_t> receipt_floor;
   Batch batch;
   std::uint64_t last_assigned = 0;  // never goes back, even after a failed batch
+  bool unsynced = false;  // a batch was written without a sync after the last synced one
 };
 
 }  // namespace oms::storage::rocks_detail

@@ -148,6 +148,11 @@ void RocksMailboxStore::ack(std::string mailbox, std::string device, std::vector
   if (device.empty()) device = std::string(proto::kLegacyDevice);
   batcher_.enqueue(AckOp{std::move(mailbox), std::move(device), std::move(seqs), std::move(done)});
 }
+void RocksMailboxStore::ack_unsynced(std::string mailbox, std::string device, std::vector<std::uint64_t> seqs,
+                                     CountCallback done) {
+  if (device.empty()) device = std::string(proto::kLegacyDevice);
+  batcher_.enqueue(AckOp{std::move(mailbox), std::move(device), std::move(seqs), std::move(done), false});
+}
 void RocksMailboxStore::purge(std::string mailbox, CountCallback done) {
   batcher_.enqueue(PurgeOp{std::move(mailbox), std::move(done)});
 }
@@ -180,6 +185,7 @@ void rocks_detail::Batch::reset(std::int64_t now) {
   now_ms = now;
   assigned_seq = false;
   refuse_new = false;
+  sync_wanted = false;
   failed = Status::ok();
   appended = duplicates = acked = purged = expired = 0;
   for (auto& n : receipts_by_state) n = 0;
@@ -212,13 +218,22 @@ WriteBatcher::Followers RocksMailboxStore::commit(std::vector<WriteRequest>& req
       continue;
     }
     b.request = outcomes.size();
+    if (const auto* a = std::get_if<AckOp>(&r); a == nullptr || a->synced) b.sync_wanted = true;
     outcomes.push_back(std::visit([&](auto& op) { return apply(b, op); }, r));
   }
+  // A receipt is news for its sender, published once: it must not vanish
+  // in a power loss and come back under another id.
+  if (!b.receipts.empty()) b.sync_wanted = true;
+  const bool sync = opts_.sync && b.sync_wanted;
 
   // last_seq rides in the same batch as the messages (the mailbox totals
-  // are not written: mailbox_totals.h).
+  // are not written: mailbox_totals.h). A synced batch that writes nothing
+  // while an unsynced one is not on disk yet writes last_seq (unchanged)
+  // all the same: its answers may rest on what that one did (an ack
+  // answered `ok` for a message an unsynced ack deleted), and this sync
+  // makes it durable.
   rocksdb::Status s;
-  if (b.assigned_seq)
+  if (b.assigned_seq || (sync && writer_->unsynced && b.wb.Count() == 0 && b.failed.is_ok()))
     s = b.wb.Put(cfs_.defaults, keys::kLastSeqKey, keys::encode_last_seq(writer_->last_assigned));
   if (!s.ok() && b.failed.is_ok()) b.failed = from_rocks(s, "building the batch");
 
@@ -234,9 +249,10 @@ WriteBatcher::Followers RocksMailboxStore::commit(std::vector<WriteRequest>& req
       // memtable (see wal_watch.h). Should that entry not go in, the
       // database is stopped: the batch is not written either.
       rocksdb::WriteOptions wo;
-      wo.sync = opts_.sync;
+      wo.sync = sync;
       rocksdb::Status ws = wal_->write(db_, wo, &b.wb);
       if (!ws.ok()) write_status = from_rocks(ws, "writing a batch");
+      else writer_->unsynced = !sync;  // (a sync covers every earlier write to the WAL)
     }
     micros = std::chrono::duration_cast<std::chrono::microseconds>(
                  std::chrono::steady_clock::now() - t0)

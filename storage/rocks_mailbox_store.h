@@ -66,6 +66,8 @@ class RocksMailboxStore final : public MailboxStore {
   void append(AppendRequest req, AppendCallback done) override;
   void ack(std::string mailbox, std::string device, std::vector<std::uint64_t> seqs,
            CountCallback done) override;
+  void ack_unsynced(std::string mailbox, std::string device, std::vector<std::uint64_t> seqs,
+                    CountCallback done) override;
   void purge(std::string mailbox, CountCallback done) override;
   void want_receipt(std::string mailbox, std::uint64_t seq, std::string from, std::string client_msg_id,
                     CountCallback done) override;

@@ -44,6 +44,7 @@ struct AckOp {
   std::string device;  // never empty (kLegacyDevice)
   std::vector<std::uint64_t> seqs;
   MailboxStore::CountCallback done;
+  bool synced = true;  // false: MailboxStore::ack_unsynced
 };
 // A device signing in or out, or forgotten (contract 4.1).
 struct DeviceOp {
