@@ -748,12 +748,12 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     // A reply is due unless nobody waits for this write's outcome (no rid,
     // mailbox.drained went out already); the completion comes back either
     // way, to count the write as done.
-    const bool reply_due = !window_.drained_sent() || !std::holds_alternative<std::monostate>(f.rid);
+    const bool has_rid = !std::holds_alternative<std::monostate>(f.rid);
+    const bool reply_due = !window_.drained_sent() || has_rid;
     if (reply_due) window_.ack_write_started();
     ++ack_writes_;
     // Only an ack with a rid is promised durability (its `ok`); one without
     // reaches the disk with the next synced write (MailboxStore::ack_unsynced).
-    const bool has_rid = !std::holds_alternative<std::monostate>(f.rid);
     auto done = [self = this->shared_from_this(), rid = std::move(f.rid), reply_due](Result<std::uint64_t> r) mutable {
       net::post(self->ws_.get_executor(), [self, rid = std::move(rid), r = std::move(r), reply_due] {
         self->on_ack_written(rid, r, reply_due);

@@ -110,9 +110,7 @@ std::vector<std::string> PgMailboxStore::active_devices(Batch& b, const std::str
 
 void PgMailboxStore::end_refused_sessions(const std::vector<WriteRequest>& requests) {
   std::lock_guard lock(online_mu_);
-  for (const auto& r : requests)
-    if (const auto* d = std::get_if<DeviceOp>(&r); d && d->kind == DeviceOp::Kind::kSignOut)
-      end_session(online_, d->user, d->device);
+  end_refused_sign_outs(online_, requests);
 }
 
 void PgMailboxStore::undo_sessions(Batch& b, bool keep_ended) {

@@ -145,13 +145,16 @@ void RocksMailboxStore::append(AppendRequest req, AppendCallback done) {
 }
 void RocksMailboxStore::ack(std::string mailbox, std::string device, std::vector<std::uint64_t> seqs,
                             CountCallback done) {
-  if (device.empty()) device = std::string(proto::kLegacyDevice);
-  batcher_.enqueue(AckOp{std::move(mailbox), std::move(device), std::move(seqs), std::move(done)});
+  enqueue_ack(std::move(mailbox), std::move(device), std::move(seqs), std::move(done), true);
 }
 void RocksMailboxStore::ack_unsynced(std::string mailbox, std::string device, std::vector<std::uint64_t> seqs,
                                      CountCallback done) {
+  enqueue_ack(std::move(mailbox), std::move(device), std::move(seqs), std::move(done), false);
+}
+void RocksMailboxStore::enqueue_ack(std::string mailbox, std::string device, std::vector<std::uint64_t> seqs,
+                                    CountCallback done, bool synced) {
   if (device.empty()) device = std::string(proto::kLegacyDevice);
-  batcher_.enqueue(AckOp{std::move(mailbox), std::move(device), std::move(seqs), std::move(done), false});
+  batcher_.enqueue(AckOp{std::move(mailbox), std::move(device), std::move(seqs), std::move(done), synced});
 }
 void RocksMailboxStore::purge(std::string mailbox, CountCallback done) {
   batcher_.enqueue(PurgeOp{std::move(mailbox), std::move(done)});
@@ -206,10 +209,8 @@ WriteBatcher::Followers RocksMailboxStore::commit(std::vector<WriteRequest>& req
                                              "until space is freed (retry)"),
                           {},
                           0});
-    std::lock_guard<std::mutex> lock(online_mu_);  // its sign-outs' sessions end all the same
-    for (const auto& r : requests)
-      if (const auto* d = std::get_if<DeviceOp>(&r); d && d->kind == DeviceOp::Kind::kSignOut)
-        end_session(online_, d->user, d->device);
+    std::lock_guard<std::mutex> lock(online_mu_);
+    end_refused_sign_outs(online_, requests);
     return {};
   }
   for (auto& r : requests) {

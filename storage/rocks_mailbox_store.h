@@ -96,6 +96,8 @@ class RocksMailboxStore final : public MailboxStore {
   bool writable() const override { return writable_.load(); }
 
  private:
+  void enqueue_ack(std::string mailbox, std::string device, std::vector<std::uint64_t> seqs, CountCallback done,
+                   bool synced);
   // The writer thread's state: the batch being built and the committed
   // mailbox totals (rocks_mailbox_store.cpp).
   using StagedMeta = rocks_detail::StagedMeta;

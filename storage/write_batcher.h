@@ -31,6 +31,7 @@
 
 #include "common/status.h"
 #include "storage/mailbox_store.h"
+#include "storage/online_sessions.h"
 
 namespace oms::storage {
 
@@ -83,6 +84,14 @@ struct SweepOp {
   MailboxStore::CountCallback done;
 };
 using WriteRequest = std::variant<AppendOp, AckOp, PurgeOp, SweepOp, DeviceOp, ReconcileOp, ReceiptWantedOp>;
+
+// A batch refused whole (no room on the disk): its sign-outs' sessions end
+// all the same (online_sessions.h). Caller holds the lock of `online`.
+inline void end_refused_sign_outs(OnlineSessions& online, const std::vector<WriteRequest>& requests) {
+  for (const auto& r : requests)
+    if (const auto* d = std::get_if<DeviceOp>(&r); d && d->kind == DeviceOp::Kind::kSignOut)
+      end_session(online, d->user, d->device);
+}
 
 // What one request of a batch comes to.
 struct WriteOutcome {
