@@ -33,7 +33,7 @@ const std::set<std::string, std::less<>> kKnownKeys = {
     "store.sync", "store.max_batch", "store.max_queued_writes", "store.block_cache_mb",
     "store.min_free_bytes", "store.min_free_percent", "store.resume_free_bytes",
     "store.critical_free_bytes", "store.write_floor_bytes", "store.ballast_bytes", "store.disk_check_ms",
-    "store.backend", "postgres.dsn", "postgres.read_connections",
+    "store.backend", "postgres.dsn", "postgres.read_connections", "postgres.late_locks",
     "cluster.redis_url", "cluster.node_id", "cluster.node_ttl_seconds",
     "log.level", "log.format",
     "log.levels",
@@ -204,6 +204,7 @@ Status apply_toml(const toml::table& t, Config& c) {
   OMS_TRY(read_string(t, "store.backend", c.store_backend));
   OMS_TRY(read_string(t, "postgres.dsn", c.postgres_dsn));
   OMS_TRY(read_int(t, "postgres.read_connections", c.postgres_read_connections, 1, 256));
+  OMS_TRY(read_bool(t, "postgres.late_locks", c.postgres_late_locks));
   OMS_TRY(read_string(t, "cluster.redis_url", c.cluster_redis_url));
   OMS_TRY(read_string(t, "cluster.node_id", c.cluster_node_id));
   OMS_TRY(read_int(t, "cluster.node_ttl_seconds", c.cluster_node_ttl_seconds, 2, 3600));

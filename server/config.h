@@ -109,6 +109,7 @@ struct Config {
   // [postgres] (store.backend = "postgres")
   std::string postgres_dsn;             // libpq connection string or URI
   unsigned postgres_read_connections = 4;  // pooled connections for reads (scans, summaries)
+  bool postgres_late_locks = true;  // appends-only batches lock mailbox rows in their last round trip
 
   // [cluster] (contract 5): presence, sessions and live hints in Redis.
   // Empty redis_url: a single node (presence in memory only).

@@ -129,6 +129,11 @@ std::string Metrics::render(const storage::StoreCounters& s, bool store_writable
   metric(out, "oms_store_refused_full_total", "counter", "Appends refused by quota.", ld(s.refused_full));
   metric(out, "oms_store_batches_total", "counter", "Group-commit batches written.", ld(s.batches));
   metric(out, "oms_store_write_errors_total", "counter", "Failed store writes.", ld(s.write_errors));
+  metric(out, "oms_store_late_lock_batches_total", "counter",
+         "PostgreSQL: append batches that locked their mailbox rows in their last round trip only.",
+         ld(s.late_lock_batches));
+  metric(out, "oms_store_late_lock_reruns_total", "counter",
+         "PostgreSQL: such batches run again under early locks (a quota or dedup race).", ld(s.late_lock_reruns));
   metric(out, "oms_store_writable", "gauge", "1 while the store accepts writes.", store_writable ? 1 : 0);
   out += "# HELP oms_receipts_written_total Receipts written into senders' mailboxes, by state.\n"
          "# TYPE oms_receipts_written_total counter\n";

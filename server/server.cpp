@@ -304,6 +304,7 @@ class Server::Impl {
     so.backend = cfg.store_backend == "postgres" ? storage::Backend::kPostgres : storage::Backend::kRocksDb;
     so.postgres_dsn = cfg.postgres_dsn;
     so.postgres_read_connections = cfg.postgres_read_connections;
+    so.postgres_late_locks = cfg.postgres_late_locks;
     so.max_messages = cfg.max_messages;
     so.max_bytes = cfg.max_bytes;
     so.ttl_days = cfg.ttl_days;

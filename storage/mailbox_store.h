@@ -165,6 +165,11 @@ struct StoreCounters {
   std::atomic<std::uint64_t> device_acks_held{0};    // acks kept per device (not the last one)
   std::atomic<std::uint64_t> devices_forgotten{0};
   std::atomic<std::uint64_t> devices_released{0};    // messages deleted by a reconcile
+  // PostgreSQL: batches of appends written with their mailbox rows locked
+  // in the last round trip only, and those that had to run again under
+  // the first round trip's locks (a quota or dedup race; pg_mailbox_appends.cpp).
+  std::atomic<std::uint64_t> late_lock_batches{0};
+  std::atomic<std::uint64_t> late_lock_reruns{0};
 };
 
 // Hook for metrics: called on the writer thread after each batch. `wrote`:

@@ -27,6 +27,10 @@ struct StoreOptions {
   // and how many pooled connections serve reads (the writer has its own).
   std::string postgres_dsn;
   std::size_t postgres_read_connections = 4;
+  // postgres.late_locks: a batch of appends only locks its mailbox rows in
+  // its last round trip (pg_mailbox_appends.cpp); false: as any batch, in
+  // its first (for comparison).
+  bool postgres_late_locks = true;
   std::uint64_t max_messages = 10000;      // mailbox.max_messages
   std::uint64_t max_bytes = 52428800;      // mailbox.max_bytes (sum of bodies)
   std::uint32_t ttl_days = 30;             // mailbox.ttl_days (0 = never expire)

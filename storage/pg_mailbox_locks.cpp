@@ -68,9 +68,9 @@ void add_folded(pg_detail::Batch& b, const pg::Rows& rows) {
 }  // namespace
 
 using pg_detail::Batch;
-using pg_detail::dedup_id;
 using pg_detail::kLockNotAvailable;
 using pg_detail::kNextSeqs;
+using pg_detail::kReadDedup;
 using pg_detail::Totals;
 
 // One round trip (a pipeline): BEGIN, then lock the mailboxes the batch
@@ -81,15 +81,6 @@ Status PgMailboxStore::begin(Batch& b, std::vector<WriteRequest>& requests) {
   static const std::string kLockDedup =
       "SELECT pg_advisory_xact_lock(7302515, h) FROM (SELECT DISTINCT hashtext(f || '/' || c) AS h "
       "FROM unnest($1::text[], $2::text[]) AS k(f, c) ORDER BY 1) s";
-  // One primary-key probe per key, whatever the planner thinks of the
-  // table's size (the LIMIT keeps the subquery from being flattened into
-  // a join): as a plain join, a batch of 100 keys against a dedup table of
-  // 10-30 k rows was planned as a hash join over a sequential scan (4,513
-  // scans reading 76 M rows in a few minutes of cluster-bench).
-  static const std::string kReadDedup =
-      "SELECT d.from_user, d.client_msg_id, d.mailbox, d.seq, d.sent_at_ms, d.created_ms, d.payload "
-      "FROM unnest($1::text[], $2::text[]) AS k(f, c) CROSS JOIN LATERAL (SELECT * FROM dedup x "
-      "WHERE x.from_user = k.f AND x.client_msg_id = k.c LIMIT 1) d";
   std::vector<std::string> mailboxes, users;
   std::vector<std::string> from, ids;
   b.appends_left = 0;
@@ -162,19 +153,8 @@ Status PgMailboxStore::begin(Batch& b, std::vector<WriteRequest>& requests) {
     b.ack_locked.insert(users.begin(), users.end());
   }
   if (!from.empty()) {
-    const pg::Rows& found = (*r)[at + 1];  // (after the advisory locks' rows)
+    pg_detail::found_dedup(b, (*r)[at + 1]);  // (after the advisory locks' rows)
     at += 2;
-    for (int i = 0; i < found.size(); ++i) {
-      AppendResult d;
-      d.mailbox = std::string(found.str(i, 2));
-      d.seq = static_cast<std::uint64_t>(found.i64(i, 3));
-      d.sent_at_ms = found.i64(i, 4);
-      d.duplicate = true;
-      d.dedup_payload = std::string(found.str(i, 6));
-      const std::string key = dedup_id(found.str(i, 0), found.str(i, 1));
-      b.dedup_created[key] = found.i64(i, 5);
-      b.dedup.insert_or_assign(key, std::move(d));
-    }
   }
   if (b.appends_left > 0) {
     const pg::Rows& seqs = (*r)[at++];

@@ -202,27 +202,50 @@ WriteBatcher::Followers PgMailboxStore::commit(std::vector<WriteRequest>& reques
   Batch& b = *batch_;
   Status status;
   std::int64_t micros = 0;
+  // A batch of appends only locks its mailbox rows in its last round trip
+  // (pg_mailbox_appends.cpp), unless that path declines it or its check
+  // fails: then it runs as any other batch.
+  bool late_locks = opts_.postgres_late_locks && !refuse_new && !requests.empty() &&
+                    std::all_of(requests.begin(), requests.end(),
+                                [](const WriteRequest& r) { return std::holds_alternative<AppendOp>(r); });
   // Mailboxes (rows; users' advisory locks) an earlier attempt could not lock later.
   std::vector<std::string> prelock, prelock_ack;
   for (int attempt = 1;; ++attempt) {
-    b = Batch();
-    b.now_ms = now;
-    b.refuse_new = refuse_new;
-    b.prelock = prelock;
-    b.prelock_ack = prelock_ack;
-    outcomes.clear();
     const auto t0 = std::chrono::steady_clock::now();
-    status = run_batch(b, requests, outcomes);
-    if (status.is_ok()) {
-      b.wrote = b.wrote || !b.rows.empty() || !b.dedup_rows.empty() || !b.deltas.empty() ||
-                !b.sign_out_user.empty() ||
-                std::any_of(b.locked.begin(), b.locked.end(), [](const auto& m) { return m.second.dirty; });
-      if (b.wrote && opts_.inject_write_error) status = opts_.inject_write_error();
+    auto reset = [&] {
+      b = Batch();
+      b.now_ms = now;
+      b.refuse_new = refuse_new;
+      b.prelock = prelock;
+      b.prelock_ack = prelock_ack;
+      outcomes.clear();
+    };
+    reset();
+    bool declined = true;
+    const bool late = late_locks;
+    if (late) {
+      status = run_appends(b, requests, outcomes, declined);
+      if (declined) reset();
+      late_locks = false;  // (a later attempt runs as any batch)
     }
-    if (status.is_ok()) status = finish(b);  // the queued rows, the totals and COMMIT
+    if (declined) {
+      status = run_batch(b, requests, outcomes);
+      if (status.is_ok()) {
+        b.wrote = b.wrote || !b.rows.empty() || !b.dedup_rows.empty() || !b.deltas.empty() ||
+                  !b.sign_out_user.empty() ||
+                  std::any_of(b.locked.begin(), b.locked.end(), [](const auto& m) { return m.second.dirty; });
+        if (b.wrote && opts_.inject_write_error) status = opts_.inject_write_error();
+      }
+      if (status.is_ok()) status = finish(b);  // the queued rows, the totals and COMMIT
+    }
     if (!status.is_ok() && b.open) (void)writer_conn_->command("ROLLBACK");
     micros = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
-    const bool busy = b.sqlstate == kLockNotAvailable;
+    // The late-lock path's own check (division_by_zero) or a dedup key
+    // stored elsewhere meanwhile (unique_violation): decided under locks.
+    const bool late_check = late && !declined && (b.sqlstate == "22012" || b.sqlstate == "23505");
+    if (late_check) ++counters_.late_lock_reruns;
+    else if (late && !declined && status.is_ok() && b.wrote) ++counters_.late_lock_batches;
+    const bool busy = b.sqlstate == kLockNotAvailable || late_check;
     if (status.is_ok() || attempt == kMaxAttempts || !(busy || pg::retryable(b.sqlstate))) break;
     prelock.insert(prelock.end(), b.missed_locks.begin(), b.missed_locks.end());
     prelock_ack.insert(prelock_ack.end(), b.missed_ack_locks.begin(), b.missed_ack_locks.end());
@@ -266,28 +289,32 @@ WriteBatcher::Followers PgMailboxStore::commit(std::vector<WriteRequest>& reques
   return then;
 }
 
+Status PgMailboxStore::ready_connection() {
+  if (writer_conn_->ok() && session_set_) return Status::ok();
+  session_set_ = false;
+  if (!writer_conn_->ok())
+    if (Status s = writer_conn_->reset(); !s) return s;
+  // Benchmarks only: COMMIT returns before the WAL is flushed.
+  if (Status s = writer_conn_->command(opts_.sync ? "SET synchronous_commit = on" : "SET synchronous_commit = off");
+      !s)
+    return s;
+  // A node that hangs mid-batch (SIGSTOP, a stalled VM) holds its
+  // mailbox row locks, and every other node's writer waits behind them:
+  // the cluster fault test saw writes stop on all nodes for the whole
+  // 20 s of a SIGSTOP. The server ends such a transaction after 3 s
+  // idle (nothing of it committed; the hung node's batch fails and its
+  // clients resend). A live writer is never idle in a transaction for
+  // long: it sends the next statement as soon as the previous returned.
+  if (Status s = writer_conn_->command("SET idle_in_transaction_session_timeout = '3s'"); !s) return s;
+  session_set_ = true;
+  return Status::ok();
+}
+
 Status PgMailboxStore::run_batch(Batch& b, std::vector<WriteRequest>& requests, std::vector<WriteOutcome>& outcomes) {
   // A connection found broken only now (nothing of the batch committed):
   // reconnect and begin again, once.
   for (int tries = 0;; ++tries) {
-    if (!writer_conn_->ok() || !session_set_) {
-      if (!writer_conn_->ok())
-        if (Status s = writer_conn_->reset(); !s) return s;
-      // Benchmarks only: COMMIT returns before the WAL is flushed.
-      if (Status s = writer_conn_->command(opts_.sync ? "SET synchronous_commit = on"
-                                                      : "SET synchronous_commit = off");
-          !s)
-        return s;
-      // A node that hangs mid-batch (SIGSTOP, a stalled VM) holds its
-      // mailbox row locks, and every other node's writer waits behind them:
-      // the cluster fault test saw writes stop on all nodes for the whole
-      // 20 s of a SIGSTOP. The server ends such a transaction after 3 s
-      // idle (nothing of it committed; the hung node's batch fails and its
-      // clients resend). A live writer is never idle in a transaction for
-      // long: it sends the next statement as soon as the previous returned.
-      if (Status s = writer_conn_->command("SET idle_in_transaction_session_timeout = '3s'"); !s) return s;
-      session_set_ = true;
-    }
+    if (Status s = ready_connection(); !s) return s;
     Status s = begin(b, requests);
     b.open = writer_conn_->ok();
     if (s) break;
@@ -407,11 +434,15 @@ Status PgMailboxStore::flush(Batch& b) {
 // ---------------------------------------------------------------------------
 // the requests
 
+bool PgMailboxStore::valid_append(const AppendRequest& req) {
+  return valid_mailbox(req.mailbox) && req.from.size() <= kMaxShortField && req.reason.size() <= kMaxShortField &&
+         req.client_msg_id.size() <= kMaxShortField && req.body.size() <= UINT32_MAX &&
+         req.dedup_payload.size() <= UINT32_MAX && req.kind <= proto::MessageKind::kMissed;
+}
+
 WriteOutcome PgMailboxStore::apply(Batch& b, AppendOp& op) {
   const AppendRequest& req = op.req;
-  if (!valid_mailbox(req.mailbox) || req.from.size() > kMaxShortField || req.reason.size() > kMaxShortField ||
-      req.client_msg_id.size() > kMaxShortField || req.body.size() > UINT32_MAX ||
-      req.dedup_payload.size() > UINT32_MAX || req.kind > proto::MessageKind::kMissed)
+  if (!valid_append(req))
     return {Status::invalid_argument("append: bad mailbox, sender, reason or kind"), {}, 0};
   if (b.appends_left > 0) --b.appends_left;
 
@@ -454,12 +485,7 @@ WriteOutcome PgMailboxStore::apply(Batch& b, AppendOp& op) {
   const std::int64_t mseq = t.next_mseq++;
   r.mseq.push_back(mseq);
   r.sent_at_ms.push_back(b.now_ms);
-  r.kind.push_back(static_cast<std::int16_t>(req.kind));
-  r.from.push_back(req.from);
-  r.reason.push_back(req.reason);
-  r.body.push_back(req.body);
-  r.client_msg_id.push_back(req.client_msg_id);
-  r.want_receipt.push_back(req.want_receipt);
+  r.add_request(req);
   r.receipt_state.push_back(0);
   r.receipt_msg_seq.push_back(0);
   r.receipt_to.emplace_back();

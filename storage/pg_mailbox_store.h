@@ -31,7 +31,13 @@
 //   4. one multi-row INSERT for the messages and receipts, one for the
 //      dedup entries, one UPDATE for the totals, one INSERT for the
 //      deltas, one UPDATE for the sign-outs still queued, COMMIT.
-// An append-only batch costs 2 round trips whatever its size (libpq
+// A batch of appends only takes another way (postgres.late_locks,
+// pg_mailbox_appends.cpp): it reads totals and dedup entries without a
+// lock, then locks the rows, writes everything in one statement that
+// checks those reads under the locks, and commits, in one round trip; so
+// another node waits on its rows for the server's work only. Near a quota,
+// for a row to create, or when the check fails, it runs as above.
+// Otherwise an append-only batch costs 2 round trips whatever its size (libpq
 // pipeline mode): BEGIN + lock mailboxes + lock and read dedup + nextval,
 // then insert messages + dedup entries + totals + COMMIT. A request
 // refused (quota, bad argument) writes nothing;
@@ -131,8 +137,12 @@ class PgMailboxStore final : public MailboxStore {
   std::int64_t expiry_cutoff(std::int64_t now_ms) const;
   void saw_seq(std::uint64_t seq) const;  // raises last_seq_
 
+  static bool valid_append(const AppendRequest& req);
+
   // ---- writer thread (pg_mailbox_store.cpp) ----
   WriteBatcher::Followers commit(std::vector<WriteRequest>& requests, std::vector<WriteOutcome>& outcomes);
+  // Reconnects a broken writer connection and applies its session settings.
+  Status ready_connection();
   // One attempt at the batch's transaction, up to (not including) COMMIT.
   Status run_batch(Batch& b, std::vector<WriteRequest>& requests, std::vector<WriteOutcome>& outcomes);
   Status begin(Batch& b, std::vector<WriteRequest>& requests);
@@ -163,6 +173,12 @@ class PgMailboxStore final : public MailboxStore {
   WriteOutcome apply(Batch& b, AppendOp& op);
   WriteOutcome apply(Batch& b, PurgeOp& op);
   WriteOutcome apply(Batch& b, SweepOp& op);
+  // ---- writer thread (pg_mailbox_appends.cpp) ----
+  // A batch of appends only, with its mailbox rows locked in its last
+  // round trip only (see there). `declined`: the batch is not one this
+  // path takes (nothing was written; run_batch takes it).
+  Status run_appends(Batch& b, std::vector<WriteRequest>& requests, std::vector<WriteOutcome>& outcomes,
+                     bool& declined);
   // ---- writer thread (pg_mailbox_devices.cpp) ----
   WriteOutcome apply(Batch& b, AckOp& op);
   // Acks in a row: read ahead (requests[first..]) and written together.

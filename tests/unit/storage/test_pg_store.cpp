@@ -28,10 +28,21 @@ std::unique_ptr<pg::Connection> connect(const StoreOptions& o) {
 
 TEST_SUITE("storage") {
 
+// Appends-only batches lock their mailbox rows in their last round trip
+// (postgres.late_locks, pg_mailbox_appends.cpp) or, as every other batch,
+// in their first: each cross-node case below runs both ways.
+bool late_locks_subcase() {
+  bool late = true;
+  SUBCASE("late locks") { late = true; }
+  SUBCASE("early locks") { late = false; }
+  return late;
+}
+
 TEST_CASE("postgres: two nodes on one database: exact quota, dedup once, every seq read in order while written") {
   TempDir dir("oms-pg-two-nodes");
   StoreOptions o = pg_options_in(dir);
   o.max_messages = 600;
+  o.postgres_late_locks = late_locks_subcase();
   auto a = open_mailboxes(o);
   auto b = open_mailboxes(o);
 
@@ -98,11 +109,20 @@ TEST_CASE("postgres: two nodes on one database: exact quota, dedup once, every s
   CHECK(mseq->i64(0, 0) == 1);
   CHECK(mseq->i64(0, 1) == 600);
   CHECK(mseq->i64(0, 2) == 600);
+  // The totals in the row (with their deltas folded) are exact too.
+  auto row = c->exec("SELECT count FROM mailboxes WHERE mailbox = 'bob'");
+  REQUIRE(row.is_ok());
+  CHECK(row->i64(0, 0) == 600);
+  const std::uint64_t late = a->counters().late_lock_batches + b->counters().late_lock_batches;
+  if (o.postgres_late_locks) CHECK(late > 0);
+  else CHECK(late == 0);
+  MESSAGE("late-lock batches ", late, ", reruns ", a->counters().late_lock_reruns + b->counters().late_lock_reruns);
 }
 
 TEST_CASE("postgres: a duplicate sent to both nodes at once is stored once") {
   TempDir dir("oms-pg-dedup-race");
   StoreOptions o = pg_options_in(dir);
+  o.postgres_late_locks = late_locks_subcase();
   auto a = open_mailboxes(o);
   auto b = open_mailboxes(o);
   constexpr int kRounds = 50;
@@ -119,6 +139,69 @@ TEST_CASE("postgres: a duplicate sent to both nodes at once is stored once") {
     CHECK(ra->seq == rb->seq);
   }
   CHECK(read_all(*a, "bob").size() == kRounds);
+  MESSAGE("late-lock batches ", a->counters().late_lock_batches + b->counters().late_lock_batches, ", reruns ",
+          a->counters().late_lock_reruns + b->counters().late_lock_reruns);
+}
+
+TEST_CASE("postgres: late locks: another node filling the mailbox or storing the id between the read and the locks, the batch runs again under locks") {
+  // Node a's batch reads bob's totals and the dedup entry without locks;
+  // then (the write hook, called between that read and the locked round
+  // trip) node b takes bob's last places, or stores the same
+  // client_msg_id. a's check under the locks must fail and its batch run
+  // again under early locks: mailbox_full, or b's result as a duplicate.
+  TempDir dir("oms-pg-late-race");
+  StoreOptions o = pg_options_in(dir);
+  o.max_messages = 4;
+  auto b = open_mailboxes(o);
+  std::function<void()> meanwhile;
+  StoreOptions oa = o;
+  oa.inject_write_error = [&]() -> Status {
+    if (meanwhile) std::exchange(meanwhile, nullptr)();
+    return Status::ok();
+  };
+  auto a = open_mailboxes(oa);
+  REQUIRE(append_wait(*a, message("bob", "alice", "1")).is_ok());  // (creates bob's row: early locks)
+  REQUIRE(append_wait(*a, message("bob", "alice", "2")).is_ok());
+  CHECK(a->counters().late_lock_batches == 1);
+  auto c = connect(o);
+  auto row = [&] {
+    auto r = c->exec("SELECT next_mseq, count FROM mailboxes WHERE mailbox = 'bob'");
+    REQUIRE(r.is_ok());
+    return std::pair{r->i64(0, 0), r->i64(0, 1)};
+  };
+
+  SUBCASE("the last places") {
+    meanwhile = [&] {
+      REQUIRE(append_wait(*b, message("bob", "carol", "3")).is_ok());
+      REQUIRE(append_wait(*b, message("bob", "carol", "4")).is_ok());
+    };
+    auto r = append_wait(*a, message("bob", "alice", "5"));
+    CHECK(meanwhile == nullptr);
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().code() == Code::kMailboxFull);
+    CHECK(a->counters().late_lock_reruns == 1);
+    const auto all = read_all(*a, "bob");
+    REQUIRE(all.size() == 4);
+    CHECK(all[3].body == "4");
+    CHECK(all[3].mseq == 4);
+    CHECK(row() == std::pair<std::int64_t, std::int64_t>{5, 4});  // no gap, exact count
+  }
+  SUBCASE("the same client_msg_id") {
+    AppendResult first;
+    meanwhile = [&] {
+      auto r = append_wait(*b, message("bob", "alice", "x", "dup-1"));
+      REQUIRE(r.is_ok());
+      first = *r;
+    };
+    auto r = append_wait(*a, message("bob", "alice", "x", "dup-1"));
+    CHECK(meanwhile == nullptr);
+    REQUIRE(r.is_ok());
+    CHECK(r->duplicate);
+    CHECK(r->seq == first.seq);
+    CHECK(a->counters().late_lock_reruns == 1);
+    CHECK(read_all(*a, "bob").size() == 3);
+    CHECK(row() == std::pair<std::int64_t, std::int64_t>{4, 3});
+  }
 }
 
 TEST_CASE("postgres: open fails with a clear status, and checkpoints are pg_basebackup's job") {
