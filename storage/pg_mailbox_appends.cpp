@@ -16,8 +16,9 @@
 //      request in the batch, new); decline (run_batch takes the batch) when
 //      a mailbox row is missing or a new message would bring a mailbox near
 //      its quota by these unlocked totals;
-//   2. one pipeline: BEGIN; lock the rows in byte order (the only wait, as
-//      in step 1 of the general batch, so no cycle); one statement that
+//   2. one pipeline: BEGIN; lock the rows in byte order, then the dedup
+//      keys' advisory locks, sorted (the only waits, in the order of step 1
+//      of the general batch, so no cycle); one statement that
 //      folds the rows' deltas, moves next_mseq and the totals, takes the
 //      seqs (after the locks: per mailbox they commit in order), inserts the
 //      messages and their dedup entries, and checks under the locks what
@@ -224,16 +225,25 @@ Status PgMailboxStore::run_appends(Batch& b, std::vector<WriteRequest>& requests
     static const std::string kBegin = "BEGIN";
     static const std::string kCommit = "COMMIT";
     const pg::Params none;
+    // The dedup keys' locks after the rows (as the other path's first
+    // statement): a batch on the other path that read a key under its lock
+    // and writes it at its end must not find this batch's entry there, and
+    // two batches never wait on each other's uncommitted entries.
+    pg::Params keys;
+    keys.text_array(d.from).text_array(d.client_msg_id);
+    std::vector<pg::Connection::Step> steps{{&kBegin, &none, false}, {&kLockRows, &lock}};
+    if (!d.from.empty()) steps.push_back({&pg_detail::kLockDedup, &keys});
+    steps.push_back({&kAppendBatch, &append});
+    steps.push_back({&kCommit, &none, false});
     b.open = true;
-    auto r = writer_conn_->pipeline(
-        {{&kBegin, &none, false}, {&kLockRows, &lock}, {&kAppendBatch, &append}, {&kCommit, &none, false}});
+    auto r = writer_conn_->pipeline(steps);
     b.sqlstate = writer_conn_->sqlstate();
     if (!r) return b.failed = r.status();
     b.open = false;
     b.wrote = true;
     // Per mailbox, its messages by mseq: the k-th is the request at offset k.
     std::map<std::string, std::vector<std::pair<std::int64_t, std::int64_t>>> got;  // mseq, seq
-    const pg::Rows& out = (*r)[2];
+    const pg::Rows& out = (*r)[steps.size() - 2];
     std::size_t n_out = 0;
     for (int i = 0; i < out.size(); ++i) {
       if (out.str(i, 0).empty()) continue;  // the check row

@@ -166,6 +166,14 @@ inline std::string dedup_id(std::string_view from, std::string_view client_msg_i
   return k;
 }
 
+// The dedup keys' transaction advisory locks ($1 from, $2 client_msg_id),
+// sorted, taken after a batch's row locks: whoever writes a dedup entry
+// holds its key's lock (both batch paths), so a batch that read a key
+// under its lock finds it unchanged when it writes.
+inline const std::string kLockDedup =
+    "SELECT pg_advisory_xact_lock(7302515, h) FROM (SELECT DISTINCT hashtext(f || '/' || c) AS h "
+    "FROM unnest($1::text[], $2::text[]) AS k(f, c) ORDER BY 1) s";
+
 // The dedup entries of keys ($1 from, $2 client_msg_id), committed ones.
 // One primary-key probe per key, whatever the planner thinks of the
 // table's size (the LIMIT keeps the subquery from being flattened into

@@ -70,6 +70,7 @@ void add_folded(pg_detail::Batch& b, const pg::Rows& rows) {
 using pg_detail::Batch;
 using pg_detail::kLockNotAvailable;
 using pg_detail::kNextSeqs;
+using pg_detail::kLockDedup;
 using pg_detail::kReadDedup;
 using pg_detail::Totals;
 
@@ -78,9 +79,6 @@ using pg_detail::Totals;
 // take the appends' sequence numbers (after the locks: see the header).
 Status PgMailboxStore::begin(Batch& b, std::vector<WriteRequest>& requests) {
   static const std::string kBegin = "BEGIN";
-  static const std::string kLockDedup =
-      "SELECT pg_advisory_xact_lock(7302515, h) FROM (SELECT DISTINCT hashtext(f || '/' || c) AS h "
-      "FROM unnest($1::text[], $2::text[]) AS k(f, c) ORDER BY 1) s";
   std::vector<std::string> mailboxes, users;
   std::vector<std::string> from, ids;
   b.appends_left = 0;

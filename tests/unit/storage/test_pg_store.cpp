@@ -7,6 +7,8 @@
 // sequence, and how open fails.
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <future>
 #include <thread>
 
 #include "storage/pg_connection.h"
@@ -202,6 +204,47 @@ TEST_CASE("postgres: late locks: another node filling the mailbox or storing the
     CHECK(read_all(*a, "bob").size() == 3);
     CHECK(row() == std::pair<std::int64_t, std::int64_t>{4, 3});
   }
+}
+
+TEST_CASE("postgres: late locks: a client_msg_id sent to two mailboxes by both batch paths at once is stored once") {
+  // Node b's batch to carol (a new mailbox: early locks) holds the key's
+  // lock from its first round trip and writes the dedup entry at its end;
+  // meanwhile (b's write hook, its transaction open) node a's late-lock
+  // batch sends the same (from, client_msg_id) to bob. a must wait for b's
+  // key lock, then find b's entry: one message, a duplicate with b's seq.
+  TempDir dir("oms-pg-late-cross");
+  StoreOptions o = pg_options_in(dir);
+  auto a = open_mailboxes(o);
+  REQUIRE(append_wait(*a, message("bob", "alice", "first")).is_ok());  // (bob's row exists: late locks)
+  auto c = connect(o);
+  std::promise<Result<AppendResult>> pa;
+  auto fa = pa.get_future();
+  bool once = true;
+  StoreOptions ob = o;
+  ob.inject_write_error = [&]() -> Status {
+    if (!std::exchange(once, false)) return Status::ok();
+    a->append(message("bob", "alice", "x", "both-1"), [&](Result<AppendResult> r) { pa.set_value(r); });
+    // Until a's batch answers (it did not wait: the bug) or waits on a lock.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (fa.wait_for(std::chrono::milliseconds(5)) != std::future_status::ready &&
+           std::chrono::steady_clock::now() < until) {
+      auto w = c->exec("SELECT count(*)::int8 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted");
+      if (!w.is_ok() || w->i64(0, 0) > 0) break;  // (no doctest assertion off the test's thread)
+    }
+    return Status::ok();
+  };
+  auto b = open_mailboxes(ob);
+  auto rb = append_wait(*b, message("carol", "alice", "x", "both-1"));
+  auto ra = wait_result(fa);
+  REQUIRE(rb.is_ok());
+  REQUIRE(ra.is_ok());
+  CHECK_FALSE(rb->duplicate);
+  CHECK(ra->duplicate);
+  CHECK(ra->seq == rb->seq);
+  CHECK(ra->mailbox == "carol");
+  auto n = c->exec("SELECT count(*)::int8 FROM messages WHERE client_msg_id = 'both-1'");
+  REQUIRE(n.is_ok());
+  CHECK(n->i64(0, 0) == 1);
 }
 
 TEST_CASE("postgres: open fails with a clear status, and checkpoints are pg_basebackup's job") {
