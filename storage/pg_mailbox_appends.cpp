@@ -28,7 +28,7 @@
 // Should the check fail (a mailbox went over its quota meanwhile: 22012, a
 // division by zero the statement raises on purpose), or another transaction
 // have stored one of the batch's (from, client_msg_id) since step 1 (the
-// dedup upsert touches no row: 22012; or 23505), the transaction is rolled
+// dedup upsert touches no row: 22012 too), the transaction is rolled
 // back and the batch runs again through run_batch, which decides it exactly
 // under its locks. Results (seq, mseq) come from the statement's rows.
 #include <algorithm>

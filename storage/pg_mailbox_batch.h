@@ -20,6 +20,9 @@ namespace oms::storage::pg_detail {
 
 // lock_not_available: a NOWAIT lock met another transaction's.
 inline constexpr std::string_view kLockNotAvailable = "55P03";
+// division_by_zero: the late-lock append statement's own check failed
+// (pg_mailbox_appends.cpp), raised on purpose.
+inline constexpr std::string_view kLateCheckFailed = "22012";
 // The sign-outs a batch queued (Batch::sign_out_*): $3 = the batch's time.
 inline const std::string kWriteSignOuts =
     "UPDATE devices d SET last_seen_ms = $3 FROM unnest($1::text[], $2::text[]) AS s(u, dv) "

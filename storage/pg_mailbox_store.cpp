@@ -240,9 +240,9 @@ WriteBatcher::Followers PgMailboxStore::commit(std::vector<WriteRequest>& reques
     }
     if (!status.is_ok() && b.open) (void)writer_conn_->command("ROLLBACK");
     micros = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
-    // The late-lock path's own check (division_by_zero) or a dedup key
-    // stored elsewhere meanwhile (unique_violation): decided under locks.
-    const bool late_check = late && !declined && (b.sqlstate == "22012" || b.sqlstate == "23505");
+    // The late-lock path's own check failed (a quota or dedup race): the
+    // batch is decided under early locks.
+    const bool late_check = late && !declined && b.sqlstate == pg_detail::kLateCheckFailed;
     if (late_check) ++counters_.late_lock_reruns;
     else if (late && !declined && status.is_ok() && b.wrote) ++counters_.late_lock_batches;
     const bool busy = b.sqlstate == kLockNotAvailable || late_check;
