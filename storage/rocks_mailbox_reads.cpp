@@ -267,20 +267,6 @@ bool RocksMailboxStore::prefetch_messages(Batch& b, const std::string& mailbox, 
   constexpr int kMaxSteps = 16;
   pre.values.resize(pre.seqs.size());
   pre.found.assign(pre.seqs.size(), rocksdb::Status::NotFound());
-  if (pre.seqs.size() == 1) {
-    // One id (a live chat's ack): a point lookup, usually answered by the
-    // memtable, where an iterator would also position itself in every SST
-    // level and L0 file (after a burst and its drain, the writer's CPU at
-    // half-load chat fell 8 %: load-tests/PERFORMANCE.md).
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_.messages,
-                                 keys::message_key(mailbox, pre.seqs[0]), &pre.values[0]);
-    if (s.ok() || s.IsNotFound()) {
-      pre.found[0] = s;
-      return true;
-    }
-    b.failed = from_rocks(s, "reading acked messages");
-    return false;
-  }
   const std::string end = keys::mailbox_range_end(mailbox);
   const rocksdb::Slice upper(end);
   rocksdb::ReadOptions ro;
