@@ -61,7 +61,7 @@ class UpgradeReader : public std::enable_shared_from_this<UpgradeReader<Stream>>
   }
 
  private:
-  beast::tcp_stream& tcp_layer() { return beast::get_lowest_layer(stream_); }
+  SessionStream& tcp_layer() { return beast::get_lowest_layer(stream_); }
 
   void on_handshake(beast::error_code ec) {
     if (ec) {
@@ -171,7 +171,7 @@ class UpgradeReader : public std::enable_shared_from_this<UpgradeReader<Stream>>
 
 // Admission first: the slot is counted against the caps while the
 // connection lives; a refused socket is closed at once.
-void serve_client_connection(ServerContext& ctx, tcp::socket socket) {
+void serve_client_connection(ServerContext& ctx, SessionSocket socket) {
   beast::error_code ec;
   const auto peer = socket.remote_endpoint(ec);
   std::string key;
@@ -189,11 +189,11 @@ void serve_client_connection(ServerContext& ctx, tcp::socket socket) {
     return;
   }
   if (ctx.tls && ctx.config.client_tls()) {
-    std::make_shared<UpgradeReader<TlsStream>>(ctx, TlsStream(beast::tcp_stream(std::move(socket)), *ctx.tls),
+    std::make_shared<UpgradeReader<TlsStream>>(ctx, TlsStream(SessionStream(std::move(socket)), *ctx.tls),
                                                std::move(slot))
         ->run();
   } else {
-    std::make_shared<UpgradeReader<beast::tcp_stream>>(ctx, beast::tcp_stream(std::move(socket)), std::move(slot))
+    std::make_shared<UpgradeReader<SessionStream>>(ctx, SessionStream(std::move(socket)), std::move(slot))
         ->run();
   }
 }

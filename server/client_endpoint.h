@@ -6,7 +6,7 @@
 // closes.
 #pragma once
 
-#include <boost/asio/ip/tcp.hpp>
+#include "server/session_socket.h"
 
 namespace oms::server {
 
@@ -14,6 +14,6 @@ struct ServerContext;
 
 // Serves one accepted client connection (its socket on its own strand) from
 // then on. Thread-safe.
-void serve_client_connection(ServerContext& ctx, boost::asio::ip::tcp::socket socket);
+void serve_client_connection(ServerContext& ctx, SessionSocket socket);
 
 }  // namespace oms::server

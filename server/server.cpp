@@ -30,6 +30,7 @@
 #include "server/fair_pool.h"
 #include "server/log.h"
 #include "server/router.h"
+#include "server/session_socket.h"
 #include "server/tls.h"
 #include "storage/store.h"
 
@@ -175,7 +176,7 @@ class Listener {
   unsigned short port() const { return port_; }
 
   void accept() {
-    acceptor_.async_accept(net::make_strand(ioc_), [this](boost::system::error_code ec, tcp::socket socket) {
+    acceptor_.async_accept(net::make_strand(ioc_), [this](boost::system::error_code ec, SessionSocket socket) {
       if (ec) {
         if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
         if (out_of_descriptors(ec)) return back_off(ec);
@@ -188,7 +189,7 @@ class Listener {
         // scheduler queue.
         acceptor_.non_blocking(true, ec);
         for (int i = 0; !ec && i < kAcceptsPerWakeup; ++i) {
-          tcp::socket more(net::make_strand(ioc_));
+          SessionSocket more(net::make_strand(ioc_));
           acceptor_.accept(more, ec);
           if (!ec) serve(std::move(more));
         }
@@ -220,11 +221,11 @@ class Listener {
     });
   }
 
-  void serve(tcp::socket socket) {
+  void serve(SessionSocket socket) {
     boost::system::error_code ec;
     socket.set_option(tcp::no_delay(true), ec);
     if (kind_ == Kind::kClient) serve_client_connection(ctx_, std::move(socket));
-    else serve_admin_connection(ctx_, api_, std::move(socket));
+    else serve_admin_connection(ctx_, api_, tcp::socket(std::move(socket)));
   }
 
   void close() {

@@ -83,7 +83,7 @@ bool is_shutdown_error(const beast::error_code& ec) {
          ec == beast::error::timeout || ec == net::error::broken_pipe;
 }
 
-// Stream: beast::tcp_stream (ws://) or TlsStream (wss://, handshake done).
+// Stream: SessionStream (ws://) or TlsStream (wss://, handshake done).
 template <class Stream>
 class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_this<WsSessionImpl<Stream>> {
  public:
@@ -867,8 +867,11 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   ConnectionSlot slot_;  // released (counts given back) when the session ends
   websocket::stream<CoalescingStream<Stream>> ws_;
   beast::flat_buffer buffer_;
-  net::steady_timer hello_timer_;
-  net::steady_timer expiry_timer_;  // the token's exp (+ leeway): arm_expiry()
+  // Timers on the session's strand type (session_socket.h).
+  using Timer = net::basic_waitable_timer<std::chrono::steady_clock, net::wait_traits<std::chrono::steady_clock>,
+                                          SessionExecutor>;
+  Timer hello_timer_;
+  Timer expiry_timer_;  // the token's exp (+ leeway): arm_expiry()
   std::string session_id_;
 
   // from other threads (to_inbox), taken on the strand (drain_inbox)
@@ -899,7 +902,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   Writer writer_ = Writer::kIdle;
   Closing closing_ = Closing::kOpen;
   websocket::close_reason close_reason_;
-  net::steady_timer stall_timer_;  // write stall (limits.write_stall_seconds)
+  Timer stall_timer_;  // write stall (limits.write_stall_seconds)
   bool stall_armed_ = false;
   bool stalled_ = false;  // closing for a write stall
   std::chrono::steady_clock::time_point write_started_;
@@ -908,7 +911,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   bool read_paused_ = false;  // no read outstanding; resume_reading() starts one
   std::size_t ack_writes_ = 0;  // ack writes in the store's queue
   bool throttled_ = false;      // acks over the request rate: throttle_timer_ ends it
-  net::steady_timer throttle_timer_;
+  Timer throttle_timer_;
 
   DeliveryWindow window_;
   std::size_t queue_byte_limit_;  // see the constructor
@@ -921,7 +924,7 @@ void run_session(ServerContext& ctx, Stream&& stream, ConnectionSlot slot, Upgra
 
 }  // namespace
 
-void start_ws_session(ServerContext& ctx, beast::tcp_stream&& stream, ConnectionSlot slot, UpgradeRequest req) {
+void start_ws_session(ServerContext& ctx, SessionStream&& stream, ConnectionSlot slot, UpgradeRequest req) {
   run_session(ctx, std::move(stream), std::move(slot), std::move(req));
 }
 

@@ -14,18 +14,20 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "server/connection_slot.h"
+#include "server/session_socket.h"
 
 namespace oms::server {
 
 struct ServerContext;
 
 using UpgradeRequest = boost::beast::http::request<boost::beast::http::string_body>;
-using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+using SessionStream = boost::beast::basic_stream<boost::asio::ip::tcp, SessionExecutor>;
+using TlsStream = boost::beast::ssl_stream<SessionStream>;
 
 // Accepts the WebSocket upgrade `req` on `stream` (ws:// or wss://, TLS
 // handshake done) and serves the session until the connection is over; the
 // connection's `slot` is given back then. Call on the stream's strand.
-void start_ws_session(ServerContext& ctx, boost::beast::tcp_stream&& stream, ConnectionSlot slot,
+void start_ws_session(ServerContext& ctx, SessionStream&& stream, ConnectionSlot slot,
                       UpgradeRequest req);
 void start_ws_session(ServerContext& ctx, TlsStream&& stream, ConnectionSlot slot, UpgradeRequest req);
 
