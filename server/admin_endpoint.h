@@ -9,7 +9,7 @@ namespace oms::server {
 struct ServerContext;
 class AdminApi;
 
-// Serves one accepted admin connection (its socket on its own strand) until
+// Serves one accepted admin connection (its socket on one I/O context) until
 // it closes. Thread-safe.
 void serve_admin_connection(ServerContext& ctx, AdminApi& api, boost::asio::ip::tcp::socket socket);
 

@@ -12,7 +12,7 @@ namespace oms::server {
 
 struct ServerContext;
 
-// Serves one accepted client connection (its socket on its own strand) from
+// Serves one accepted client connection (its socket on one I/O context) from
 // then on. Thread-safe.
 void serve_client_connection(ServerContext& ctx, SessionSocket socket);
 

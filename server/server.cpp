@@ -6,17 +6,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <thread>
 #include <vector>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -151,12 +153,58 @@ Status write_file_atomically(const fs::path& path, const std::string& content) {
 
 }  // namespace
 
-// Accepts connections on one endpoint; each socket gets its own strand.
+// The I/O contexts: one io_context per I/O thread (session_socket.h says
+// why). The first is the server's own: listeners, signals, timers and admin
+// connections run there, beside the client connections dealt to it.
+class IoContexts {
+ public:
+  explicit IoContexts(unsigned n) {
+    for (unsigned i = 0; i < std::max(1u, n); ++i)
+      contexts_.push_back(std::make_unique<net::io_context>(/*concurrency_hint=*/1));
+  }
+
+  net::io_context& main() { return *contexts_.front(); }
+  // Where the next connection goes: the contexts in turn.
+  SessionExecutor next() {
+    return contexts_[next_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()]->get_executor();
+  }
+
+  // Runs each context on its own thread (the calling thread runs main())
+  // until main() has no work left (at shutdown, once every connection is
+  // closed: Server::Impl::wait_for_sessions), then lets the others finish
+  // what they still hold and joins them.
+  void run() {
+    std::vector<net::executor_work_guard<net::io_context::executor_type>> keep;
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < contexts_.size(); ++i) {
+      keep.push_back(net::make_work_guard(*contexts_[i]));
+      threads.emplace_back([c = contexts_[i].get()] {
+        pthread_setname_np(pthread_self(), "oms-io");
+        c->run();
+      });
+    }
+    pthread_setname_np(pthread_self(), "oms-io");
+    main().run();
+    keep.clear();
+    for (auto& t : threads) t.join();
+  }
+
+  void stop() {
+    for (auto& c : contexts_) c->stop();
+  }
+
+ private:
+  std::vector<std::unique_ptr<net::io_context>> contexts_;
+  std::atomic<unsigned> next_{0};
+};
+
+// Accepts connections on one endpoint (on the main context); each accepted
+// socket goes to the next I/O context.
 class Listener {
  public:
   enum class Kind { kClient, kAdmin };
-  Listener(net::io_context& ioc, ServerContext& ctx, AdminApi& api, Kind kind)
-      : ioc_(ioc), ctx_(ctx), api_(api), kind_(kind), acceptor_(net::make_strand(ioc)) {}
+  Listener(IoContexts& io, ServerContext& ctx, AdminApi& api, Kind kind)
+      : io_(io), ctx_(ctx), api_(api), kind_(kind), acceptor_(io.main()) {}
 
   Status open(const Endpoint& ep, const char* key) {
     boost::system::error_code ec;
@@ -176,7 +224,7 @@ class Listener {
   unsigned short port() const { return port_; }
 
   void accept() {
-    acceptor_.async_accept(net::make_strand(ioc_), [this](boost::system::error_code ec, SessionSocket socket) {
+    acceptor_.async_accept(io_.next(), [this](boost::system::error_code ec, SessionSocket socket) {
       if (ec) {
         if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
         if (out_of_descriptors(ec)) return back_off(ec);
@@ -189,7 +237,7 @@ class Listener {
         // scheduler queue.
         acceptor_.non_blocking(true, ec);
         for (int i = 0; !ec && i < kAcceptsPerWakeup; ++i) {
-          SessionSocket more(net::make_strand(ioc_));
+          SessionSocket more(io_.next());
           acceptor_.accept(more, ec);
           if (!ec) serve(std::move(more));
         }
@@ -237,7 +285,7 @@ class Listener {
   }
 
  private:
-  net::io_context& ioc_;
+  IoContexts& io_;
   ServerContext& ctx_;
   AdminApi& api_;
   Kind kind_;
@@ -251,7 +299,8 @@ class Server::Impl {
  public:
   explicit Impl(Config config)
       : threads_(config.io_threads ? config.io_threads : std::max(1u, std::thread::hardware_concurrency())),
-        ioc_(static_cast<int>(threads_)),
+        io_(threads_),
+        ioc_(io_.main()),
         blocking_(config.admin_threads),
         scans_(config.store_threads, config.max_queued_scans_per_user, "oms-scan"),
         signals_(ioc_, SIGINT, SIGTERM),
@@ -259,8 +308,8 @@ class Server::Impl {
         reconcile_timer_(ioc_),
         grace_timer_(ioc_),
         api_(ctx_),
-        client_(ioc_, ctx_, api_, Listener::Kind::kClient),
-        admin_(ioc_, ctx_, api_, Listener::Kind::kAdmin) {
+        client_(io_, ctx_, api_, Listener::Kind::kClient),
+        admin_(io_, ctx_, api_, Listener::Kind::kAdmin) {
     ctx_.config = std::move(config);
     ctx_.router = std::make_unique<Router>(ctx_);
     ctx_.run_blocking = [this](std::function<void()> fn) { net::post(blocking_, std::move(fn)); };
@@ -412,15 +461,7 @@ class Server::Impl {
   }
 
   int run() {
-    std::vector<std::thread> threads;
-    for (unsigned i = 1; i < threads_; ++i)
-      threads.emplace_back([this] {
-        pthread_setname_np(pthread_self(), "oms-io");
-        ioc_.run();
-      });
-    pthread_setname_np(pthread_self(), "oms-io");
-    ioc_.run();
-    for (auto& t : threads) t.join();
+    io_.run();
     scans_.stop();
     scans_.join();
     blocking_.join();
@@ -453,7 +494,7 @@ class Server::Impl {
     if (ctx_.metrics.connections_open.load() <= 0) return;  // run() returns once idle
     if (std::chrono::steady_clock::now() >= deadline_) {
       spdlog::warn("shutdown: {} connections did not close in time; stopping", ctx_.metrics.connections_open.load());
-      ioc_.stop();
+      io_.stop();
       return;
     }
     grace_timer_.expires_after(std::chrono::milliseconds(20));
@@ -492,7 +533,8 @@ class Server::Impl {
 
   unsigned threads_;
   ServerContext ctx_;
-  net::io_context ioc_;
+  IoContexts io_;
+  net::io_context& ioc_;  // io_.main()
   net::thread_pool blocking_;  // admin requests (server.admin_threads)
   FairPool scans_;             // mailbox scans, fair between users (server.store_threads)
   net::signal_set signals_;

@@ -1,5 +1,6 @@
-// Server: one omsd process. Owns the io_context and its threads, the two
-// listeners, the blocking pool, the store and the shared context.
+// Server: one omsd process. Owns the I/O contexts (one io_context per I/O
+// thread), the two listeners, the blocking pool, the store and the shared
+// context.
 //
 // start() opens the store, binds both listeners and writes ports.json;
 // run() serves until SIGTERM/SIGINT (or shutdown()), then stops accepting,

@@ -1,8 +1,8 @@
 // The WebSocket session (ws_session.h), templated on the stream below the
 // WebSocket: ws:// and wss:// share the code.
 //
-// Each session runs on its own strand (the socket's executor); every
-// handler holds shared_from_this(). One async_write at a time; later frames
+// Each session runs on one I/O thread's io_context (the socket's executor, an
+// implicit strand: session_socket.h); every handler holds shared_from_this(). One async_write at a time; later frames
 // wait in a bounded queue. Stored messages are pushed in sequence order,
 // within the DeliveryWindow; RocksDB reads run on the blocking pool and post
 // back here.
@@ -867,7 +867,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   ConnectionSlot slot_;  // released (counts given back) when the session ends
   websocket::stream<CoalescingStream<Stream>> ws_;
   beast::flat_buffer buffer_;
-  // Timers on the session's strand type (session_socket.h).
+  // Timers on the session's executor type (session_socket.h).
   using Timer = net::basic_waitable_timer<std::chrono::steady_clock, net::wait_traits<std::chrono::steady_clock>,
                                           SessionExecutor>;
   Timer hello_timer_;

@@ -4,8 +4,9 @@
 // (server/delivery_rules.h); the router makes the decisions of a send.
 //
 // The session is a SessionInbox (server/session_inbox.h) for the rest of the
-// server. It runs on its own strand (the stream's executor); every pending
-// handler holds it (shared_ptr), so it lives while anything is pending.
+// server. It runs on one I/O thread's io_context (the stream's executor, an
+// implicit strand: session_socket.h); every pending handler holds it
+// (shared_ptr), so it lives while anything is pending.
 #pragma once
 
 #include <boost/beast/core/tcp_stream.hpp>
