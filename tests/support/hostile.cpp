@@ -65,10 +65,14 @@ void Bystander::run() {
       rounds_.fetch_add(1);
       continue;
     }
+    std::string to = opts_.to;
+    if (opts_.peers > 1)
+      if (const auto at = to.find('@'); at != std::string::npos)
+        to.insert(at, fmt::format("-{}", 1 + round % opts_.peers));
     for (int i = 0; i < opts_.sends_per_round && !stop_; ++i) {
       t0 = SteadyClock::now();
       try {
-        auto r = c.send(opts_.to, "bystander");
+        auto r = c.send(to, "bystander");
         if (type_of(r) == "sent") sends_.ms.push_back(since_ms(t0));
         else note(sends_, to_text(r));
       } catch (const std::exception& e) {
@@ -85,9 +89,13 @@ void Bystander::run() {
 }
 
 std::string Bystander::summary() const {
-  return fmt::format("sign-in p99 {:.1f} ms, send p99 {:.1f} ms, {} failed ({} sign-ins, {} sends)",
-                     signins_.p99(), sends_.p99(), signins_.failures + sends_.failures, signins_.count(),
-                     sends_.count());
+  std::string s = fmt::format("sign-in p99 {:.1f} ms, send p99 {:.1f} ms, {} failed ({} sign-ins, {} sends)",
+                              signins_.p99(), sends_.p99(), signins_.failures + sends_.failures,
+                              signins_.count(), sends_.count());
+  // The first failure says why (the report keeps only the counts).
+  if (!signins_.errors.empty()) s += "; first sign-in failure: " + signins_.errors.front();
+  if (!sends_.errors.empty()) s += "; first send failure: " + sends_.errors.front();
+  return s;
 }
 
 int fill_mailbox(const OmsdProcess& omsd, std::string_view from, std::string_view to, int n,

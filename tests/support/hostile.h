@@ -34,13 +34,18 @@ struct Latencies {
 // until stop() (or `max_rounds`, or `max_time`), it opens a connection, signs
 // in as `user` (hello → welcome is one sign-in latency), sends
 // `sends_per_round` messages to `to` (each send → sent one send latency) and
-// closes. `to` should be offline so every send is a synced store.
+// closes. `to` should be offline so every send is a synced store. Each round
+// sends to the next of `peers` recipients (`to` with -1 .. -peers before the
+// @): nobody reads them, and one mailbox would reach its quota
+// (limits.max_mailbox_messages, 10,000 by default) in a long run on a fast
+// server, failing sends for a reason that is not the attack's.
 class Bystander {
  public:
   struct Options {
     std::string user = "bystander@contoso.com";
     std::string to = "bystander-peer@contoso.com";
     int sends_per_round = 5;
+    int peers = 64;
     int max_rounds = 100000;
     std::chrono::milliseconds max_time = std::chrono::seconds(60);
     // One request's deadline: beyond it the attempt counts as a failure.
