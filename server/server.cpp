@@ -154,8 +154,8 @@ Status write_file_atomically(const fs::path& path, const std::string& content) {
 }  // namespace
 
 // The I/O contexts: one io_context per I/O thread (session_socket.h says
-// why). The first is the server's own: listeners, signals, timers and admin
-// connections run there, beside the client connections dealt to it.
+// why). Accepted connections, client and admin, are dealt to them in turn;
+// the first is also the server's own: listeners, signals and timers.
 class IoContexts {
  public:
   explicit IoContexts(unsigned n) {

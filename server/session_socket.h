@@ -1,7 +1,8 @@
 // The executor and stream types of a client connection: every connection
 // runs on one of the server's I/O contexts, an io_context that exactly one
 // I/O thread runs (server.cpp), so its handlers never run concurrently: an
-// implicit strand, in Asio's words ("the session's strand" in comments). Connections are dealt to the contexts in turn.
+// implicit strand, in Asio's words ("the session's strand" in comments).
+// Connections are dealt to the contexts in turn.
 //
 // Why not a strand of one io_context shared by every I/O thread, with Asio's
 // default types (tcp::socket, beast::tcp_stream): every composed operation of

@@ -2,8 +2,9 @@
 // WebSocket: ws:// and wss:// share the code.
 //
 // Each session runs on one I/O thread's io_context (the socket's executor, an
-// implicit strand: session_socket.h); every handler holds shared_from_this(). One async_write at a time; later frames
-// wait in a bounded queue. Stored messages are pushed in sequence order,
+// implicit strand: session_socket.h); every handler holds
+// shared_from_this(). One async_write at a time; later frames wait in a
+// bounded queue. Stored messages are pushed in sequence order,
 // within the DeliveryWindow; RocksDB reads run on the blocking pool and post
 // back here.
 //
