@@ -68,9 +68,9 @@ void add_folded(pg_detail::Batch& b, const pg::Rows& rows) {
 }  // namespace
 
 using pg_detail::Batch;
+using pg_detail::kLockDedup;
 using pg_detail::kLockNotAvailable;
 using pg_detail::kNextSeqs;
-using pg_detail::kLockDedup;
 using pg_detail::kReadDedup;
 using pg_detail::Totals;
 
