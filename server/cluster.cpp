@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -21,6 +22,7 @@
 #include "server/context.h"
 #include "server/log.h"
 #include "server/cluster_redis.h"
+#include "server/hint_line.h"
 #include "server/redis_client.h"
 #include "server/session_inbox.h"
 
@@ -51,8 +53,18 @@ struct Cluster::Impl {
   std::unordered_map<std::string, bool> dirty_users;     // user -> a presence.set among the changes
   std::unordered_map<std::string, std::int64_t> devices;  // "user\x1fdevice" -> open sessions here
   std::unordered_set<std::string> dirty_devices;
-  std::deque<std::pair<std::string, std::string>> hints;  // channel, payload
+  bool hint_attention = false;  // the hint line asked for a turn (its socket was full, or a write failed)
   std::thread publisher;
+
+  // The hints' own connection, written by the store's completion thread
+  // (server/hint_line.h); the publisher thread tends it.
+  HintLine hints{{counters.hints_published, counters.hints_dropped, counters.redis_errors}, node, [this] {
+                   {
+                     std::lock_guard lock(mu);
+                     hint_attention = true;
+                   }
+                   cv.notify_all();
+                 }};
 
   // ---- subscriber side (sub_mu) ----
   std::mutex sub_mu;
@@ -112,7 +124,6 @@ struct Cluster::Impl {
           if (counters.connected.exchange(false) || first_connect)
             log().warn("cluster: redis {} unreachable ({}); presence is local only until it is back", url,
                        s.message());
-          drop_hints();
           std::unique_lock lock(mu);
           cv.wait_for(lock, backoff, [&] { return stopping; });
           backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
@@ -132,12 +143,12 @@ struct Cluster::Impl {
       // Wait for work or the next heartbeat.
       std::unordered_map<std::string, bool> users;
       std::vector<std::pair<std::string, std::int64_t>> devs;
-      std::deque<std::pair<std::string, std::string>> out;
       bool reload = false;
+      bool attention = false;
       {
         std::unique_lock lock(mu);
         cv.wait_until(lock, next_beat, [&] {
-          return stopping || reload_wanted || !dirty_users.empty() || !dirty_devices.empty() || !hints.empty();
+          return stopping || reload_wanted || hint_attention || !dirty_users.empty() || !dirty_devices.empty();
         });
         if (stopping) break;
         users.swap(dirty_users);
@@ -146,10 +157,11 @@ struct Cluster::Impl {
           devs.emplace_back(k, it == devices.end() ? 0 : it->second);
         }
         dirty_devices.clear();
-        out.swap(hints);
         reload = std::exchange(reload_wanted, false);
+        attention = std::exchange(hint_attention, false);
       }
-      Status s = publish(conn, users, devs, out);
+      hints.tend(addr, attention, Clock::now() >= next_beat);
+      Status s = publish(conn, users, devs);
       if (s && reload) s = load_remote(conn);
       if (s && Clock::now() >= next_beat) {
         s = heartbeat(conn);
@@ -161,19 +173,15 @@ struct Cluster::Impl {
         counters.connected = false;
         log().warn("cluster: redis connection lost: {}", s.message());
         conn.close();
+        hints.close();
       }
     }
+    hints.close();
     // A clean stop: this node's entries go now, not at the TTL.
     if (conn.connected()) {
       (void)conn.command({"EVAL", std::string(kPurgeScript), "0", node, "1", std::to_string(wall_ms())});
       (void)conn.command({"DEL", "oms:node:" + node});
     }
-  }
-
-  void drop_hints() {
-    std::lock_guard lock(mu);
-    counters.hints_dropped.fetch_add(hints.size());
-    hints.clear();
   }
 
   // After a (re)connect: clear this node's leftovers (the first time: an
@@ -197,8 +205,7 @@ struct Cluster::Impl {
   }
 
   Status publish(RedisConnection& conn, const std::unordered_map<std::string, bool>& users,
-                 const std::vector<std::pair<std::string, std::int64_t>>& devs,
-                 const std::deque<std::pair<std::string, std::string>>& out) {
+                 const std::vector<std::pair<std::string, std::int64_t>>& devs) {
     std::size_t n = 0;
     for (const auto& [user, set] : users) {
       const std::size_t sessions = ctx.registry.session_count(user);
@@ -220,18 +227,10 @@ struct Cluster::Impl {
       else conn.append({"HDEL", "oms:nodedev:" + node, key});
       ++n;
     }
-    for (const auto& [channel, payload] : out) {
-      conn.append({"PUBLISH", channel, payload});
-      ++n;
-    }
     if (n == 0) return Status::ok();
-    if (Status s = conn.flush(); !s) {
-      counters.hints_dropped.fetch_add(out.size());
-      return s;
-    }
+    if (Status s = conn.flush(); !s) return s;
     for (std::size_t i = 0; i < n; ++i)
       if (auto r = conn.read_reply(); !r) return r.status();
-    counters.hints_published.fetch_add(out.size());
     return Status::ok();
   }
 
@@ -347,7 +346,7 @@ struct Cluster::Impl {
           continue;
         }
         backoff = std::chrono::milliseconds(100);
-        conn.append({"SUBSCRIBE", std::string(kPresenceChannel)});
+        conn.append({"SUBSCRIBE", std::string(kPresenceChannel), std::string(kRereadChannel)});
         std::lock_guard lock(sub_mu);
         for (const auto& u : local_users) sub_changes.insert(u);
       }
@@ -412,6 +411,7 @@ struct Cluster::Impl {
     if (kind != "message" || r.elements.size() != 3) return;
     const std::string& payload = r.elements[2].str;
     if (channel == kPresenceChannel) return on_presence(payload);
+    if (channel == kRereadChannel) return on_reread(payload);
     if (channel.starts_with("oms:u:")) return on_hint(channel.substr(6), payload);
   }
 
@@ -456,6 +456,19 @@ struct Cluster::Impl {
     const PresenceState b = before.value_or(PresenceState::kOffline);
     const PresenceState a = after.value_or(PresenceState::kOffline);
     if (hooks.visible) hooks.visible(user, b, a);
+  }
+
+  // Another node lost hints (its hint line was down or Redis did not read):
+  // every session here reads its mailbox.
+  void on_reread(std::string_view from_node) {
+    if (from_node == node) return;
+    std::vector<std::string> users;
+    {
+      std::lock_guard lock(sub_mu);
+      users.assign(local_users.begin(), local_users.end());
+    }
+    log().info("cluster: node {} lost hints; {} users' sessions here read their mailboxes", from_node, users.size());
+    for (const auto& u : users) poke(u);
   }
 
   void on_hint(const std::string& user, std::string_view payload) {
@@ -560,16 +573,10 @@ void Cluster::publish_delivery(const std::string& mailbox, const Delivery& d) {
                                     d.receipt ? 1 : 0, d.mseq, l1, l2);
   if (l1) payload += *d.message_frame;
   if (l2) payload += *d.missed_notice;
-  {
-    std::lock_guard lock(impl_->mu);
-    if (!impl_->counters.connected.load(std::memory_order_relaxed) || impl_->hints.size() >= kMaxQueuedHints) {
-      impl_->counters.hints_dropped.fetch_add(1, std::memory_order_relaxed);
-      return;
-    }
-    impl_->hints.emplace_back("oms:u:" + mailbox, std::move(payload));
-  }
-  impl_->cv.notify_all();
+  impl_->hints.queue("oms:u:" + mailbox, payload);
 }
+
+void Cluster::flush_hints() { impl_->hints.flush(); }
 
 std::optional<PresenceState> Cluster::remote_state(const std::string& user) const {
   std::lock_guard lock(impl_->cache_mu);

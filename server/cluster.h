@@ -17,6 +17,9 @@
 //   oms:u:<user>           hints: a message or receipt committed to <user>'s mailbox,
 //                          "<node>|<seq>|<kind>|<receipt>|<mseq>|<len1>|<len2>|" then its
 //                          message frame (len1 bytes) and missed notice (len2)
+//   oms:reread             "<node>": that node dropped hints (its Redis connection was down,
+//                          or Redis did not read them); every other node has its sessions
+//                          read their mailboxes (server/hint_line.h)
 //
 // A node subscribes to oms:u:<user> while it holds a session of <user>; the
 // sender's node publishes after the COMMIT. After each (re)subscription the
@@ -31,6 +34,10 @@
 //
 // Threads: one publisher thread (commands, heartbeat, purge) and one
 // subscriber thread, each with its own connection, reconnecting with backoff.
+// Hints go out on a third connection (CLIENT REPLY OFF, non-blocking), written
+// by the store's completion thread itself after each batch (flush_hints):
+// from a COMMIT to Redis no other thread wakes. The publisher thread opens
+// that connection and takes over its writes only when the socket is full.
 // Every public method is thread-safe and never blocks on Redis.
 #pragma once
 
@@ -52,7 +59,7 @@ struct Delivery;
 struct ClusterCounters {
   std::atomic<std::uint64_t> hints_published{0};
   std::atomic<std::uint64_t> hints_received{0};
-  std::atomic<std::uint64_t> hints_dropped{0};     // not published: Redis unreachable
+  std::atomic<std::uint64_t> hints_dropped{0};     // not published: Redis unreachable or not reading (16 MiB queued)
   std::atomic<std::uint64_t> presence_events{0};   // received from other nodes
   std::atomic<std::uint64_t> redis_errors{0};      // lost connections
   std::atomic<std::uint64_t> nodes_purged{0};      // dead nodes this node purged
@@ -107,8 +114,13 @@ class Cluster {
   std::uint64_t epoch() const;
 
   // A message or receipt committed to `mailbox`: a hint for the nodes that
-  // hold its sessions (the frames travel with it when `d` has them).
+  // hold its sessions (the frames travel with it when `d` has them). Queued;
+  // it goes out at the next flush_hints() (the publisher thread flushes too,
+  // at least once a heartbeat period).
   void publish_delivery(const std::string& mailbox, const Delivery& d);
+  // Writes the queued hints in one non-blocking send(); the store calls it
+  // on its completion thread after each batch's callbacks (server.cpp).
+  void flush_hints();
 
   // ---- reads (any thread; memory only) ----
   // The user's state on other nodes: nullopt when no other node holds a

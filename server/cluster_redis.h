@@ -12,7 +12,6 @@
 namespace oms::server::cluster_redis {
 
 inline constexpr std::string_view kPresenceChannel = "oms:presence";
-inline constexpr std::size_t kMaxQueuedHints = 100'000;
 inline constexpr char kDeviceSep = '\x1f';
 
 // Purges a node presumed dead (ARGV[1]); ARGV[2] = "1" purges even when its

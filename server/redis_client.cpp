@@ -76,6 +76,36 @@ Result<RedisAddress> parse_redis_url(std::string_view url) {
   return a;
 }
 
+namespace {
+
+// hiredis's argv form of a command: pointers and lengths.
+struct Argv {
+  std::vector<const char*> ptrs;
+  std::vector<std::size_t> lens;
+  template <class Strings>
+  explicit Argv(const Strings& argv) {
+    ptrs.reserve(argv.size());
+    lens.reserve(argv.size());
+    for (const auto& a : argv) {
+      ptrs.push_back(a.data());
+      lens.push_back(a.size());
+    }
+  }
+  int count() const { return static_cast<int>(ptrs.size()); }
+};
+
+}  // namespace
+
+bool append_redis_command(std::string& out, const std::vector<std::string_view>& argv) {
+  Argv a(argv);
+  char* cmd = nullptr;
+  const int n = redisFormatCommandArgv(&cmd, a.count(), a.ptrs.data(), a.lens.data());
+  const bool ok = n > 0 && cmd;
+  if (ok) out.append(cmd, static_cast<std::size_t>(n));
+  redisFreeCommand(cmd);
+  return ok;
+}
+
 struct RedisConnection::Impl {
   redisContext* ctx = nullptr;
   void drop() {
@@ -118,15 +148,8 @@ int RedisConnection::fd() const { return impl_->ctx ? impl_->ctx->fd : -1; }
 
 void RedisConnection::append(const std::vector<std::string>& argv) {
   if (!impl_->ctx) return;
-  std::vector<const char*> ptrs;
-  std::vector<std::size_t> lens;
-  ptrs.reserve(argv.size());
-  lens.reserve(argv.size());
-  for (const auto& a : argv) {
-    ptrs.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  redisAppendCommandArgv(impl_->ctx, static_cast<int>(argv.size()), ptrs.data(), lens.data());
+  Argv a(argv);
+  redisAppendCommandArgv(impl_->ctx, a.count(), a.ptrs.data(), a.lens.data());
 }
 
 Status RedisConnection::flush() {

@@ -35,6 +35,11 @@ struct RedisAddress {
 };
 Result<RedisAddress> parse_redis_url(std::string_view url);
 
+// One command in Redis's wire format (RESP), for a caller that writes it to
+// a socket itself; appended to `out`.
+// False (and `out` unchanged) when it could not be formatted (no memory).
+bool append_redis_command(std::string& out, const std::vector<std::string_view>& argv);
+
 class RedisConnection {
  public:
   RedisConnection();

@@ -397,6 +397,8 @@ class Server::Impl {
            [router](const std::string& user, proto::PresenceState before, proto::PresenceState after) {
              router->notify_watchers(user, before, after);
            }});
+      // A batch's hints go to Redis from the completion thread, in one write.
+      ctx_.store->set_after_batch([cluster = ctx_.cluster] { cluster->flush_hints(); });
       if (Status s = ctx_.cluster->start(); !s) return s;
       spdlog::info("cluster mode: node {} (redis {}, node_ttl_seconds {})", node_id, cfg.cluster_redis_url,
                    cfg.cluster_node_ttl_seconds);

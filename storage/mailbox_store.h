@@ -291,6 +291,9 @@ class MailboxStore {
   virtual const StoreCounters& counters() const = 0;
   virtual void set_batch_observer(BatchObserver* observer) = 0;  // set before use; not owned
   virtual void set_receipt_listener(ReceiptListener listener) = 0;  // set before use
+  // Runs `hook` on the completion thread after the callbacks of each
+  // committed batch (WriteBatcher::set_after_batch). Any time.
+  virtual void set_after_batch(std::function<void()> hook) = 0;
   // True while writes succeed; false after a failed write until one succeeds.
   virtual bool writable() const = 0;
 };

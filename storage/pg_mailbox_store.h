@@ -122,6 +122,7 @@ class PgMailboxStore final : public MailboxStore {
   const StoreCounters& counters() const override { return counters_; }
   void set_batch_observer(BatchObserver* observer) override { observer_.store(observer); }
   void set_receipt_listener(ReceiptListener listener) override { receipt_listener_ = std::move(listener); }
+  void set_after_batch(std::function<void()> hook) override { batcher_.set_after_batch(std::move(hook)); }
   bool writable() const override { return writable_.load(); }
 
  private:

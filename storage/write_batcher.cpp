@@ -84,6 +84,11 @@ void WriteBatcher::stop() {
   if (completer_.joinable()) completer_.join();  // runs every callback handed to it
 }
 
+void WriteBatcher::set_after_batch(std::function<void()> hook) {
+  std::lock_guard<std::mutex> lock(done_mu_);
+  after_batch_ = std::move(hook);
+}
+
 void WriteBatcher::enqueue(WriteRequest r) {
   Status refused;
   {
@@ -145,12 +150,14 @@ void WriteBatcher::hand_off(std::vector<WriteRequest> requests,
 void WriteBatcher::run_completer() {
   for (;;) {
     Committed c;
+    std::function<void()> after;
     {
       std::unique_lock<std::mutex> lock(done_mu_);
       done_cv_.wait(lock, [&] { return done_stopping_ || !done_.empty(); });
       if (done_.empty()) return;  // stopping and drained
       c = std::move(done_.front());
       done_.pop_front();
+      if (after_batch_) after = after_batch_;
     }
     done_cv_.notify_all();  // room for the writer
     auto next = c.then.begin();
@@ -159,6 +166,7 @@ void WriteBatcher::run_completer() {
       for (; next != c.then.end() && next->first <= i; ++next) next->second();
     }
     for (; next != c.then.end(); ++next) next->second();
+    if (after) after();
   }
 }
 

@@ -121,6 +121,11 @@ class WriteBatcher {
   // Refuses new requests, commits every queued one, runs every callback,
   // then joins the threads. Idempotent.
   void stop();
+  // Runs `hook` on the completion thread after the callbacks (and
+  // followers) of every batch: where what those callbacks queued for the
+  // outside world goes out at once, in one write per batch (the cluster's
+  // hints). Any thread, any time; empty removes it.
+  void set_after_batch(std::function<void()> hook);
 
  private:
   void run_writer();
@@ -151,6 +156,7 @@ class WriteBatcher {
   std::condition_variable done_cv_;  // a batch was queued, or one was taken
   std::deque<Committed> done_;
   bool done_stopping_ = false;
+  std::function<void()> after_batch_;
   std::thread completer_;
 };
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tests/integration/cluster_nodes.h"
+#include "tests/support/wait.h"
 
 using namespace oms::test;
 using namespace std::chrono_literals;
@@ -21,6 +22,34 @@ struct PgTwoNodes : ClusterNodes {
 };
 
 Json welcome_mailbox(const WsClient& c) { return Json(c.welcome().at("mailbox").as_object()); }
+
+// Bob signed in on node 2 and caught up (his hint subscription is up),
+// alice on node 1.
+std::pair<std::unique_ptr<WsClient>, std::unique_ptr<WsClient>> cross_node_pair(PgTwoNodes& c) {
+  auto bob = sign_in(c[1], kBob);
+  wait_for_presence(c[0], kBob, "available", 10s);
+  auto alice = sign_in(c[0], kAlice);
+  const Json first = alice->send(kBob, "warm-up");
+  bob->take("message", 10s);
+  bob->ack({str_of(first, "id")});
+  return {std::move(alice), std::move(bob)};
+}
+
+// Hints of ~16 kB each: more than a unix socket's buffers hold.
+constexpr int kStallingHints = 40;
+const std::string kHintsDropped = "oms_cluster_hints_total{direction=\"dropped\"}";
+
+// Sends `n` messages of ~15 kB to bob; each must be answered `sent`.
+std::vector<std::string> send_large(WsClient& alice, int n) {
+  const std::string body(15000, 'p');
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) {
+    const Json sent = alice.send(kBob, body + std::to_string(i));
+    REQUIRE(str_of(sent, "type") == "sent");
+    ids.push_back(str_of(sent, "id"));
+  }
+  return ids;
+}
 
 }  // namespace
 
@@ -47,14 +76,9 @@ TEST_CASE("cluster delivery: live messages from another node are pushed from the
   // mailbox); a caught-up session pushes it when it follows the last one
   // it has. Sequential sends: each one's mseq is next.
   PgTwoNodes c;
-  auto bob = sign_in(c[1], kBob);
-  wait_for_presence(c[0], kBob, "available", 10s);
-  auto alice = sign_in(c[0], kAlice);
-  // The first message also proves bob's hint subscription is up (it comes
+  // The warm-up message also proves bob's hint subscription is up (it comes
   // by the hint or by the read after the subscription).
-  const Json first = alice->send(kBob, "warm-up");
-  bob->take("message", 10s);
-  bob->ack({str_of(first, "id")});
+  auto [alice, bob] = cross_node_pair(c);
   const double reads_before = metric(c[1], "oms_mailbox_reads_total");
   constexpr int kMessages = 20;
   std::vector<std::string> ids;
@@ -68,6 +92,39 @@ TEST_CASE("cluster delivery: live messages from another node are pushed from the
   // Before: every hint was a mailbox read (at least one a message). Now at
   // most the read still running from the warm-up.
   CHECK(metric(c[1], "oms_mailbox_reads_total") - reads_before <= 1);
+  bob->ack(ids);
+  wait_for_mailbox_count(c[0], kBob, 0);
+}
+
+TEST_CASE("cluster delivery: a Redis that stops reading holds no send back, and the messages arrive once it reads") {
+  // The sender's node writes its hints on a non-blocking connection from
+  // the store's completion thread: a Redis that reads nothing (SIGSTOP)
+  // fills that socket; sends are answered all the same, and the hints left
+  // over go out when Redis reads again.
+  PgTwoNodes c;
+  auto [alice, bob] = cross_node_pair(c);
+  c.redis.pause();
+  const auto ids = send_large(*alice, kStallingHints);
+  c.redis.resume();
+  CHECK(ids_of(bob->take_n("message", kStallingHints, 30s)) == ids);
+  bob->ack(ids);
+  wait_for_mailbox_count(c[0], kBob, 0);
+}
+
+TEST_CASE("cluster delivery: hints lost while Redis is stopped cost latency only: the others re-read their mailboxes") {
+  // Stopped long enough for the sender's node to give up on its Redis
+  // connections (2 s), the hints it held are dropped. When it is back, it
+  // publishes a re-read request and the recipient's node has its sessions
+  // read their mailboxes: bob gets every message with no further message.
+  PgTwoNodes c;
+  auto [alice, bob] = cross_node_pair(c);
+  const double dropped = metric(c[0], kHintsDropped);
+  c.redis.pause();
+  const auto ids = send_large(*alice, kStallingHints);
+  const bool gave_up = wait_until([&] { return metric(c[0], kHintsDropped) > dropped; }, 20s, 50ms);
+  c.redis.resume();
+  REQUIRE(gave_up);
+  CHECK(ids_of(bob->take_n("message", kStallingHints, 30s)) == ids);
   bob->ack(ids);
   wait_for_mailbox_count(c[0], kBob, 0);
 }

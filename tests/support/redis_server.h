@@ -25,6 +25,8 @@ class RedisServer {
   std::string cli(const std::vector<std::string>& args) const;
   void kill();     // SIGKILL, waits for it
   void restart();  // starts again (empty: no persistence)
+  void pause();    // SIGSTOP: it keeps its connections and reads nothing
+  void resume();   // SIGCONT
   bool running() const { return pid_ > 0; }
 
  private:
