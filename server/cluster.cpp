@@ -1,6 +1,7 @@
 #include "server/cluster.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -508,8 +509,14 @@ Status Cluster::start() {
   impl_->addr = std::move(*addr);
   impl_->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (impl_->wake_fd < 0) return Status::io_error("cluster: eventfd failed");
-  impl_->publisher = std::thread([this] { impl_->run_publisher(); });
-  impl_->subscriber = std::thread([this] { impl_->run_subscriber(); });
+  impl_->publisher = std::thread([this] {
+    pthread_setname_np(pthread_self(), "oms-cluster-pub");  // top -H, perf
+    impl_->run_publisher();
+  });
+  impl_->subscriber = std::thread([this] {
+    pthread_setname_np(pthread_self(), "oms-cluster-sub");
+    impl_->run_subscriber();
+  });
   return Status::ok();
 }
 

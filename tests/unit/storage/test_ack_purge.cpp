@@ -49,6 +49,33 @@ TEST_CASE("ack: removes the mailbox's own ids, ignores foreign and unknown ones"
   });
 }
 
+TEST_CASE("ack_unsynced: applied at once and read back as acked; a synced ack after it answers for both") {
+  // An ack nobody is promised (no rid) may commit without a sync of its
+  // own (RocksDB: no fdatasync; PostgreSQL syncs it as any ack); what it
+  // does is the same as ack's.
+  for_each_backend([](const BackendUnderTest& backend) {
+    TempDir dir("oms-storage-ack-unsynced");
+    auto store = open_mailboxes(backend.options_in(dir));
+    std::vector<std::uint64_t> bob;
+    for (int i = 0; i < 4; ++i) bob.push_back(append_ok(*store, message("bob", "alice", "bbbb")));
+    std::promise<Result<std::uint64_t>> p;
+    auto f = p.get_future();
+    store->ack_unsynced("bob", "", {bob[0], bob[1], 999'999},
+                        [&p](Result<std::uint64_t> r) { p.set_value(std::move(r)); });
+    auto r = wait_result(f);
+    REQUIRE(r.is_ok());
+    CHECK(*r == 2);
+    auto left = read_all(*store, "bob");
+    REQUIRE(left.size() == 2);
+    CHECK(left[0].seq == bob[2]);
+    CHECK(store->stats("bob").count == 2);
+    // A synced ack of the same and the rest: the first two count no more.
+    CHECK(*ack_wait(*store, "bob", {bob[0], bob[1], bob[2], bob[3]}) == 2);
+    CHECK(read_all(*store, "bob").empty());
+    CHECK(store->counters().acked == 4);
+  });
+}
+
 TEST_CASE("ack: an acked message frees its quota slot") {
   for_each_backend([](const BackendUnderTest& backend) {
     TempDir dir("oms-storage-ack-quota");
