@@ -49,7 +49,7 @@ TEST_CASE("ack: removes the mailbox's own ids, ignores foreign and unknown ones"
   });
 }
 
-TEST_CASE("ack_unsynced: applied at once and read back as acked; a synced ack after it answers for both") {
+TEST_CASE("ack_unsynced: applied at once and read back as acked, and a synced ack after it answers for both") {
   // An ack nobody is promised (no rid) may commit without a sync of its
   // own (RocksDB: no fdatasync; PostgreSQL syncs it as any ack); what it
   // does is the same as ack's.
