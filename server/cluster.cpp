@@ -5,12 +5,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-
 #include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <limits>
 #include <mutex>
 #include <thread>
