@@ -188,6 +188,16 @@ inline Result<std::uint64_t> ack_wait(MailboxStore& s, std::string mailbox,
   return wait_result(f);
 }
 
+// An ack nobody is promised (MailboxStore::ack_unsynced).
+inline Result<std::uint64_t> ack_unsynced_wait(MailboxStore& s, std::string mailbox,
+                                               std::vector<std::uint64_t> seqs) {
+  std::promise<Result<std::uint64_t>> p;
+  auto f = p.get_future();
+  s.ack_unsynced(std::move(mailbox), "", std::move(seqs),
+                 [&p](Result<std::uint64_t> r) { p.set_value(std::move(r)); });
+  return wait_result(f);
+}
+
 // An ack by one device (contract 4.1).
 inline Result<std::uint64_t> ack_wait(MailboxStore& s, std::string mailbox, std::string device,
                                       std::vector<std::uint64_t> seqs) {

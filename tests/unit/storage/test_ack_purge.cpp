@@ -58,11 +58,7 @@ TEST_CASE("ack_unsynced: applied at once and read back as acked, and a synced ac
     auto store = open_mailboxes(backend.options_in(dir));
     std::vector<std::uint64_t> bob;
     for (int i = 0; i < 4; ++i) bob.push_back(append_ok(*store, message("bob", "alice", "bbbb")));
-    std::promise<Result<std::uint64_t>> p;
-    auto f = p.get_future();
-    store->ack_unsynced("bob", "", {bob[0], bob[1], 999'999},
-                        [&p](Result<std::uint64_t> r) { p.set_value(std::move(r)); });
-    auto r = wait_result(f);
+    auto r = ack_unsynced_wait(*store, "bob", {bob[0], bob[1], 999'999});
     REQUIRE(r.is_ok());
     CHECK(*r == 2);
     auto left = read_all(*store, "bob");
