@@ -22,6 +22,7 @@
 #include "server/log.h"
 #include "server/cluster_redis.h"
 #include "server/hint_line.h"
+#include "server/hint_reader.h"
 #include "server/redis_client.h"
 #include "server/session_inbox.h"
 
@@ -67,10 +68,12 @@ struct Cluster::Impl {
 
   // ---- subscriber side (sub_mu) ----
   std::mutex sub_mu;
-  std::unordered_set<std::string> local_users;   // users with sessions here (wanted subscriptions)
-  std::unordered_set<std::string> sub_changes;   // users whose subscription may need a change
+  std::unordered_set<std::string> local_users;   // users with sessions here (for a re-read)
   int wake_fd = -1;
   std::thread subscriber;
+  // The I/O contexts' hint subscriptions (attach_io).
+  std::vector<boost::asio::io_context*> io_contexts;
+  std::unordered_map<const void*, std::shared_ptr<HintReader>> readers;  // made by start(), then fixed
 
   // ---- the other nodes' view (cache_mu) ----
   struct Remote {
@@ -329,7 +332,6 @@ struct Cluster::Impl {
   // --------------------------------------------------------------- subscriber
   void run_subscriber() {
     RedisConnection conn;
-    std::unordered_set<std::string> subscribed;
     auto backoff = std::chrono::milliseconds(100);
     for (;;) {
       {
@@ -337,7 +339,6 @@ struct Cluster::Impl {
         if (stopping) return;
       }
       if (!conn.connected()) {
-        subscribed.clear();
         if (!conn.connect(addr, std::chrono::milliseconds(2000))) {
           std::unique_lock lock(mu);
           cv.wait_for(lock, backoff, [&] { return stopping; });
@@ -346,10 +347,7 @@ struct Cluster::Impl {
         }
         backoff = std::chrono::milliseconds(100);
         conn.append({"SUBSCRIBE", std::string(kPresenceChannel), std::string(kRereadChannel)});
-        std::lock_guard lock(sub_mu);
-        for (const auto& u : local_users) sub_changes.insert(u);
       }
-      sync_subscriptions(conn, subscribed);
       if (!conn.flush()) continue;
       pollfd fds[2] = {{conn.fd(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
       if (::poll(fds, 2, 1000) < 0) continue;
@@ -369,30 +367,6 @@ struct Cluster::Impl {
     }
   }
 
-  // Queues SUBSCRIBE/UNSUBSCRIBE for users whose sessions here came or went.
-  void sync_subscriptions(RedisConnection& conn, std::unordered_set<std::string>& subscribed) {
-    std::vector<std::string> sub, unsub;
-    {
-      std::lock_guard lock(sub_mu);
-      for (const auto& u : sub_changes) {
-        const bool want = local_users.contains(u);
-        if (want && !subscribed.contains(u)) sub.push_back("oms:u:" + u);
-        if (!want && subscribed.contains(u)) unsub.push_back("oms:u:" + u);
-        if (want) subscribed.insert(u);
-        else subscribed.erase(u);
-      }
-      sub_changes.clear();
-    }
-    if (!sub.empty()) {
-      sub.insert(sub.begin(), "SUBSCRIBE");
-      conn.append(sub);
-    }
-    if (!unsub.empty()) {
-      unsub.insert(unsub.begin(), "UNSUBSCRIBE");
-      conn.append(unsub);
-    }
-  }
-
   void on_pubsub(const RedisReply& r) {
     if (r.type != RedisReply::Type::kArray || r.elements.size() < 3) return;
     const std::string& kind = r.elements[0].str;
@@ -402,8 +376,6 @@ struct Cluster::Impl {
         std::lock_guard lock(mu);
         reload_wanted = true;
         cv.notify_all();
-      } else if (channel.starts_with("oms:u:")) {
-        poke(channel.substr(6));  // anything committed before the subscription
       }
       return;
     }
@@ -411,17 +383,19 @@ struct Cluster::Impl {
     const std::string& payload = r.elements[2].str;
     if (channel == kPresenceChannel) return on_presence(payload);
     if (channel == kRereadChannel) return on_reread(payload);
-    if (channel.starts_with("oms:u:")) return on_hint(channel.substr(6), payload);
   }
 
-  void poke(const std::string& user) {
+  // Has the user's sessions read their mailbox (those on the I/O context
+  // `home` only, when not null).
+  void poke(const std::string& user, const void* home = nullptr) {
     auto sessions = ctx.registry.sessions_of(user);
     if (sessions.empty()) return;
     auto d = std::make_shared<Delivery>();
     d->seq = std::numeric_limits<std::uint64_t>::max();  // "read your mailbox"; pushes nothing
     d->ordered = false;
     std::shared_ptr<const Delivery> shared = std::move(d);
-    for (const auto& s : sessions) s->post_stored(shared);
+    for (const auto& s : sessions)
+      if (!home || s->home() == home) s->post_stored(shared);
   }
 
   void on_presence(std::string_view payload) {
@@ -470,7 +444,9 @@ struct Cluster::Impl {
     for (const auto& u : users) poke(u);
   }
 
-  void on_hint(const std::string& user, std::string_view payload) {
+  // A hint for `user`, read by the subscription of the I/O context `home`:
+  // to the user's sessions on that context (server/hint_reader.h).
+  void on_hint(const std::string& user, std::string_view payload, const void* home) {
     // "<node>|<seq>|<kind>|<receipt>|<mseq>|<len1>|<len2>|" frame1 frame2
     auto f = split(payload, '|', 8);
     if (f.size() != 8 || f[0] == node) return;
@@ -492,7 +468,8 @@ struct Cluster::Impl {
     if (l1) d->message_frame = std::make_shared<const std::string>(f[7].substr(0, l1));
     if (l2) d->missed_notice = std::make_shared<const std::string>(f[7].substr(l1, l2));
     std::shared_ptr<const Delivery> shared = std::move(d);
-    for (const auto& s : sessions) s->post_stored(shared);
+    for (const auto& s : sessions)
+      if (s->home() == home) s->post_stored(shared);
   }
 };
 
@@ -507,6 +484,18 @@ Status Cluster::start() {
   impl_->addr = std::move(*addr);
   impl_->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (impl_->wake_fd < 0) return Status::io_error("cluster: eventfd failed");
+  std::size_t i = 0;
+  for (auto* ioc : impl_->io_contexts) {
+    HintReader::Hooks hooks;
+    hooks.hint = [impl = impl_.get(), ioc](const std::string& user, std::string_view payload) {
+      impl->on_hint(user, payload, ioc);
+    };
+    hooks.subscribed = [impl = impl_.get(), ioc](const std::string& user) { impl->poke(user, ioc); };
+    hooks.errors = &impl_->counters.redis_errors;
+    auto reader = HintReader::create(*ioc, impl_->addr, fmt::format("{}/{}", impl_->node, i++), std::move(hooks));
+    reader->start();
+    impl_->readers.emplace(ioc, std::move(reader));
+  }
   impl_->publisher = std::thread([this] {
     pthread_setname_np(pthread_self(), "oms-cluster-pub");  // top -H, perf
     impl_->run_publisher();
@@ -518,6 +507,12 @@ Status Cluster::start() {
   return Status::ok();
 }
 
+void Cluster::attach_io(const std::vector<boost::asio::io_context*>& contexts) { impl_->io_contexts = contexts; }
+
+void Cluster::close_readers() {
+  for (auto& [_, r] : impl_->readers) r->close();
+}
+
 void Cluster::stop() {
   {
     std::lock_guard lock(impl_->mu);
@@ -525,10 +520,14 @@ void Cluster::stop() {
   }
   impl_->cv.notify_all();
   impl_->wake_subscriber();
+  close_readers();
   if (impl_->publisher.joinable()) impl_->publisher.join();
   if (impl_->subscriber.joinable()) impl_->subscriber.join();
   if (impl_->wake_fd >= 0) ::close(impl_->wake_fd);
   impl_->wake_fd = -1;
+  // (The I/O threads are done: nothing reads `readers` any more. What the
+  // readers still hold goes with the contexts' queued handlers.)
+  impl_->readers.clear();
 }
 
 void Cluster::set_presence_hooks(PresenceHooks hooks) { impl_->hooks = std::move(hooks); }
@@ -542,19 +541,19 @@ void Cluster::local_presence_changed(const std::string& user, bool state_set) {
   const bool online = impl_->ctx.registry.session_count(user) > 0;
   {
     std::lock_guard lock(impl_->sub_mu);
-    const bool was = impl_->local_users.contains(user);
-    if (online != was) {
-      if (online) impl_->local_users.insert(user);
-      else impl_->local_users.erase(user);
-      impl_->sub_changes.insert(user);
-    }
+    if (online) impl_->local_users.insert(user);
+    else impl_->local_users.erase(user);
   }
-  impl_->wake_subscriber();
   {
     std::lock_guard lock(impl_->mu);
     impl_->dirty_users[user] |= state_set;
   }
   impl_->cv.notify_all();
+}
+
+void Cluster::local_session(const std::string& user, const void* home, bool open) {
+  auto it = impl_->readers.find(home);
+  if (it != impl_->readers.end()) it->second->want(user, open);
 }
 
 void Cluster::device_session(const std::string& user, const std::string& device, int delta) {

@@ -21,9 +21,10 @@
 //                          or Redis did not read them); every other node has its sessions
 //                          read their mailboxes (server/hint_line.h)
 //
-// A node subscribes to oms:u:<user> while it holds a session of <user>; the
-// sender's node publishes after the COMMIT. After each (re)subscription the
-// node pokes its sessions of that user to read their mailbox, so a message
+// A node subscribes to oms:u:<user> while it holds a session of <user> (on
+// the connection of the I/O thread that runs the session); the sender's
+// node publishes after the COMMIT. After each (re)subscription the node
+// pokes its sessions of that user to read their mailbox, so a message
 // committed before the subscription took effect is not left waiting.
 // Any live node purges a node whose heartbeat key expired: its presence
 // entries go (an offline event for each user) and its open device sessions
@@ -33,7 +34,11 @@
 // again.
 //
 // Threads: one publisher thread (commands, heartbeat, purge) and one
-// subscriber thread, each with its own connection, reconnecting with backoff.
+// subscriber thread (oms:presence, oms:reread), each with its own
+// connection, reconnecting with backoff. The hints (oms:u:<user>) are read
+// by the I/O threads themselves, one connection per I/O context
+// subscribed to the users of its sessions (server/hint_reader.h): from
+// Redis to the session no other thread wakes.
 // Hints go out on a third connection (CLIENT REPLY OFF, non-blocking), written
 // by the store's completion thread itself after each batch (flush_hints):
 // from a COMMIT to Redis no other thread wakes. The publisher thread opens
@@ -47,9 +52,14 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/protocol.h"
 #include "common/status.h"
+
+namespace boost::asio {
+class io_context;
+}
 
 namespace oms::server {
 
@@ -93,6 +103,14 @@ class Cluster {
     std::function<void(const std::string& user, proto::PresenceState before, proto::PresenceState after)> visible;
   };
   void set_presence_hooks(PresenceHooks hooks);
+  // The server's I/O contexts (before start()): each gets its own
+  // subscription to the hints of the users whose sessions it runs
+  // (server/hint_reader.h), read on its thread. (Without them no hint is
+  // read: the sessions see other nodes' messages at their next read.)
+  void attach_io(const std::vector<boost::asio::io_context*>& contexts);
+  // At the start of a shutdown: the I/O contexts' subscriptions close, so
+  // that nothing stays pending on the contexts (their threads can finish).
+  void close_readers();
   // Stops the threads; this node's entries are removed when Redis is
   // reachable (a clean shutdown does not wait for the TTL).
   void stop();
@@ -105,6 +123,9 @@ class Cluster {
   // The user's sessions or state on this node changed (sign-in, sign-out,
   // presence.set: `state_set`); the publisher sends this node's view.
   void local_presence_changed(const std::string& user, bool state_set);
+  // A session of `user` opened (signed in) or closed on the I/O context
+  // `home` (SessionInbox::home()): that context's hint subscription.
+  void local_session(const std::string& user, const void* home, bool open);
   // A device session opened (+1) or closed (-1) on this node (recorded in
   // the store): what a purge signs out if the node dies.
   void device_session(const std::string& user, const std::string& device, int delta);

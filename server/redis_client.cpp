@@ -106,6 +106,37 @@ bool append_redis_command(std::string& out, const std::vector<std::string_view>&
   return ok;
 }
 
+struct RedisReplyReader::Impl {
+  redisReader* reader = nullptr;
+  Impl() : reader(redisReaderCreate()) {}
+  ~Impl() {
+    if (reader) redisReaderFree(reader);
+  }
+};
+
+RedisReplyReader::RedisReplyReader() : impl_(std::make_unique<Impl>()) {}
+RedisReplyReader::~RedisReplyReader() = default;
+
+bool RedisReplyReader::feed(const char* data, std::size_t n) {
+  return impl_->reader && redisReaderFeed(impl_->reader, data, n) == REDIS_OK;
+}
+
+Result<std::optional<RedisReply>> RedisReplyReader::next() {
+  if (!impl_->reader) return Status::unavailable("redis: out of memory");
+  void* raw = nullptr;
+  if (redisReaderGetReply(impl_->reader, &raw) != REDIS_OK)
+    return Status::unavailable(fmt::format("redis: bad reply: {}", impl_->reader->errstr));
+  if (!raw) return std::optional<RedisReply>{};
+  RedisReply out = flatten(static_cast<redisReply*>(raw));
+  freeReplyObject(raw);
+  return std::optional<RedisReply>{std::move(out)};
+}
+
+void RedisReplyReader::reset() {
+  if (impl_->reader) redisReaderFree(impl_->reader);
+  impl_->reader = redisReaderCreate();
+}
+
 struct RedisConnection::Impl {
   redisContext* ctx = nullptr;
   void drop() {

@@ -40,6 +40,29 @@ Result<RedisAddress> parse_redis_url(std::string_view url);
 // False (and `out` unchanged) when it could not be formatted (no memory).
 bool append_redis_command(std::string& out, const std::vector<std::string_view>& argv);
 
+// Redis's replies parsed from bytes a caller read from a socket itself
+// (hiredis's reader): for a connection an I/O thread owns
+// (server/hint_reader.h). Not thread-safe.
+class RedisReplyReader {
+ public:
+  RedisReplyReader();
+  ~RedisReplyReader();
+  RedisReplyReader(const RedisReplyReader&) = delete;
+  RedisReplyReader& operator=(const RedisReplyReader&) = delete;
+
+  // Appends bytes read from the socket; false when out of memory.
+  bool feed(const char* data, std::size_t n);
+  // The next complete reply, nullopt while none is complete; an error
+  // Status when the bytes are not RESP (the connection must go).
+  Result<std::optional<RedisReply>> next();
+  // Forgets what was fed (a new connection).
+  void reset();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 class RedisConnection {
  public:
   RedisConnection();

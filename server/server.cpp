@@ -164,6 +164,11 @@ class IoContexts {
   }
 
   net::io_context& main() { return *contexts_.front(); }
+  std::vector<net::io_context*> all() const {
+    std::vector<net::io_context*> out;
+    for (const auto& c : contexts_) out.push_back(c.get());
+    return out;
+  }
   // Where the next connection goes: the contexts in turn.
   SessionExecutor next() {
     return contexts_[next_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()]->get_executor();
@@ -319,6 +324,11 @@ class Server::Impl {
     ctx_.scans_queued = [this] { return scans_.queued(); };
     ctx_.scans_refused = [this] { return scans_.refused(); };
   }
+  // The cluster's hint readers hold sockets of the I/O contexts: they go
+  // before the contexts do (members go in reverse order, ctx_ after io_).
+  ~Impl() {
+    if (ctx_.cluster) ctx_.cluster->stop();
+  }
 
   Status start() {
     const Config& cfg = ctx_.config;
@@ -399,6 +409,7 @@ class Server::Impl {
            }});
       // A batch's hints go to Redis from the completion thread, in one write.
       ctx_.store->set_after_batch([cluster = ctx_.cluster] { cluster->flush_hints(); });
+      ctx_.cluster->attach_io(io_.all());  // each I/O thread reads its sessions' hints
       if (Status s = ctx_.cluster->start(); !s) return s;
       spdlog::info("cluster mode: node {} (redis {}, node_ttl_seconds {})", node_id, cfg.cluster_redis_url,
                    cfg.cluster_node_ttl_seconds);
@@ -483,6 +494,7 @@ class Server::Impl {
       client_.close();
       admin_.close();
       signals_.cancel();
+      if (ctx_.cluster) ctx_.cluster->close_readers();  // (nothing of theirs stays pending on the contexts)
       sweep_timer_.cancel();
       reconcile_timer_.cancel();
       for (auto& s : ctx_.open_sessions.snapshot()) s->post_close(1001, "server shutting down");

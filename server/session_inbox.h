@@ -51,6 +51,10 @@ class SessionInbox {
   virtual void post_stored(std::shared_ptr<const Delivery> d) = 0;
   // Close with a WebSocket close code (1001 at shutdown).
   virtual void post_close(std::uint16_t code, std::string reason) = 0;
+  // The I/O context the session runs on, as an opaque key (cluster mode
+  // reads a context's hints on its thread: server/hint_reader.h); null when
+  // it runs on none.
+  virtual const void* home() const { return nullptr; }
 };
 
 // Every open client session, for the close at shutdown. Thread-safe.

@@ -105,6 +105,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
         queue_byte_limit_(ctx.config.max_send_queue_bytes +
                           ctx.config.window * (6 * ctx.config.max_body_bytes + 512)) {
     session_id_ = random_hex(8);
+    home_ = &ws_.get_executor().context();
   }
 
   void start(UpgradeRequest req) {
@@ -131,6 +132,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   void post_close(std::uint16_t code, std::string reason) override {
     to_inbox(CloseRequest{code, std::move(reason)});
   }
+  const void* home() const override { return home_; }
 
  private:
   struct CloseRequest {
@@ -315,7 +317,10 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
       if (auto before = ctx_.registry.remove_session(user_, this)) {
         ctx_.router->presence_changed(user_, {*before, PresenceState::kOffline, 0});
       }
-      if (ctx_.cluster) ctx_.cluster->local_presence_changed(user_, false);
+      if (ctx_.cluster) {
+        ctx_.cluster->local_session(user_, home_, false);
+        ctx_.cluster->local_presence_changed(user_, false);
+      }
     }
     sign_out_device();
     queue_.clear();
@@ -597,7 +602,10 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
     }
     for (const auto& old : added->replaced) old->post_close(kCloseReplaced, "replaced");
     // (Before the mailbox scan: the hints of this user reach this node from now on.)
-    if (ctx_.cluster) ctx_.cluster->local_presence_changed(user_, false);
+    if (ctx_.cluster) {
+      ctx_.cluster->local_session(user_, home_, true);
+      ctx_.cluster->local_presence_changed(user_, false);
+    }
     sign_in_ = SignIn::kSigningIn;
     logger_for(LogComponent::kSession).debug("session {} ({}): signed in (client {} {}, device {}, {})", session_id_,
                                              user_, log_safe(client_.name), log_safe(client_.version), device_,
@@ -867,6 +875,7 @@ class WsSessionImpl final : public SessionInbox, public std::enable_shared_from_
   ServerContext& ctx_;
   ConnectionSlot slot_;  // released (counts given back) when the session ends
   websocket::stream<CoalescingStream<Stream>> ws_;
+  const void* home_ = nullptr;  // the I/O context ws_ runs on (SessionInbox::home)
   beast::flat_buffer buffer_;
   // Timers on the session's executor type (session_socket.h).
   using Timer = net::basic_waitable_timer<std::chrono::steady_clock, net::wait_traits<std::chrono::steady_clock>,

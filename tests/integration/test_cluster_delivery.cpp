@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tests/integration/cluster_nodes.h"
+#include "tests/support/devices.h"
 #include "tests/support/wait.h"
 
 using namespace oms::test;
@@ -21,7 +22,11 @@ struct PgTwoNodes : ClusterNodes {
   PgTwoNodes() : ClusterNodes(2, /*postgres=*/true) {}
 };
 
-Json welcome_mailbox(const WsClient& c) { return Json(c.welcome().at("mailbox").as_object()); }
+// Two I/O threads per node whatever the machine: each reads the hints of
+// its own sessions (server/hint_reader.h).
+struct PgTwoNodesTwoThreads : ClusterNodes {
+  PgTwoNodesTwoThreads() : ClusterNodes(2, /*postgres=*/true, 15, "[server]\nio_threads = 2\n") {}
+};
 
 // Bob signed in on node 2 and caught up (his hint subscription is up),
 // alice on node 1.
@@ -93,6 +98,59 @@ TEST_CASE("cluster delivery: live messages from another node are pushed from the
   // most the read still running from the warm-up.
   CHECK(metric(c[1], "oms_mailbox_reads_total") - reads_before <= 1);
   bob->ack(ids);
+  wait_for_mailbox_count(c[0], kBob, 0);
+}
+
+TEST_CASE("cluster delivery: two sessions of a user on a node's two I/O threads each get every hint once") {
+  // Connections are dealt to the I/O contexts in turn: bob's desk and phone,
+  // signed in one after the other, run on different threads, and each
+  // thread's own Redis subscription reads bob's hints for its session only.
+  PgTwoNodesTwoThreads c;
+  auto desk = sign_in_device(c[1], kBob, "desk");
+  auto phone = sign_in_device(c[1], kBob, "phone");
+  wait_for_presence(c[0], kBob, "available", 10s);
+  auto alice = sign_in(c[0], kAlice);
+  const Json first = alice->send(kBob, "warm-up");  // (both subscriptions are up once both have it)
+  desk->take("message", 10s);
+  phone->take("message", 10s);
+  const double reads_before = metric(c[1], "oms_mailbox_reads_total");
+  constexpr int kMessages = 20;
+  std::vector<std::string> ids{str_of(first, "id")};
+  for (int i = 0; i < kMessages; ++i) {
+    const Json sent = alice->send(kBob, "to both " + std::to_string(i));
+    REQUIRE(str_of(sent, "type") == "sent");
+    ids.push_back(str_of(sent, "id"));
+  }
+  const std::vector<std::string> live(ids.begin() + 1, ids.end());
+  CHECK(ids_of(desk->take_n("message", kMessages, 10s)) == live);
+  CHECK(ids_of(phone->take_n("message", kMessages, 10s)) == live);
+  // Pushed from the hints, each by its own thread's subscription (a
+  // session whose thread had not subscribed would get nothing live, or
+  // read its mailbox).
+  CHECK(metric(c[1], "oms_mailbox_reads_total") - reads_before <= 2);
+  desk->expect_no("message", 300ms);
+  phone->expect_no("message", 300ms);
+  desk->ack(ids);
+  phone->ack(ids);
+  wait_for_mailbox_count(c[0], kBob, 0);
+}
+
+TEST_CASE("cluster delivery: after Redis restarts, a message sent while it was down arrives with no further send") {
+  // The recipient node's hint subscriptions reconnect and subscribe again;
+  // each new subscription has its sessions read their mailbox.
+  PgTwoNodes c;
+  auto [alice, bob] = cross_node_pair(c);
+  c.redis.kill();
+  const Json during = alice->send(kBob, "while redis is down");
+  OMS_CHECK_TYPE(during, "sent");
+  c.redis.restart();
+  const Json m = bob->take("message", 20s);
+  CHECK(str_of(m, "id") == str_of(during, "id"));
+  bob->ack({str_of(m, "id")});
+  // And the live path is back: a hint for every new message.
+  const Json after = alice->send(kBob, "redis is back");
+  CHECK(str_of(bob->take("message", 20s), "id") == str_of(after, "id"));
+  bob->ack({str_of(after, "id")});
   wait_for_mailbox_count(c[0], kBob, 0);
 }
 
