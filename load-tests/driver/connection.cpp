@@ -95,8 +95,7 @@ void Connection::admit_waiting(ConnectQueue& q) {
 }
 
 const TargetUrl& Connection::target() const {
-  const std::size_t slot = run_.opt.pairs_together ? u_.index / 2 : u_.index;
-  return run_.opt.targets[slot % run_.opt.targets.size()];
+  return run_.opt.targets[run_.target_of(u_.index)];
 }
 
 void Connection::begin_connect() {
@@ -275,6 +274,9 @@ void Connection::on_sent(proto::Sent& s) {
     w_.live.receipts_due.fetch_add(run_.devices_of(u_.index), std::memory_order_relaxed);
   w_.stats.sent.push_back(r);
   w_.stats.send_to_sent.record(now - p.intended_ns);
+  if (run_.opt.pairs_mixed && p.to < run_.user_count())
+    (run_.target_of(p.to) == run_.target_of(u_.index) ? w_.stats.send_to_sent_same : w_.stats.send_to_sent_cross)
+        .record(now - p.intended_ns);
   if (w_.stats.first_sent_ns == 0) w_.stats.first_sent_ns = now;
   w_.stats.last_sent_ns = now;
   if (auto* sl = w_.slot(now)) {

@@ -41,6 +41,9 @@ void Connection::on_message(proto::Message& m) {
     else last = h->seq;
     if (m.kind == proto::MessageKind::kLive) {
       w_.stats.end_to_end.record(now - h->t_ns);
+      if (run_.opt.pairs_mixed)
+        (run_.target_of(h->sender) == run_.target_of(u_.index) ? w_.stats.end_to_end_same : w_.stats.end_to_end_cross)
+            .record(now - h->t_ns);
       if (run_.timeline_end_to_end)
         if (auto* sl = w_.slot(now)) sl->latency.record(now - h->t_ns);
     } else if (m.kind == proto::MessageKind::kMissed && welcomed_ && dev_.welcome_ns < h->t_ns) {

@@ -64,6 +64,8 @@ Options:
                         to the (i mod n)-th of --url and these (chat pairs span nodes)
   --pairs-together      with --also-url: user i connects to the (i/2 mod n)-th (the
                         two users of a chat pair on one node, pairs spread over nodes)
+  --pairs-mixed         with --also-url: even pairs together, odd pairs across nodes;
+                        chat reports the latency of each group (one run, same load)
   --users N             users (recipients for offline-burst/presence-churn/signin-storm)
   --senders S           sending sessions (offline-burst, presence-churn, signin-storm)
   --messages M          total messages (offline-burst; cap for chat/presence-churn)
@@ -266,6 +268,7 @@ std::optional<Options> parse_options(int argc, char** argv, std::string& error, 
     else if (a == "--slot-ms") ok = dbl(o.slot_ms);
     else if (a == "--no-chart") o.chart = false;
     else if (a == "--pairs-together") o.pairs_together = true;
+    else if (a == "--pairs-mixed") o.pairs_mixed = true;
     else if (a == "--framing") {
       std::string v;
       ok = str(v);

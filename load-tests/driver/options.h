@@ -32,6 +32,12 @@ struct Options {
   // two users of a chat pair on one node, the pairs spread over the nodes
   // (the same-node path at the same load per node as the cross-node run).
   bool pairs_together = false;
+  // --pairs-mixed: both at once, pair by pair: the users of an even pair
+  // (2k, 2k+1 with k even) on one node, targets[(k / 2) % n], those of an
+  // odd pair on targets[i % n]. chat then reports the latency of the two
+  // groups separately: the same-node and the cross-node path measured in
+  // one run, under the same load and the same noise.
+  bool pairs_mixed = false;
   std::vector<TargetUrl> targets;
   std::string jwt_secret_file;
 

@@ -11,6 +11,7 @@
 // User itself belongs to its owner worker's thread (see run.h).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <cstdint>
@@ -67,6 +68,14 @@ class RunState {
   }
   // How many devices user `idx` has (fixed before the workers start).
   std::uint32_t devices_of(std::uint32_t idx) const { return device_counts_[idx]; }
+  // The index in opt.targets of the server user `idx` connects to
+  // (--also-url, --pairs-together, --pairs-mixed).
+  std::size_t target_of(std::uint32_t idx) const {
+    const std::uint32_t pair = idx / 2;
+    const bool together = opt.pairs_together || (opt.pairs_mixed && pair % 2 == 0);
+    const std::size_t slot = together ? (opt.pairs_mixed ? pair / 2 : pair) : idx;
+    return slot % std::max<std::size_t>(1, opt.targets.size());
+  }
   // REQUIRES: on the owner's thread, or after the workers have stopped.
   User& user(std::uint32_t idx) { return *users_[idx]; }
 

@@ -18,6 +18,10 @@ void Totals::add(const LiveCounters& live) {
 void WorkerStats::merge(WorkerStats&& o) {
   send_to_sent.merge(o.send_to_sent);
   end_to_end.merge(o.end_to_end);
+  send_to_sent_same.merge(o.send_to_sent_same);
+  send_to_sent_cross.merge(o.send_to_sent_cross);
+  end_to_end_same.merge(o.end_to_end_same);
+  end_to_end_cross.merge(o.end_to_end_cross);
   missed_e2e.merge(o.missed_e2e);
   connect.merge(o.connect);
   hello_welcome.merge(o.hello_welcome);

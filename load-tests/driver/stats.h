@@ -107,6 +107,8 @@ struct TimelineSlot {
 struct WorkerStats {
   LatencyHistogram send_to_sent;   // intended send time -> `sent`
   LatencyHistogram end_to_end;     // intended send time -> recipient's live `message`
+  // --pairs-mixed: the two above for the pairs on one node / across nodes.
+  LatencyHistogram send_to_sent_same, send_to_sent_cross, end_to_end_same, end_to_end_cross;
   LatencyHistogram missed_e2e;     // ... for kind missed delivered at once
   LatencyHistogram connect;        // TCP connect + WebSocket upgrade
   LatencyHistogram hello_welcome;  // hello sent -> welcome

@@ -95,6 +95,12 @@ int run_chat(const Options& o, const std::string& secret) {
     rep.latency("end_to_end", open_loop ? "intended send -> recipient message" : "send -> recipient message",
                 st.end_to_end);
     rep.latency("send_to_sent", open_loop ? "intended send -> sent" : "send -> sent", st.send_to_sent);
+    if (opt.pairs_mixed) {  // the same run, by where the pair's two users are
+      rep.latency("end_to_end_same_node", "... pairs on one node: send -> recipient message", st.end_to_end_same);
+      rep.latency("end_to_end_cross_node", "... pairs across nodes: send -> recipient message", st.end_to_end_cross);
+      rep.latency("send_to_sent_same_node", "... pairs on one node: send -> sent", st.send_to_sent_same);
+      rep.latency("send_to_sent_cross_node", "... pairs across nodes: send -> sent", st.send_to_sent_cross);
+    }
   });
 }
 
