@@ -162,7 +162,10 @@ AdminResponse get_metrics(const AdminCall& call) {
     fmt::format_to(std::back_inserter(text),
                    "# HELP oms_cluster_redis_connected 1 while this node's Redis connection is up (cluster mode).\n"
                    "# TYPE oms_cluster_redis_connected gauge\noms_cluster_redis_connected {}\n"
-                   "# HELP oms_cluster_hints_total Live-delivery hints, by direction (cluster mode).\n"
+                   "# HELP oms_cluster_hint_readers_connected I/O threads whose hint subscription to Redis is up.\n"
+                   "# TYPE oms_cluster_hint_readers_connected gauge\noms_cluster_hint_readers_connected {}\n"
+                   "# HELP oms_cluster_hints_total Live-delivery hints, by direction (cluster mode; received: once\n"
+                   "# per I/O thread holding sessions of the hint's user).\n"
                    "# TYPE oms_cluster_hints_total counter\n"
                    "oms_cluster_hints_total{{direction=\"published\"}} {}\n"
                    "oms_cluster_hints_total{{direction=\"received\"}} {}\n"
@@ -175,7 +178,8 @@ AdminResponse get_metrics(const AdminCall& call) {
                    "# TYPE oms_cluster_nodes_purged_total counter\noms_cluster_nodes_purged_total {}\n"
                    "# HELP oms_cluster_self_purges_total Times this node found itself purged and rejoined.\n"
                    "# TYPE oms_cluster_self_purges_total counter\noms_cluster_self_purges_total {}\n",
-                   c.connected.load() ? 1 : 0, c.hints_published.load(), c.hints_received.load(),
+                   c.connected.load() ? 1 : 0, c.hint_readers_connected.load(), c.hints_published.load(),
+                   c.hints_received.load(),
                    c.hints_dropped.load(), c.presence_events.load(), c.redis_errors.load(), c.nodes_purged.load(),
                    c.self_purges.load());
   }

@@ -32,7 +32,6 @@ using proto::PresenceState;
 using Clock = std::chrono::steady_clock;
 using namespace cluster_redis;
 
-
 struct Cluster::Impl {
   ServerContext& ctx;
   std::string url;
@@ -376,6 +375,10 @@ struct Cluster::Impl {
         std::lock_guard lock(mu);
         reload_wanted = true;
         cv.notify_all();
+      } else if (channel == kRereadChannel) {
+        // (Re)subscribed: an oms:reread published while this connection was
+        // down was missed, so this node's sessions read their mailboxes now.
+        reread_all();
       }
       return;
     }
@@ -435,13 +438,18 @@ struct Cluster::Impl {
   // every session here reads its mailbox.
   void on_reread(std::string_view from_node) {
     if (from_node == node) return;
+    log().info("cluster: node {} lost hints; {} users' sessions here read their mailboxes", from_node, reread_all());
+  }
+
+  // Every session here reads its mailbox; returns the number of users.
+  std::size_t reread_all() {
     std::vector<std::string> users;
     {
       std::lock_guard lock(sub_mu);
       users.assign(local_users.begin(), local_users.end());
     }
-    log().info("cluster: node {} lost hints; {} users' sessions here read their mailboxes", from_node, users.size());
     for (const auto& u : users) poke(u);
+    return users.size();
   }
 
   // A hint for `user`, read by the subscription of the I/O context `home`:
@@ -484,17 +492,16 @@ Status Cluster::start() {
   impl_->addr = std::move(*addr);
   impl_->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (impl_->wake_fd < 0) return Status::io_error("cluster: eventfd failed");
-  std::size_t i = 0;
   for (auto* ioc : impl_->io_contexts) {
-    HintReader::Hooks hooks;
-    hooks.hint = [impl = impl_.get(), ioc](const std::string& user, std::string_view payload) {
-      impl->on_hint(user, payload, ioc);
-    };
-    hooks.subscribed = [impl = impl_.get(), ioc](const std::string& user) { impl->poke(user, ioc); };
-    hooks.errors = &impl_->counters.redis_errors;
-    auto reader = HintReader::create(*ioc, impl_->addr, fmt::format("{}/{}", impl_->node, i++), std::move(hooks));
+    auto* impl = impl_.get();
+    auto reader = HintReader::create(
+        *ioc, impl->addr, fmt::format("{}/{}", impl->node, impl->readers.size()),
+        {.hint = [impl, ioc](const std::string& u, std::string_view p) { impl->on_hint(u, p, ioc); },
+         .subscribed = [impl, ioc](const std::string& u) { impl->poke(u, ioc); },
+         .errors = &impl->counters.redis_errors,
+         .connected = &impl->counters.hint_readers_connected});
     reader->start();
-    impl_->readers.emplace(ioc, std::move(reader));
+    impl->readers.emplace(ioc, std::move(reader));
   }
   impl_->publisher = std::thread([this] {
     pthread_setname_np(pthread_self(), "oms-cluster-pub");  // top -H, perf
@@ -509,9 +516,7 @@ Status Cluster::start() {
 
 void Cluster::attach_io(const std::vector<boost::asio::io_context*>& contexts) { impl_->io_contexts = contexts; }
 
-void Cluster::close_readers() {
-  for (auto& [_, r] : impl_->readers) r->close();
-}
+void Cluster::close_readers() { for (auto& [_, r] : impl_->readers) r->close(); }
 
 void Cluster::stop() {
   {
@@ -538,9 +543,9 @@ std::int64_t Cluster::node_ttl_ms() const { return impl_->ttl_ms; }
 std::uint64_t Cluster::epoch() const { return impl_->epoch.load(); }
 
 void Cluster::local_presence_changed(const std::string& user, bool state_set) {
-  const bool online = impl_->ctx.registry.session_count(user) > 0;
   {
-    std::lock_guard lock(impl_->sub_mu);
+    std::lock_guard lock(impl_->sub_mu);  // (the count under it: two sessions' changes land in order)
+    const bool online = impl_->ctx.registry.session_count(user) > 0;
     if (online) impl_->local_users.insert(user);
     else impl_->local_users.erase(user);
   }

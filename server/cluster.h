@@ -75,6 +75,7 @@ struct ClusterCounters {
   std::atomic<std::uint64_t> nodes_purged{0};      // dead nodes this node purged
   std::atomic<std::uint64_t> self_purges{0};       // times this node found itself purged
   std::atomic<bool> connected{false};
+  std::atomic<std::int64_t> hint_readers_connected{0};  // I/O threads whose hint subscription is up
 };
 
 class Cluster {

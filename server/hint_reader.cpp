@@ -1,5 +1,9 @@
 #include "server/hint_reader.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -29,6 +33,10 @@ constexpr std::size_t kChannelsPerCommand = 512;  // a (re)subscription of many 
 constexpr auto kConnectTimeout = std::chrono::milliseconds(2000);
 constexpr auto kFirstBackoff = std::chrono::milliseconds(100);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
+// A PING every period keeps the connection from Redis's idle `timeout` (it
+// spares only clients with subscriptions) and finds a dead one: nothing
+// read in a whole period after a PING ends the connection.
+constexpr auto kPingPeriod = std::chrono::seconds(5);
 
 class Reader final : public HintReader, public std::enable_shared_from_this<Reader> {
  public:
@@ -39,7 +47,8 @@ class Reader final : public HintReader, public std::enable_shared_from_this<Read
         hooks_(std::move(hooks)),
         socket_(ioc),
         resolver_(ioc),
-        timer_(ioc) {}
+        timer_(ioc),
+        ping_timer_(ioc) {}
 
   void start() override {
     net::post(ioc_, [self = shared_from_this()] { self->connect(); });
@@ -99,8 +108,9 @@ class Reader final : public HintReader, public std::enable_shared_from_this<Read
       endpoints_.emplace_back(net::local::stream_protocol::endpoint(addr_.unix_path));
       return connect_to(0);
     }
+    using Results = net::ip::tcp::resolver::results_type;
     resolver_.async_resolve(addr_.host, std::to_string(addr_.port),
-                            [self = shared_from_this(), gen = gen_](error_code ec, net::ip::tcp::resolver::results_type r) {
+                            [self = shared_from_this(), gen = gen_](error_code ec, Results r) {
                               if (gen != self->gen_ || self->closed_) return;
                               if (ec || r.empty()) return self->fail(ec ? ec.message() : "no address");
                               for (const auto& e : r) self->endpoints_.emplace_back(e.endpoint());
@@ -123,9 +133,16 @@ class Reader final : public HintReader, public std::enable_shared_from_this<Read
   void on_connected(bool tcp) {
     timer_.cancel();
     state_ = State::kConnected;
-    if (tcp) {
+    connected_at_ = std::chrono::steady_clock::now();
+    if (hooks_.connected) hooks_.connected->fetch_add(1, std::memory_order_relaxed);
+    if (tcp) {  // a vanished Redis host, as hiredis sets it for the other connections
       error_code ignored;
-      socket_.set_option(net::socket_base::keep_alive(true), ignored);  // a vanished Redis host
+      socket_.set_option(net::socket_base::keep_alive(true), ignored);
+      const int fd = socket_.native_handle();
+      const int idle = 15, interval = 5, count = 3;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+      ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+      ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
     }
     if (reconnects_ > 0) log().info("cluster: hint reader {}: connected to redis again", name_);
     // (Channels are not per database: no SELECT.)
@@ -135,11 +152,29 @@ class Reader final : public HintReader, public std::enable_shared_from_this<Read
       users.push_back(u);
       if (users.size() == kChannelsPerCommand) {
         subscribe_command("SUBSCRIBE", users);
+        if (state_ != State::kConnected) return;  // (it failed)
         users.clear();
       }
     }
     if (!users.empty()) subscribe_command("SUBSCRIBE", users);
+    if (state_ != State::kConnected) return;
+    read_since_ping_ = true;
+    ping();
     read();
+  }
+
+  // Every kPingPeriod: a PING, unless nothing came since the last one (the
+  // connection is dead or Redis stopped: reconnect). Replies, ["pong", ""]
+  // subscribed or +PONG not, are ignored by on_reply.
+  void ping() {
+    if (!read_since_ping_) return fail("no answer to PING");
+    read_since_ping_ = false;
+    if (!append_redis_command(pending_, {"PING"})) return fail("out of memory");
+    write();
+    ping_timer_.expires_after(kPingPeriod);
+    ping_timer_.async_wait([self = shared_from_this(), gen = gen_](error_code ec) {
+      if (!ec && gen == self->gen_ && !self->closed_) self->ping();
+    });
   }
 
   void write() {
@@ -160,6 +195,7 @@ class Reader final : public HintReader, public std::enable_shared_from_this<Read
     socket_.async_read_some(net::buffer(buf_), [self = shared_from_this(), gen = gen_](error_code ec, std::size_t n) {
       if (gen != self->gen_ || self->closed_) return;
       if (ec) return self->fail(ec == net::error::eof ? "connection closed" : ec.message());
+      self->read_since_ping_ = true;
       if (!self->parser_.feed(self->buf_.data(), n)) return self->fail("out of memory");
       for (;;) {
         auto r = self->parser_.next();
@@ -168,7 +204,6 @@ class Reader final : public HintReader, public std::enable_shared_from_this<Read
         self->on_reply(**r);
         if (gen != self->gen_ || self->closed_) return;  // (a hook closed it)
       }
-      self->backoff_ = kFirstBackoff;  // a working connection
       self->read();
     });
   }
@@ -191,6 +226,11 @@ class Reader final : public HintReader, public std::enable_shared_from_this<Read
   void fail(const std::string& why) {
     if (closed_) return;
     if (state_ == State::kConnected && hooks_.errors) hooks_.errors->fetch_add(1, std::memory_order_relaxed);
+    // The backoff starts again only after a connection that lasted: one
+    // that Redis keeps closing (an output buffer limit) is retried ever
+    // more slowly, not every 100 ms with every user subscribed and poked.
+    if (state_ == State::kConnected && std::chrono::steady_clock::now() - connected_at_ >= kMaxBackoff)
+      backoff_ = kFirstBackoff;
     if (state_ == State::kConnected || reconnects_ == 0)
       log().warn("cluster: hint reader {}: {}; reconnecting (hints for its sessions wait until then)", name_, why);
     drop();
@@ -203,11 +243,13 @@ class Reader final : public HintReader, public std::enable_shared_from_this<Read
   }
 
   void drop() {
+    if (state_ == State::kConnected && hooks_.connected) hooks_.connected->fetch_sub(1, std::memory_order_relaxed);
     ++gen_;  // every handler of the old connection returns
     error_code ignored;
     resolver_.cancel();
     socket_.close(ignored);
     timer_.cancel();
+    ping_timer_.cancel();
     parser_.reset();
     pending_.clear();
     out_.clear();
@@ -222,6 +264,9 @@ class Reader final : public HintReader, public std::enable_shared_from_this<Read
   net::generic::stream_protocol::socket socket_;
   net::ip::tcp::resolver resolver_;
   net::steady_timer timer_;
+  net::steady_timer ping_timer_;
+  std::chrono::steady_clock::time_point connected_at_;
+  bool read_since_ping_ = true;
   std::vector<net::generic::stream_protocol::endpoint> endpoints_;
   State state_ = State::kIdle;
   bool closed_ = false;

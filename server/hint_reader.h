@@ -43,6 +43,7 @@ class HintReader {
     // The subscription to oms:u:<user> took effect (on the context's thread).
     std::function<void(const std::string& user)> subscribed;
     std::atomic<std::uint64_t>* errors = nullptr;  // lost connections (ClusterCounters::redis_errors)
+    std::atomic<std::int64_t>* connected = nullptr;  // +1 while connected (ClusterCounters::hint_readers_connected)
   };
   // `name` for the log (the node and the context's number).
   static std::shared_ptr<HintReader> create(boost::asio::io_context& ioc, RedisAddress addr, std::string name,

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <sys/time.h>
+#include <sys/un.h>
 
 #include <fmt/format.h>
 #include <hiredis.h>
@@ -54,6 +55,7 @@ Result<RedisAddress> parse_redis_url(std::string_view url) {
       rest = rest.substr(0, q);
     }
     if (rest.empty() || rest.front() != '/') return bad("expected unix:///path/to/redis.sock");
+    if (rest.size() >= sizeof(sockaddr_un::sun_path)) return bad("the socket path is too long");
     a.unix_path = std::string(rest);
     return a;
   }

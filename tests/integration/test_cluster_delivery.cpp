@@ -30,7 +30,7 @@ struct PgTwoNodesTwoThreads : ClusterNodes {
 
 // Bob signed in on node 2 and caught up (his hint subscription is up),
 // alice on node 1.
-std::pair<std::unique_ptr<WsClient>, std::unique_ptr<WsClient>> cross_node_pair(PgTwoNodes& c) {
+std::pair<std::unique_ptr<WsClient>, std::unique_ptr<WsClient>> cross_node_pair(ClusterNodes& c) {
   auto bob = sign_in(c[1], kBob);
   wait_for_presence(c[0], kBob, "available", 10s);
   auto alice = sign_in(c[0], kAlice);
@@ -136,14 +136,19 @@ TEST_CASE("cluster delivery: two sessions of a user on a node's two I/O threads 
 }
 
 TEST_CASE("cluster delivery: after Redis restarts, a message sent while it was down arrives with no further send") {
-  // The recipient node's hint subscriptions reconnect and subscribe again;
-  // each new subscription has its sessions read their mailbox.
-  PgTwoNodes c;
+  // The recipient node's hint subscriptions (one per I/O thread) reconnect
+  // and subscribe again; each new subscription has its sessions read their
+  // mailbox.
+  PgTwoNodesTwoThreads c;
+  const std::string readers = "oms_cluster_hint_readers_connected";
+  CHECK(wait_until([&] { return metric(c[1], readers) == 2; }, 10s, 20ms));
   auto [alice, bob] = cross_node_pair(c);
   c.redis.kill();
+  CHECK(wait_until([&] { return metric(c[1], readers) == 0; }, 10s, 20ms));
   const Json during = alice->send(kBob, "while redis is down");
   OMS_CHECK_TYPE(during, "sent");
   c.redis.restart();
+  CHECK(wait_until([&] { return metric(c[1], readers) == 2; }, 20s, 20ms));
   const Json m = bob->take("message", 20s);
   CHECK(str_of(m, "id") == str_of(during, "id"));
   bob->ack({str_of(m, "id")});
