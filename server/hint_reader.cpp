@@ -10,7 +10,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include <boost/asio/connect.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>

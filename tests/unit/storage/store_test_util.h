@@ -164,11 +164,18 @@ inline AppendRequest message(std::string to, std::string from, std::string body,
   return r;
 }
 
-inline Result<AppendResult> append_wait(MailboxStore& s, AppendRequest req) {
-  std::promise<Result<AppendResult>> p;
+// Starts a store call with a callback that fulfils a promise, and waits for
+// the result (kCallbackTimeout): what every *_wait helper below does.
+template <class T, class Start>
+Result<T> call_wait(Start&& start) {
+  std::promise<Result<T>> p;
   auto f = p.get_future();
-  s.append(std::move(req), [&p](Result<AppendResult> r) { p.set_value(std::move(r)); });
+  start([&p](Result<T> r) { p.set_value(std::move(r)); });
   return wait_result(f);
+}
+
+inline Result<AppendResult> append_wait(MailboxStore& s, AppendRequest req) {
+  return call_wait<AppendResult>([&](auto done) { s.append(std::move(req), std::move(done)); });
 }
 
 // Appends and REQUIREs success; returns the seq.
@@ -179,87 +186,58 @@ inline std::uint64_t append_ok(MailboxStore& s, AppendRequest req) {
   return r->seq;
 }
 
-inline Result<std::uint64_t> ack_wait(MailboxStore& s, std::string mailbox,
+// An ack by one device (contract 4.1).
+inline Result<std::uint64_t> ack_wait(MailboxStore& s, std::string mailbox, std::string device,
                                       std::vector<std::uint64_t> seqs) {
-  std::promise<Result<std::uint64_t>> p;
-  auto f = p.get_future();
-  s.ack(std::move(mailbox), "", std::move(seqs),
-        [&p](Result<std::uint64_t> r) { p.set_value(std::move(r)); });
-  return wait_result(f);
+  return call_wait<std::uint64_t>(
+      [&](auto done) { s.ack(std::move(mailbox), std::move(device), std::move(seqs), std::move(done)); });
+}
+
+inline Result<std::uint64_t> ack_wait(MailboxStore& s, std::string mailbox, std::vector<std::uint64_t> seqs) {
+  return ack_wait(s, std::move(mailbox), "", std::move(seqs));
 }
 
 // An ack nobody is promised (MailboxStore::ack_unsynced).
 inline Result<std::uint64_t> ack_unsynced_wait(MailboxStore& s, std::string mailbox,
                                                std::vector<std::uint64_t> seqs) {
-  std::promise<Result<std::uint64_t>> p;
-  auto f = p.get_future();
-  s.ack_unsynced(std::move(mailbox), "", std::move(seqs),
-                 [&p](Result<std::uint64_t> r) { p.set_value(std::move(r)); });
-  return wait_result(f);
-}
-
-// An ack by one device (contract 4.1).
-inline Result<std::uint64_t> ack_wait(MailboxStore& s, std::string mailbox, std::string device,
-                                      std::vector<std::uint64_t> seqs) {
-  std::promise<Result<std::uint64_t>> p;
-  auto f = p.get_future();
-  s.ack(std::move(mailbox), std::move(device), std::move(seqs),
-        [&p](Result<std::uint64_t> r) { p.set_value(std::move(r)); });
-  return wait_result(f);
+  return call_wait<std::uint64_t>(
+      [&](auto done) { s.ack_unsynced(std::move(mailbox), "", std::move(seqs), std::move(done)); });
 }
 
 // A session of `device` signs in; yields whether the device was new.
 inline Result<bool> sign_in_wait(MailboxStore& s, std::string user, std::string device, bool capable = true) {
-  std::promise<Result<bool>> p;
-  auto f = p.get_future();
-  s.device_signed_in(std::move(user), std::move(device), capable,
-                     [&p](Result<bool> r) { p.set_value(std::move(r)); });
-  return wait_result(f);
+  return call_wait<bool>(
+      [&](auto done) { s.device_signed_in(std::move(user), std::move(device), capable, std::move(done)); });
 }
 
 inline void sign_out_wait(MailboxStore& s, std::string user, std::string device) {
-  std::promise<Result<std::uint64_t>> p;
-  auto f = p.get_future();
-  s.device_signed_out(std::move(user), std::move(device),
-                      [&p](Result<std::uint64_t> r) { p.set_value(std::move(r)); });
-  REQUIRE(wait_result(f).is_ok());
+  REQUIRE(call_wait<std::uint64_t>([&](auto done) {
+            s.device_signed_out(std::move(user), std::move(device), std::move(done));
+          }).is_ok());
 }
 
 inline Result<std::uint64_t> forget_wait(MailboxStore& s, std::string user, std::string device) {
-  std::promise<Result<std::uint64_t>> p;
-  auto f = p.get_future();
-  s.forget_device(std::move(user), std::move(device), [&p](Result<std::uint64_t> r) { p.set_value(std::move(r)); });
-  return wait_result(f);
+  return call_wait<std::uint64_t>(
+      [&](auto done) { s.forget_device(std::move(user), std::move(device), std::move(done)); });
 }
 
 inline Result<std::uint64_t> reconcile_wait(MailboxStore& s) {
-  std::promise<Result<std::uint64_t>> p;
-  auto f = p.get_future();
-  s.reconcile_devices([&p](Result<std::uint64_t> r) { p.set_value(std::move(r)); });
-  return wait_result(f);
+  return call_wait<std::uint64_t>([&](auto done) { s.reconcile_devices(std::move(done)); });
 }
 
 inline Result<std::uint64_t> purge_wait(MailboxStore& s, std::string mailbox) {
-  std::promise<Result<std::uint64_t>> p;
-  auto f = p.get_future();
-  s.purge(std::move(mailbox), [&p](Result<std::uint64_t> r) { p.set_value(std::move(r)); });
-  return wait_result(f);
+  return call_wait<std::uint64_t>([&](auto done) { s.purge(std::move(mailbox), std::move(done)); });
 }
 
 inline Result<std::uint64_t> want_receipt_wait(MailboxStore& s, std::string mailbox, std::uint64_t seq,
                                               std::string from, std::string client_msg_id = {}) {
-  std::promise<Result<std::uint64_t>> p;
-  auto f = p.get_future();
-  s.want_receipt(std::move(mailbox), seq, std::move(from), std::move(client_msg_id),
-                 [&p](Result<std::uint64_t> r) { p.set_value(std::move(r)); });
-  return wait_result(f);
+  return call_wait<std::uint64_t>([&](auto done) {
+    s.want_receipt(std::move(mailbox), seq, std::move(from), std::move(client_msg_id), std::move(done));
+  });
 }
 
 inline Result<std::uint64_t> sweep_wait(MailboxStore& s) {
-  std::promise<Result<std::uint64_t>> p;
-  auto f = p.get_future();
-  s.sweep_expired([&p](Result<std::uint64_t> r) { p.set_value(std::move(r)); });
-  return wait_result(f);
+  return call_wait<std::uint64_t>([&](auto done) { s.sweep_expired(std::move(done)); });
 }
 
 // Counts callbacks and lets a test wait for N of them.
